@@ -1,0 +1,99 @@
+"""Parameter initialisation. Draws happen on the host from one seeded generator, in parameter
+order, then move to the model's backend, so a seed means the same numbers on NumPy and CuPy."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..errors import OptionError
+
+SCHEMES = ("pytorch", "orthogonal", "gaussian")
+
+
+def _orthogonal(rng, rows, cols):
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))          # Haar-uniform, not biased by QR's sign convention
+    return q if rows >= cols else q.T
+
+
+def _gate_blocks(model, name):
+    """Row slices of a stacked (G*H, ...) tensor, keyed by gate letter."""
+    H = model.hidden_size
+    return {g: slice(j * H, (j + 1) * H) for j, g in enumerate(model.gates)}
+
+
+def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=None,
+                forget_bias=None, chrono=None, scale=1.0):
+    """Initial parameters for ``model``.
+
+    scheme: "pytorch" — every tensor U(-1/sqrt(H), 1/sqrt(H)) (torch.nn's default);
+            "orthogonal" — each gate block of W_hh orthogonal, biases zero, the rest as pytorch;
+            "gaussian" — W_hh ~ N(0, gain^2 / H_out), W_ih ~ N(0, 1 / fan_in), biases zero
+            (the random-network ensemble of the edge-of-chaos literature).
+    spectral_radius: rescale each gate block of W_hh to this spectral radius (largest singular
+            value when the block is not square, i.e. with a projection).
+    forget_bias: LSTM forget-gate bias (GRU: update gate z), put in bias_ih; bias_hh's block is 0.
+    chrono: T_max for chrono initialisation (Tallec & Ollivier 2018): b_f ~ log U[1, T_max - 1],
+            b_i = -b_f for LSTM; b_z ~ log U[1, T_max - 1] for GRU.
+    scale: multiply every weight matrix (not biases), e.g. 4 to saturate the gates.
+    """
+    if scheme not in SCHEMES:
+        raise OptionError(f"unknown init scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
+    keep_gate = {"lstm": "f", "gru": "z"}.get(model.kind)
+    for opt, val in (("forget_bias", forget_bias), ("chrono", chrono)):
+        if val is not None and keep_gate is None:
+            raise OptionError(f"{opt} applies to LSTM and GRU, not to {model.kind.upper()}.")
+        if val is not None and keep_gate not in model.gates:
+            raise OptionError(f"{opt} needs a forget gate, which LSTM variant {model.variant!r} lacks.")
+    if chrono is not None and not (np.isscalar(chrono) and chrono > 2):
+        raise OptionError(f"chrono is T_max, a number of time steps > 2, got {chrono!r}.")
+    if spectral_radius is not None and not (np.isscalar(spectral_radius) and spectral_radius >= 0):
+        raise OptionError(f"spectral_radius must be a non-negative number, got {spectral_radius!r}.")
+
+    rng = backend.rng(seed)
+    H = model.hidden_size
+    k = 1.0 / np.sqrt(H)
+    blocks = _gate_blocks(model, None)
+    params = {}
+    for name, shape in model.param_shapes().items():
+        base = name.split("_l")[0]
+        if scheme == "pytorch" or (scheme == "orthogonal" and base not in ("weight_hh", "bias_ih", "bias_hh")):
+            a = rng.uniform(-k, k, size=shape)
+        elif base.startswith("bias"):
+            a = np.zeros(shape)
+        elif scheme == "orthogonal":              # weight_hh
+            a = np.concatenate([_orthogonal(rng, H, shape[1]) for _ in model.gates], axis=0)
+        elif base == "weight_hh":                 # gaussian
+            a = rng.standard_normal(shape) * (gain / np.sqrt(shape[1]))
+        else:
+            a = rng.standard_normal(shape) / np.sqrt(shape[-1])
+        if base == "weight_hh" and spectral_radius is not None:
+            for s in blocks.values():
+                blk = a[s]
+                if blk.shape[0] == blk.shape[1]:
+                    r = np.max(np.abs(np.linalg.eigvals(blk)))
+                else:
+                    r = np.linalg.norm(blk, 2)
+                a[s] = blk * (spectral_radius / r) if r > 0 else blk
+        if base.startswith("weight"):
+            a = a * scale
+        params[name] = a
+    for name in params:
+        base = name.split("_l")[0]
+        if base not in ("bias_ih", "bias_hh") or keep_gate is None or keep_gate not in blocks:
+            continue
+        kg = blocks[keep_gate]
+        if forget_bias is not None:
+            params[name][kg] = forget_bias if base == "bias_ih" else 0.0
+        if chrono is not None:
+            if base == "bias_ih":
+                b = np.log(rng.uniform(1.0, chrono - 1.0, size=H))
+                params[name][kg] = b
+                if model.kind == "lstm" and "i" in blocks:
+                    params[name][blocks["i"]] = -b
+            else:
+                params[name][kg] = 0.0
+                if model.kind == "lstm" and "i" in blocks:
+                    params[name][blocks["i"]] = 0.0
+    return {n: backend.asarray(a, model.xp, dtype=model.dtype) for n, a in params.items()}

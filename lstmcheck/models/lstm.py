@@ -1,0 +1,345 @@
+"""LSTM: one cell implementation; every variant is a flag on it.
+
+Forward, per time step (u_t = W_ih x_t + b_ih + b_hh comes precomputed for all t):
+
+    z   = u_t + W_hh h_{t-1}   [+ W_gr a_{t-1}  (fgr: gate recurrence on the i,f,o activations)]
+    z_i += p_i * c_{t-1};  z_f += p_f * c_{t-1}                         (peephole)
+    i = sigma(z_i)     (1 without an input gate)
+    f = sigma(z_f)     (1 - i when coupled, 1 without a forget gate)
+    g = act_g(z_g)     (tanh; identity for niaf)
+    c = f * c_{t-1} + i * g                    (clipped to +-cell_clip when set)
+    z_o += p_o * c                                                      (peephole)
+    o = sigma(z_o)     (1 without an output gate)
+    m = o * act_h(c)   (tanh; identity for noaf / no_output_tanh)
+    h = W_hr m  with a projection, else m
+
+``clip`` bounds every gate pre-activation to [-clip, clip] (ONNX). Gate blocks are stacked in
+PyTorch's order i, f, g, o, leaving out the gates a variant does not have.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import activations as A
+from .base import RecurrentModel
+from ..errors import OptionError
+
+VARIANTS = {
+    # name: flag overrides (Greff et al. 2015 ablations are taken relative to "vanilla")
+    "vanilla": {},
+    "peephole": {"peephole": True},
+    "cifg": {"coupled": True},
+    "no_output_tanh": {"act_h": "identity"},
+    "nig": {"input_gate": False},
+    "nfg": {"forget_gate": False},
+    "nog": {"output_gate": False},
+    "niaf": {"act_g": "identity"},
+    "noaf": {"act_h": "identity"},
+    "fgr": {"gate_recurrence": True},
+}
+
+
+@dataclass(frozen=True)
+class LSTMFlags:
+    input_gate: bool = True
+    forget_gate: bool = True
+    output_gate: bool = True
+    coupled: bool = False          # f = 1 - i (CIFG, ONNX input_forget)
+    peephole: bool = False
+    gate_recurrence: bool = False  # FGR
+    act_f: str = "sigmoid"         # gate activation (ONNX 'f')
+    act_g: str = "tanh"            # cell input activation (ONNX 'g')
+    act_h: str = "tanh"            # output activation (ONNX 'h')
+    clip: float | None = None
+    cell_clip: float | None = None
+
+
+def parse_variant(variant: str, **overrides) -> LSTMFlags:
+    """'vanilla', 'peephole', ... or several joined with '+', e.g. 'peephole+cifg'."""
+    if not isinstance(variant, str) or not variant:
+        raise OptionError(f"variant must be a string such as 'vanilla', got {variant!r}.")
+    flags = {}
+    for part in variant.lower().split("+"):
+        part = part.strip()
+        if part not in VARIANTS:
+            raise OptionError(f"unknown LSTM variant {part!r}; choose from {', '.join(VARIANTS)} "
+                              f"(combine with '+', e.g. 'peephole+cifg').")
+        flags.update(VARIANTS[part])
+    flags.update({k: v for k, v in overrides.items() if v is not None})
+    f = LSTMFlags(**flags)
+    if f.coupled and not f.forget_gate:
+        raise OptionError("variant 'cifg' couples the forget gate to the input gate, so it cannot be "
+                          "combined with 'nfg'.")
+    if f.coupled and not f.input_gate:
+        raise OptionError("variant 'cifg' needs the input gate, so it cannot be combined with 'nig'.")
+    for name in ("clip", "cell_clip"):
+        v = getattr(f, name)
+        if v is not None and not v > 0:
+            raise OptionError(f"{name} must be a positive number, got {v!r}.")
+    return f
+
+
+class LSTMCell:
+    has_cell_state = True
+    fold_bias_hh = True
+
+    def __init__(self, flags: LSTMFlags, proj: bool):
+        self.flags = flags
+        self.proj = proj
+        self.f_act, self.g_act, self.h_act = A.get(flags.act_f), A.get(flags.act_g), A.get(flags.act_h)
+        gates = ("i" if flags.input_gate else "") + ("f" if flags.forget_gate and not flags.coupled else "")
+        self.gates = tuple(gates + "g" + ("o" if flags.output_gate else ""))
+        # gates with a sigmoid-like activation that peepholes/gate recurrence touch, in i,f,o order
+        self.peep_gates = tuple(g for g in self.gates if g in "ifo")
+
+    # ---- structure
+    def extra_params(self, H, Ho):
+        extra = {}
+        if self.flags.peephole and self.peep_gates:
+            extra["weight_peep"] = (len(self.peep_gates), H)
+        if self.flags.gate_recurrence and self.peep_gates:
+            n = len(self.peep_gates) * H
+            extra["weight_gr"] = (n, n)
+        if self.proj:
+            extra["weight_hr"] = (Ho, H)
+        return extra
+
+    def config(self):
+        f = self.flags
+        cfg = {"variant": variant_name(f)}
+        for k in ("act_f", "act_g", "act_h", "clip", "cell_clip"):
+            default = LSTMFlags.__dataclass_fields__[k].default
+            if getattr(f, k) != default and not (k == "act_h" and "no_output_tanh" in cfg["variant"]) \
+                    and not (k == "act_g" and "niaf" in cfg["variant"]):
+                cfg[k] = getattr(f, k)
+        return cfg
+
+    def describe(self):
+        c = self.config()
+        return "".join(f", {k}={v!r}" for k, v in c.items() if not (k == "variant" and v == "vanilla"))
+
+    def locate(self, base, idx, H):
+        if base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            return {"gate": self.gates[idx[0] // H], "row": int(idx[0] % H),
+                    **({"column": int(idx[1])} if len(idx) > 1 else {})}
+        if base == "weight_peep":
+            return {"gate": self.peep_gates[idx[0]], "row": int(idx[1])}
+        if base == "weight_gr":
+            return {"gate": self.peep_gates[idx[0] // H], "row": int(idx[0] % H),
+                    "from_gate": self.peep_gates[idx[1] // H], "column": int(idx[1] % H)}
+        return {"row": int(idx[0]), **({"column": int(idx[1])} if len(idx) > 1 else {})}
+
+    def _slices(self, H):
+        return {g: slice(j * H, (j + 1) * H) for j, g in enumerate(self.gates)}
+
+    def _clip(self, xp, z, mask_out):
+        """Bound a pre-activation in place, remembering where it was not clipped."""
+        c = self.flags.clip
+        mask_out[...] = abs(z.real) < c
+        xp.clip(z.real, -c, c, out=z.real) if z.dtype.kind == "c" else xp.clip(z, -c, c, out=z)
+        if z.dtype.kind == "c":
+            z.imag *= mask_out
+
+    # ---- forward
+    def forward(self, xp, p, u, state0):
+        fl = self.flags
+        T, B, GH = u.shape
+        h0, c0 = state0
+        H = c0.shape[-1]
+        sl = self._slices(H)
+        dt = u.dtype
+        act = u                                      # z, then gate activations, in place
+        c = xp.empty((T + 1, B, H), dt)
+        c[0] = c0
+        hs = xp.empty((T + 1,) + h0.shape, dt)       # h_{t-1} for every step, h0 first
+        hs[0] = h0
+        ah = xp.empty((T, B, H), dt) if fl.act_h != "identity" else None
+        m = xp.empty((T, B, H), dt) if self.proj else None
+        zmask = xp.empty((T, B, GH), bool) if fl.clip is not None else None
+        cmask = xp.empty((T, B, H), bool) if fl.cell_clip is not None else None
+        W_hh_T = p["weight_hh"].T
+        W_hr_T = p["weight_hr"].T if self.proj else None
+        peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
+        gr = fl.gate_recurrence
+        pg = [sl[g] for g in self.peep_gates]
+        for t in range(T):
+            z = act[t]
+            c_prev = c[t]
+            z += hs[t] @ W_hh_T
+            if gr and t > 0:
+                a_prev = xp.concatenate([act[t - 1][:, s] for s in pg], axis=1)
+                r = a_prev @ p["weight_gr"].T
+                for j, s in enumerate(pg):
+                    z[:, s] += r[:, j * H:(j + 1) * H]
+            if "i" in peep:
+                z[:, sl["i"]] += peep["i"] * c_prev
+            if "f" in peep:
+                z[:, sl["f"]] += peep["f"] * c_prev
+            for g in self.gates:
+                if g == "o":
+                    continue  # o may see c_t through its peephole: computed below
+                if zmask is not None:
+                    self._clip(xp, z[:, sl[g]], zmask[t][:, sl[g]])
+                a = self.g_act if g == "g" else self.f_act
+                z[:, sl[g]] = a(xp, z[:, sl[g]], out=z[:, sl[g]])
+            i = z[:, sl["i"]] if fl.input_gate else 1.0
+            g = z[:, sl["g"]]
+            if fl.coupled:
+                f = 1.0 - i
+            else:
+                f = z[:, sl["f"]] if fl.forget_gate else 1.0
+            c_t = c[t + 1]
+            xp.multiply(f, c_prev, out=c_t)
+            c_t += i * g
+            if cmask is not None:
+                cmask[t] = abs(c_t.real) < fl.cell_clip
+                c_t[...] = xp.where(cmask[t], c_t, xp.clip(c_t.real, -fl.cell_clip, fl.cell_clip))
+            if fl.output_gate:
+                zo = z[:, sl["o"]]
+                if "o" in peep:
+                    zo += peep["o"] * c_t
+                if zmask is not None:
+                    self._clip(xp, zo, zmask[t][:, sl["o"]])
+                o = zo[...] = self.f_act(xp, zo, out=zo)
+            else:
+                o = 1.0
+            if ah is not None:
+                a_h = ah[t]
+                a_h[...] = self.h_act(xp, c_t, out=a_h)
+            else:
+                a_h = c_t
+            if self.proj:
+                xp.multiply(o, a_h, out=m[t])
+                hs[t + 1] = m[t] @ W_hr_T
+            else:
+                xp.multiply(o, a_h, out=hs[t + 1])
+        y = hs[1:]
+        tape = dict(act=act, c=c, hs=hs, ah=ah, m=m, zmask=zmask, cmask=cmask)
+        return y, (hs[T], c[T]), tape
+
+    # ---- backward
+    def backward(self, xp, p, tape, dy, dfinal, *, truncate=None, trace=False):
+        fl = self.flags
+        act, c, hs, ah, m = tape["act"], tape["c"], tape["hs"], tape["ah"], tape["m"]
+        zmask, cmask = tape["zmask"], tape["cmask"]
+        T, B, GH = act.shape
+        H = c.shape[-1]
+        sl = self._slices(H)
+        dt = act.dtype
+        dz_all = xp.empty((T, B, GH), dt)
+        dH = xp.empty(hs[1:].shape, dt) if (trace or self.proj) else None
+        dC = xp.empty((T, B, H), dt) if trace else None
+        dh_next, dc_next = dfinal[0].copy(), dfinal[1].copy()
+        W_hh = p["weight_hh"]
+        peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
+        pg = [sl[g] for g in self.peep_gates]
+        gr = fl.gate_recurrence
+        da_next = None                                # dL/d(i,f,o activations at t) via FGR
+        for t in reversed(range(T)):
+            a, dz = act[t], dz_all[t]
+            c_prev, c_t = c[t], c[t + 1]
+            dh = dy[t] + dh_next
+            if dH is not None:
+                dH[t] = dh
+            dm = dh @ p["weight_hr"] if self.proj else dh
+            a_h = ah[t] if ah is not None else c_t
+            i = a[:, sl["i"]] if fl.input_gate else 1.0
+            g = a[:, sl["g"]]
+            f = (1.0 - i) if fl.coupled else (a[:, sl["f"]] if fl.forget_gate else 1.0)
+            o = a[:, sl["o"]] if fl.output_gate else 1.0
+            da = {}                                   # dL/d(gate activation)
+            if fl.output_gate:
+                da["o"] = dm * a_h
+            dc = dc_next + dm * o * self.h_act.grad(xp, a_h)
+            if gr and da_next is not None:
+                for j, gname in enumerate(self.peep_gates):
+                    da[gname] = da.get(gname, 0.0) + da_next[:, j * H:(j + 1) * H]
+            if fl.output_gate:
+                dz[:, sl["o"]] = da["o"] * self.f_act.grad(xp, o)
+                if zmask is not None:
+                    dz[:, sl["o"]] *= zmask[t][:, sl["o"]]
+                if "o" in peep:
+                    dc += dz[:, sl["o"]] * peep["o"]
+            if cmask is not None:
+                dc *= cmask[t]
+            if dC is not None:
+                dC[t] = dc
+            if fl.input_gate:
+                da["i"] = da.get("i", 0.0) + dc * g
+            if fl.coupled:
+                da["i"] = da["i"] - dc * c_prev       # f = 1 - i
+            elif fl.forget_gate:
+                da["f"] = da.get("f", 0.0) + dc * c_prev
+            dz[:, sl["g"]] = dc * i * self.g_act.grad(xp, g)
+            for gname in self.peep_gates:
+                if gname != "o":
+                    dz[:, sl[gname]] = da[gname] * self.f_act.grad(xp, a[:, sl[gname]])
+            if zmask is not None:
+                for gname in self.gates:
+                    if gname != "o":
+                        dz[:, sl[gname]] *= zmask[t][:, sl[gname]]
+            dc_prev = dc * f
+            if "i" in peep:
+                dc_prev += dz[:, sl["i"]] * peep["i"]
+            if "f" in peep:
+                dc_prev += dz[:, sl["f"]] * peep["f"]
+            dh_next = dz @ W_hh
+            dc_next = dc_prev
+            if gr:
+                dz_pg = xp.concatenate([dz[:, s] for s in pg], axis=1)
+                da_next = dz_pg @ p["weight_gr"] if t > 0 else None
+            if truncate and t % truncate == 0 and t > 0:
+                dh_next = xp.zeros_like(dh_next)
+                dc_next = xp.zeros_like(dc_next)
+                da_next = None
+        # weight gradients: one GEMM each over all time steps
+        TB = T * B
+        dz2 = dz_all.reshape(TB, GH)
+        grads = {"weight_hh": dz2.T @ hs[:T].reshape(TB, -1)}
+        if fl.peephole:
+            rows = []
+            for gname in self.peep_gates:
+                cc = c[1:] if gname == "o" else c[:T]
+                rows.append((dz_all[:, :, sl[gname]] * cc).sum(axis=(0, 1)))
+            grads["weight_peep"] = xp.stack(rows)
+        if gr:
+            dpg = xp.concatenate([dz_all[1:, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
+            apg = xp.concatenate([act[:-1, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
+            grads["weight_gr"] = dpg.T @ apg
+        if self.proj:
+            grads["weight_hr"] = dH.reshape(TB, -1).T @ m.reshape(TB, H)
+        steps = (dH, dC)
+        return dz_all, (dh_next, dc_next), grads, steps
+
+
+def variant_name(f: LSTMFlags) -> str:
+    """The canonical '+'-joined variant string for a set of flags."""
+    parts = []
+    for name, over in VARIANTS.items():
+        if over and name != "noaf" and all(getattr(f, k) == v for k, v in over.items()):
+            parts.append(name)
+    return "+".join(parts) or "vanilla"
+
+
+class LSTM(RecurrentModel):
+    """Long short-term memory, PyTorch semantics by default (see module docstring for variants)."""
+
+    kind = "lstm"
+
+    def __init__(self, input_size, hidden_size, *, num_layers=1, bidirectional=False, proj_size=0,
+                 variant="vanilla", backend="numpy", dtype="float64", batch_first=False,
+                 clip=None, cell_clip=None, activations=None):
+        super().__init__(input_size, hidden_size, num_layers=num_layers,
+                         bidirectional=bidirectional, backend=backend, dtype=dtype,
+                         batch_first=batch_first, proj_size=proj_size)
+        acts = {}
+        if activations is not None:
+            if isinstance(activations, str) or len(activations) != 3:
+                raise OptionError("activations must be three names (gate f, cell input g, output h), "
+                                  "e.g. ('sigmoid', 'tanh', 'tanh').")
+            for k, a in zip(("act_f", "act_g", "act_h"), activations):
+                acts[k] = A.get(a).name if A.get(a).alpha is None else a
+                A.get(a)  # validate
+        self.flags = parse_variant(variant, clip=clip, cell_clip=cell_clip, **acts)
+        self.variant = variant_name(self.flags)
+        self.cell = LSTMCell(self.flags, proj=bool(self.proj_size))
