@@ -1,0 +1,1 @@
+"""Benchmark sections; scripts/bench.py runs them and prints one table."""
