@@ -1,0 +1,364 @@
+"""Sweeps: a gradient-flow study at every point of a grid, one tidy record per point.
+
+    records = lc.sweep({"cell": ["lstm", "gru"], "seq_len": [50, 200], "seed": [0, 1]},
+                       measure="gradient_flow", workers=2, out="runs/a")
+
+A grid is a dict ``key -> list of values`` (its Cartesian product) or a list of such dicts (the
+union of their products). Keys not given take :data:`DEFAULTS`. At each point a
+:class:`Study` is set up (model, parameters, input, loss gradient, all drawn from the point's
+seed) and handed to the measure, which returns a dict of numbers; the record is the point plus
+those numbers (plus ``error``, the message of a user error that made the point impossible, e.g.
+a forget bias on an RNN).
+
+With ``out`` every record is appended to ``out/results.jsonl`` as soon as it is known, keyed by
+the point and the measure, so a sweep that is interrupted (Ctrl-C, a killed job, a lost cluster)
+resumes where it stopped: finished points are read back, never recomputed.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+import types
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend
+from .errors import FileFormatError, LstmcheckError, OptionError
+from .sweep_exec import make_executor
+
+DEFAULTS = {
+    "cell": "lstm", "variant": "vanilla", "input_size": 4, "hidden_size": 32, "num_layers": 1,
+    "seq_len": 50, "batch": 4, "init": "pytorch", "spectral_radius": None, "forget_bias": None,
+    "task": "noise", "dtype": "float64", "backend": "numpy", "seed": 0,
+}
+GRID_KEYS = tuple(DEFAULTS)
+INITS = ("pytorch", "orthogonal", "gaussian", "chrono")   # chrono: pytorch + chrono(T_max=seq_len)
+RESULTS_FILE = "results.jsonl"
+
+
+# ------------------------------------------------------------------------------------ grid
+def expand_grid(grid) -> list[dict]:
+    """Every point of ``grid`` as a full dict over :data:`GRID_KEYS`, in grid order."""
+    parts = [grid] if isinstance(grid, dict) else grid
+    if not isinstance(parts, (list, tuple)) or not all(isinstance(p, dict) for p in parts):
+        raise OptionError(f"a grid is a dict of parameter -> values or a list of such dicts, "
+                          f"got {type(grid).__name__}.")
+    points = []
+    for part in parts:
+        unknown = [k for k in part if k not in DEFAULTS]
+        if unknown:
+            raise OptionError(f"unknown grid parameter {unknown[0]!r}; the grid keys are "
+                              f"{', '.join(GRID_KEYS)}.")
+        axes = {}
+        for k, v in part.items():
+            vals = list(v) if isinstance(v, (list, tuple, range)) else [v]
+            if not vals:
+                raise OptionError(f"grid parameter {k!r} has no values, so the grid is empty.")
+            axes[k] = [_check_value(k, x) for x in vals]
+        for combo in itertools.product(*axes.values()):
+            points.append({**DEFAULTS, **dict(zip(axes, combo))})
+    if not points:
+        raise OptionError("the grid is empty; give at least one parameter with values, e.g. "
+                          "{'seq_len': [10, 100]}.")
+    return points
+
+
+def _check_value(key, v):
+    """One grid value, normalised to a JSON-plain Python type; a bad value is refused up front
+    (combinations that do not fit together are reported per point instead)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if key in ("input_size", "hidden_size", "num_layers", "seq_len", "batch", "seed"):
+        low = 0 if key == "seed" else 1
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise OptionError(f"grid parameter {key!r} takes integers >= {low}, got {v!r}.")
+    elif key in ("spectral_radius", "forget_bias"):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise OptionError(f"grid parameter {key!r} takes finite numbers (or None), got {v!r}.")
+        v = None if v is None else float(v)
+    elif key == "cell":
+        from .models import CELLS
+        if not isinstance(v, str) or v.lower() not in CELLS:
+            raise OptionError(f"unknown cell {v!r}; choose one of {', '.join(CELLS)}.")
+        v = v.lower()
+    elif key == "variant":
+        from .models.lstm import parse_variant
+        parse_variant(v)
+    elif key == "init":
+        if v not in INITS:
+            raise OptionError(f"unknown init {v!r}; choose one of {', '.join(INITS)}.")
+    elif key == "task":
+        if v not in task_names():
+            raise OptionError(f"unknown task {v!r}; choose one of {', '.join(task_names())}.")
+    elif key == "dtype":
+        v = backend.resolve_dtype(v).name
+    elif key == "backend":
+        if v not in backend.BACKENDS:
+            raise OptionError(f"unknown backend {v!r}; choose one of {', '.join(backend.BACKENDS)}.")
+    return v
+
+
+def point_key(point: dict, measure_name: str) -> str:
+    """The identity of a record in the results file: the measure and the full point."""
+    return json.dumps({"measure": measure_name, **point}, sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------ study
+@dataclass
+class Study:
+    """What a measure gets at one grid point. ``dy`` is dL/dy of the task's loss (its shape is
+    y's); ``rng`` is a generator for any further draws, independent of those already made."""
+
+    point: dict
+    model: object
+    params: dict
+    x: object
+    dy: object
+    rng: np.random.Generator
+
+
+def task_names() -> tuple:
+    return ("noise",) + tuple(n for n in ("adding", "copy_memory", "temporal_order") if _task_fn(n))
+
+
+def _task_fn(name):
+    try:
+        from . import tasks
+    except ImportError:
+        return None
+    return getattr(tasks, name, None)
+
+
+def _task_data(point, model, rng):
+    """Input x (T, B, D) and dL/dy for the point's task.
+
+    'noise': x ~ N(0, 1), the loss reads only the last output (a random unit direction per
+    sequence), so dL/dh_t measures how far back a signal at the end reaches."""
+    T, B, D = point["seq_len"], point["batch"], point["input_size"]
+    xp, dtype = model.xp, model.dtype
+    if point["task"] == "noise":
+        x = rng.standard_normal((T, B, D))
+        dy = np.zeros((T, B, model.output_size * model.num_directions))
+        u = rng.standard_normal((B, dy.shape[-1]))
+        dy[-1] = u / np.linalg.norm(u, axis=-1, keepdims=True)
+        return backend.asarray(x, xp, dtype), backend.asarray(dy, xp, dtype)
+    return _task_fn(point["task"])(model, T, B, D, rng)  # pragma: no cover (wired with tasks)
+
+
+def setup_study(point: dict) -> Study:
+    """The model, parameters and data of one grid point, all from its seed."""
+    from .models import build
+    p = point
+    opts = {"num_layers": p["num_layers"], "backend": p["backend"], "dtype": p["dtype"]}
+    if p["cell"] == "lstm":
+        opts["variant"] = p["variant"]
+    elif p["variant"] != "vanilla":
+        raise OptionError(f"variant {p['variant']!r} applies to LSTM only, not to {p['cell'].upper()}.")
+    model = build(p["cell"], p["input_size"], p["hidden_size"], **opts)
+    # Independent streams for the weights, the data and the measure from one seed.
+    init_ss, data_ss, measure_ss = np.random.SeedSequence(p["seed"]).spawn(3)
+    scheme = "pytorch" if p["init"] == "chrono" else p["init"]
+    params = model.init_params(
+        np.random.default_rng(init_ss), scheme=scheme, spectral_radius=p["spectral_radius"],
+        forget_bias=p["forget_bias"], chrono=p["seq_len"] + 2 if p["init"] == "chrono" else None)
+    x, dy = _task_data(p, model, np.random.default_rng(data_ss))
+    return Study(p, model, params, x, dy, np.random.default_rng(measure_ss))
+
+
+# ------------------------------------------------------------------------------------ measures
+def _gradient_flow(study):
+    from .probes import gradient_norms
+    r = gradient_norms(study.model, study.params, study.x, dy=study.dy)
+    return {"decay_rate": r.decay_rate, "horizon": r.horizon}
+
+
+def _lyapunov(study):
+    from .probes import lyapunov_spectrum
+    r = lyapunov_spectrum(study.model, study.params, study.x)
+    return {"lambda_1": float(np.max(r.exponents))}
+
+
+def _gradcheck(study):
+    from .check import gradcheck
+    r = gradcheck(study.model, study.params, study.x, seed=int(study.rng.integers(2**31)))
+    d = r.to_dict()
+    return {"max_rel_error": d.get("max_rel_error"), "passed": bool(r.passed)}
+
+
+MEASURES = {"gradient_flow": _gradient_flow, "lyapunov": _lyapunov, "gradcheck": _gradcheck}
+
+
+def _measure_parts(measure):
+    parts = list(measure) if isinstance(measure, (list, tuple)) else [measure]
+    if not parts:
+        raise OptionError("measure is empty; name one of " + ", ".join(MEASURES) + " or pass a callable.")
+    for m in parts:
+        if isinstance(m, str) and m not in MEASURES:
+            raise OptionError(f"unknown measure {m!r}; choose one of {', '.join(MEASURES)} or pass a callable.")
+        if not isinstance(m, str) and not callable(m):
+            raise OptionError(f"a measure is a name or a callable, got {type(m).__name__}.")
+    return parts
+
+
+def measure_name(measure) -> str:
+    return "+".join(m if isinstance(m, str) else f"{m.__module__}.{m.__qualname__}"
+                    for m in _measure_parts(measure))
+
+
+def _plain(v):
+    """A JSON-plain copy of a measure value (host scalars, lists)."""
+    v = backend.to_host(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(a) for a in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(a) for k, a in v.items()}
+    return v
+
+
+def run_point(job) -> dict:
+    """Worker side: the record of one point. ``job`` is (measure, point). A user error at this
+    point (an impossible combination, a missing GPU) becomes the record's ``error``."""
+    measure, point = job
+    record = dict(point)
+    try:
+        study = setup_study(point)
+        for m in _measure_parts(measure):
+            fn = MEASURES[m] if isinstance(m, str) else m
+            out = fn(study)
+            if not isinstance(out, dict):
+                raise OptionError(f"a measure returns a dict of numbers, got {type(out).__name__}.")
+            clash = set(out) & set(DEFAULTS)
+            if clash:
+                raise OptionError(f"measure field {sorted(clash)[0]!r} clashes with a grid key.")
+            record.update({str(k): _plain(v) for k, v in out.items()})
+        record["error"] = None
+    except LstmcheckError as exc:
+        record["error"] = str(exc)
+    return record
+
+
+# ------------------------------------------------------------------------------------ results file
+class ResultsFile:
+    """Append-only JSON lines: ``{"key": ..., "record": {...}}`` per finished point.
+
+    A line cut short by a kill is ignored on reading (that point simply runs again), and the
+    next append starts on a fresh line."""
+
+    def __init__(self, folder):
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, RESULTS_FILE)
+
+    def load(self) -> dict:
+        done = {}
+        if not os.path.exists(self.path):
+            return done
+        with open(self.path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    done[row["key"]] = row["record"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    if line.endswith("\n"):     # only the last, unfinished line may be broken
+                        raise FileFormatError(f"{self.path} line {n} is not a sweep record; "
+                                              f"use another output folder.") from None
+        return done
+
+    def __enter__(self):
+        self._f = open(self.path, "a+b")
+        self._f.seek(0, os.SEEK_END)
+        if self._f.tell() > 0:
+            self._f.seek(-1, os.SEEK_END)
+            if self._f.read(1) != b"\n":
+                self._f.write(b"\n")
+        return self
+
+    def append(self, key, record):
+        line = json.dumps({"key": key, "record": record}) + "\n"
+        self._f.write(line.encode("utf-8"))   # one write per record: a kill cuts at most this line
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def __exit__(self, *exc):
+        self._f.close()
+        return False
+
+
+# ------------------------------------------------------------------------------------ sweep
+def sweep(grid, measure="gradient_flow", *, executor=None, workers=None, scheduler=None,
+          out=None, resume=True, progress=None, connect_timeout=5.0) -> list[dict]:
+    """Run ``measure`` at every point of ``grid``; one record per point, in grid order.
+
+    measure: a name in :data:`MEASURES`, a callable ``f(study) -> dict`` (module-level, so that
+        worker processes can import it), or a list of these (their fields are merged).
+    executor: 'inprocess' | 'process' | 'dask'; by default Dask when ``scheduler`` is given, a
+        local process pool when ``workers > 1``, else in-process. With executor='dask' and no
+        scheduler a LocalCluster of ``workers`` processes is started and closed.
+    scheduler: address of a running Dask scheduler, 'tcp://HOST:PORT'; unreachable within
+        ``connect_timeout`` seconds -> BackendError.
+    out: folder of the append-only results file; with ``resume`` its finished points are reused.
+    progress: ``f(done, total)`` called as points finish (resumed points count as done).
+    """
+    points = expand_grid(grid)
+    name = measure_name(measure)
+    keys = [point_key(p, name) for p in points]
+    records: dict = {}
+    results = ResultsFile(out) if out is not None else None
+    if results is not None and resume:
+        done = results.load()
+        records = {k: done[k] for k in keys if k in done}
+    todo = [i for i, k in enumerate(keys) if k not in records]
+    # Equal points (e.g. a repeated value) are computed once.
+    first, copies = {}, {}
+    for i in todo:
+        first.setdefault(keys[i], i)
+        copies[keys[i]] = copies.get(keys[i], 0) + 1
+    jobs = list(first.values())
+    total = len(points)
+    finished = total - len(todo)
+    if progress is not None:
+        progress(finished, total)
+    if jobs:
+        ex = make_executor(executor, workers=workers, scheduler=scheduler,
+                           connect_timeout=connect_timeout)
+        with ex, (results if results is not None else _NoFile()) as sink:
+            for j, rec in ex.imap(run_point, [(measure, points[i]) for i in jobs]):
+                rec = json.loads(json.dumps(rec))   # exactly what a resumed run reads back
+                k = keys[jobs[j]]
+                sink.append(k, rec)
+                records[k] = rec
+                finished += copies[k]
+                if progress is not None:
+                    progress(finished, total)
+    return [dict(records[k]) for k in keys]
+
+
+class _NoFile:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def append(self, key, record):
+        pass
+
+
+class _SweepModule(types.ModuleType):
+    """``lc.sweep`` is both this module and the function: importing the submodule makes the
+    package attribute the module, so the module forwards calls to :func:`sweep`."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SweepModule
