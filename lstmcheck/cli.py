@@ -1,0 +1,218 @@
+"""The `lstmcheck` command line: parse, call the Python API, print, set the exit code.
+
+Every command is one small function; the work happens in the library (lstmcheck.check,
+lstmcheck.probes, lstmcheck.audit, lstmcheck.vectors, lstmcheck.study, lstmcheck.report).
+Shared pieces (options, JSON output, progress bars, exit codes) live at the top of this file.
+
+Exit codes: 0 all checks passed; 1 a check failed; 2 usage or input error (one line on stderr,
+``--debug`` adds the traceback); 3 internal error (a bug in lstmcheck); 130 interrupted (Ctrl-C).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .errors import LstmcheckError
+
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+CELLS = ("rnn", "lstm", "gru")
+DTYPES = ("float64", "float32")
+BACKENDS = ("numpy", "cupy", "auto")
+
+EXAMPLES = """\b
+Examples:
+  lstmcheck report                        # default study -> ./lstmcheck-report/index.html
+  lstmcheck report --out study --force    # replace an earlier report in ./study
+  lstmcheck gradcheck --cell lstm --variant peephole --dtype float32
+  lstmcheck probe --cell lstm --seq-len 200 --forget-bias 1 --out flow
+  lstmcheck audit model.pt --cell lstm    # a foreign implementation vs the oracle
+  lstmcheck vectors export vectors/ && lstmcheck vectors verify vectors/
+  lstmcheck info                          # versions, backends, GPU seen or not and why
+
+\b
+Exit codes: 0 pass, 1 a check failed, 2 usage or input error,
+3 internal error, 130 interrupted.
+"""
+
+
+# --------------------------------------------------------------------------- the group and errors
+class LstmcheckGroup(click.Group):
+    """A click group whose ``main`` turns every outcome into one of the documented exit codes."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or bool(os.environ.get("LSTMCHECK_DEBUG"))
+        try:
+            rv = super().main(argv, prog_name or "lstmcheck", complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else EXIT_PASS
+        except (KeyboardInterrupt, click.Abort):
+            code = _fail(EXIT_INTERRUPTED, "interrupted; nothing half-written was left behind.",
+                         debug)
+        except click.ClickException as exc:
+            hint = ""
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            code = _fail(EXIT_INPUT, exc.format_message() + hint, debug)
+        except LstmcheckError as exc:
+            code = _fail(EXIT_INPUT, str(exc), debug)
+        except OSError as exc:  # unreadable input, full disk, permission denied
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            code = _fail(EXIT_INPUT, f"{exc.strerror or exc}{where}.", debug)
+        except Exception as exc:  # a bug: still one line unless --debug
+            code = _fail(EXIT_BUG, f"internal error {type(exc).__name__}: {exc} "
+                         f"(rerun with --debug for the traceback and please report it).", debug)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(code: int, message: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    click.echo("lstmcheck: error: " + " ".join(str(message).split()), err=True)
+    return code
+
+
+# --------------------------------------------------------------------------- shared options
+def _store_flag(ctx, param, value):
+    if value:
+        ctx.meta[f"lstmcheck.{param.name}"] = True
+
+
+def _flag(name: str, help: str):
+    return click.option(f"--{name}", is_flag=True, expose_value=False, callback=_store_flag,
+                        help=help)
+
+
+quiet_option = _flag("quiet", "No progress bars or messages (errors and --json - still print).")
+debug_option = _flag("debug", "Show the traceback of an error.")
+
+
+def common(f):
+    """--quiet and --debug, accepted by the group and by every command."""
+    return quiet_option(debug_option(f))
+
+
+def _flag_set(name: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get(f"lstmcheck.{name}"))
+
+
+json_option = click.option(
+    "--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False, allow_dash=True),
+    help="Also write everything behind the result as JSON to PATH ('-' for stdout).")
+out_option = click.option(
+    "--out", metavar="DIR", type=click.Path(file_okay=False),
+    help="Write a report folder (index.html, figures, results.json, summary.md) to DIR.")
+force_option = click.option("--force", is_flag=True,
+                            help="Replace an existing report folder at --out.")
+backend_option = click.option("--backend", type=click.Choice(BACKENDS), default="numpy",
+                              show_default=True, help="Array backend (cupy needs a GPU).")
+dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float64",
+                            show_default=True, help="Floating-point precision.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True,
+                           help="Seed of every random draw (parameters, inputs, probes).")
+
+
+def positive(ctx, param, value):
+    """Click callback: refuse zero and negative sizes with one clear line."""
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if v is not None and v < 1:
+            raise click.BadParameter(f"must be a positive integer, got {v}.")
+    return value
+
+
+# --------------------------------------------------------------------------- shared output
+def say(text: str = "") -> None:
+    """A message for the human on stdout; silent with --quiet."""
+    if not _flag_set("quiet"):
+        click.echo(text)
+
+
+def emit_json(data, path) -> None:
+    """Write ``data`` (dicts, arrays, objects with to_dict) as JSON to ``path`` or '-' (stdout)."""
+    if not path:
+        return
+    from .report.writer import to_jsonable
+
+    text = json.dumps(to_jsonable(data), indent=1, allow_nan=False) + "\n"
+    if path == "-":
+        click.echo(text, nl=False)
+        return
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:  # written beside and renamed: an interrupted run never leaves a truncated file
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str):
+    """A progress bar on stderr (silent with --quiet); yields ``advance(label)``."""
+    if _flag_set("quiet") or total <= 0:
+        yield lambda item=None: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr,
+                           item_show_func=lambda s: s, show_eta=False) as bar:
+        yield lambda item=None: bar.update(1, item)
+
+
+def exit_code(passed: bool) -> int:
+    return EXIT_PASS if passed else EXIT_FAIL
+
+
+# --------------------------------------------------------------------------- the group
+@click.group(cls=LstmcheckGroup, epilog=EXAMPLES,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="lstmcheck",
+                      message="%(prog)s %(version)s")
+@common
+def cli():
+    """Verify recurrent-network gradients and analyse vanishing/exploding gradient flow.
+
+    An exact NumPy/CuPy oracle of RNN, LSTM and GRU forward and backward, gradient checks,
+    gradient-flow probes, audits of foreign implementations, and plot reports.
+    """
+
+
+main = cli  # the console-script entry point (pyproject: lstmcheck.cli:main)
+
+
+# --------------------------------------------------------------------------- info
+@cli.command()
+@json_option
+@common
+def info(json_path):
+    """Versions, available backends, and whether a GPU is seen (and why not)."""
+    from .report.environment import environment
+
+    env = environment()
+    emit_json(env, json_path)
+    say(f"lstmcheck {env['lstmcheck']}  (Python {env['python']}, {env['platform']})")
+    for group in ("required", "optional"):
+        say(f"{group} packages:")
+        for name, version in env[group].items():
+            say(f"  {name:<14} {version or 'not installed'}")
+    say("backends:  " + ", ".join(env["backends"]))
+    gpu = env["gpu"]
+    if gpu["available"]:
+        say(f"GPU:       {gpu['device']} (CuPy {gpu['cupy']}, {gpu['devices']} device(s))")
+    else:
+        say(f"GPU:       none usable: {gpu['reason']}")
+    return EXIT_PASS
+
+
+if __name__ == "__main__":  # python -m lstmcheck.cli
+    main()

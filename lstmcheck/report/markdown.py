@@ -1,0 +1,29 @@
+"""summary.md: the summary table and figure list as Markdown (for CI logs and pull requests)."""
+from __future__ import annotations
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report, meta: dict | None = None) -> str:
+    lines = [f"# {report.title}", ""]
+    if meta:
+        lines += [" · ".join(f"{k}: {v}" for k, v in meta.items()), ""]
+    lines += [f"**{'All checks passed' if report.passed else 'Some checks FAILED'}**", "",
+              "| Check | Result | Status |", "|---|---|---|"]
+    lines += [f"| {_cell(r.check)} | {_cell(r.result)} | {r.status} |" for r in report.rows]
+    lines.append("")
+    for n in report.notes:
+        lines += [n, ""]
+    for i, f in enumerate(report.figures, 1):
+        lines += [f"**Figure {i}.** {f.caption}", "", f"![{_cell(f.caption)}](figures/{f.name}.png)", ""]
+    return "\n".join(lines)
+
+
+def render_text(report) -> str:
+    """The summary table for a terminal (what the CLI prints)."""
+    width = max([len(r.check) for r in report.rows] + [5])
+    mark = {"pass": "ok  ", "fail": "FAIL", "info": "    "}
+    lines = [f"{mark[r.status]}  {r.check.ljust(width)}  {r.result}" for r in report.rows]
+    return "\n".join(lines)
