@@ -49,6 +49,8 @@ def expand_grid(grid) -> list[dict]:
                           f"got {type(grid).__name__}.")
     points = []
     for part in parts:
+        if not part:
+            continue                  # {} names no parameter: it adds no point
         unknown = [k for k in part if k not in DEFAULTS]
         if unknown:
             raise OptionError(f"unknown grid parameter {unknown[0]!r}; the grid keys are "
@@ -228,20 +230,22 @@ def run_point(job) -> dict:
     point (an impossible combination, a missing GPU) becomes the record's ``error``."""
     measure, point = job
     record = dict(point)
+    fns = [MEASURES[m] if isinstance(m, str) else m for m in _measure_parts(measure)]
     try:
         study = setup_study(point)
-        for m in _measure_parts(measure):
-            fn = MEASURES[m] if isinstance(m, str) else m
-            out = fn(study)
-            if not isinstance(out, dict):
-                raise OptionError(f"a measure returns a dict of numbers, got {type(out).__name__}.")
-            clash = set(out) & set(DEFAULTS)
-            if clash:
-                raise OptionError(f"measure field {sorted(clash)[0]!r} clashes with a grid key.")
-            record.update({str(k): _plain(v) for k, v in out.items()})
-        record["error"] = None
+        outs = [fn(study) for fn in fns]
     except LstmcheckError as exc:
         record["error"] = str(exc)
+        return record
+    # A measure that breaks the record format is a bug in the measure: raise, do not record.
+    for out in outs:
+        if not isinstance(out, dict):
+            raise OptionError(f"a measure returns a dict of numbers, got {type(out).__name__}.")
+        clash = set(out) & (set(DEFAULTS) | {"error"})
+        if clash:
+            raise OptionError(f"measure field {sorted(clash)[0]!r} clashes with a grid key.")
+        record.update({str(k): _plain(v) for k, v in out.items()})
+    record["error"] = None
     return record
 
 
@@ -249,8 +253,8 @@ def run_point(job) -> dict:
 class ResultsFile:
     """Append-only JSON lines: ``{"key": ..., "record": {...}}`` per finished point.
 
-    A line cut short by a kill is ignored on reading (that point simply runs again), and the
-    next append starts on a fresh line."""
+    A last line cut short by a kill is ignored on reading (that point simply runs again) and
+    removed before the next append."""
 
     def __init__(self, folder):
         os.makedirs(folder, exist_ok=True)
@@ -275,12 +279,26 @@ class ResultsFile:
 
     def __enter__(self):
         self._f = open(self.path, "a+b")
-        self._f.seek(0, os.SEEK_END)
-        if self._f.tell() > 0:
-            self._f.seek(-1, os.SEEK_END)
-            if self._f.read(1) != b"\n":
-                self._f.write(b"\n")
+        self._drop_cut_line()
         return self
+
+    def _drop_cut_line(self):
+        """Cut off a last line left unfinished by a kill, so every line stays a whole record."""
+        f = self._f
+        end = f.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            step = min(4096, pos)
+            f.seek(pos - step)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                pos = pos - step + nl + 1
+                break
+            pos -= step
+        if pos != end:
+            f.truncate(pos)
+            f.seek(0, os.SEEK_END)
 
     def append(self, key, record):
         line = json.dumps({"key": key, "record": record}) + "\n"
