@@ -65,6 +65,23 @@ class Activation:
             return xp.where(pos, z, 0 * z) + xp.log1p(xp.exp(s))
         raise AssertionError(n)
 
+    def backprop(self, xp, y, g, out, work):
+        """out = g * dy/dz, without temporaries for the common cases (``work`` is scratch
+        of y's shape; ``out`` may be ``g``)."""
+        if self.name == "sigmoid":      # y (1 - y)
+            xp.subtract(1, y, out=work)
+            work *= y
+        elif self.name == "tanh":       # 1 - y^2
+            xp.multiply(y, y, out=work)
+            xp.subtract(1, work, out=work)
+        elif self.name == "identity":
+            if out is not g:
+                out[...] = g
+            return out
+        else:
+            work[...] = self.grad(xp, y)
+        return xp.multiply(g, work, out=out)
+
     def grad(self, xp, y):
         """dy/dz as a function of the output y."""
         n, a, b = self.name, self.alpha, self.beta

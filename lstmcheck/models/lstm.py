@@ -178,10 +178,10 @@ class LSTMCell:
             for g in self.gates:
                 if g == "o":
                     continue  # o may see c_t through its peephole: computed below
+                zg = z[:, sl[g]]
                 if zmask is not None:
-                    self._clip(xp, z[:, sl[g]], zmask[t][:, sl[g]])
-                a = self.g_act if g == "g" else self.f_act
-                z[:, sl[g]] = a(xp, z[:, sl[g]], out=z[:, sl[g]])
+                    self._clip(xp, zg, zmask[t][:, sl[g]])
+                _apply(self.g_act if g == "g" else self.f_act, xp, zg)
             i = z[:, sl["i"]] if fl.input_gate else 1.0
             g = z[:, sl["g"]]
             if fl.coupled:
@@ -200,12 +200,14 @@ class LSTMCell:
                     zo += peep["o"] * c_t
                 if zmask is not None:
                     self._clip(xp, zo, zmask[t][:, sl["o"]])
-                o = zo[...] = self.f_act(xp, zo, out=zo)
+                o = _apply(self.f_act, xp, zo)
             else:
                 o = 1.0
             if ah is not None:
                 a_h = ah[t]
-                a_h[...] = self.h_act(xp, c_t, out=a_h)
+                r = self.h_act(xp, c_t, out=a_h)
+                if r is not a_h:
+                    a_h[...] = r
             else:
                 a_h = c_t
             if self.proj:
@@ -226,10 +228,12 @@ class LSTMCell:
         H = c.shape[-1]
         sl = self._slices(H)
         dt = act.dtype
+        # dz_all[t] first holds dL/d(gate activations), then dL/d(pre-activations), block by block
         dz_all = xp.empty((T, B, GH), dt)
         dH = xp.empty(hs[1:].shape, dt) if (trace or self.proj) else None
         dC = xp.empty((T, B, H), dt) if trace else None
-        dh_next, dc_next = dfinal[0].copy(), dfinal[1].copy()
+        dh_buf, dc_buf, work = (xp.empty((B, n), dt) for n in (hs.shape[-1], H, H))
+        dh_next, dc_next = dfinal[0].copy(), dfinal[1].copy()   # carries into step t from t+1
         W_hh = p["weight_hh"]
         peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
         pg = [sl[g] for g in self.peep_gates]
@@ -237,61 +241,66 @@ class LSTMCell:
         da_next = None                                # dL/d(i,f,o activations at t) via FGR
         for t in reversed(range(T)):
             a, dz = act[t], dz_all[t]
-            c_prev, c_t = c[t], c[t + 1]
-            dh = dy[t] + dh_next
-            if dH is not None:
-                dH[t] = dh
-            dm = dh @ p["weight_hr"] if self.proj else dh
-            a_h = ah[t] if ah is not None else c_t
+            c_prev = c[t]
+            dh = dH[t] if dH is not None else dh_buf
+            xp.add(dy[t], dh_next, out=dh)
+            dm = dh @ p["weight_hr"] if self.proj else dh          # dL/dm, m = o * act_h(c)
+            a_h = ah[t] if ah is not None else c[t + 1]
             i = a[:, sl["i"]] if fl.input_gate else 1.0
             g = a[:, sl["g"]]
             f = (1.0 - i) if fl.coupled else (a[:, sl["f"]] if fl.forget_gate else 1.0)
             o = a[:, sl["o"]] if fl.output_gate else 1.0
-            da = {}                                   # dL/d(gate activation)
+            # dL/dc_t = carried + through h (and o's peephole)
+            dc = dC[t] if dC is not None else dc_buf
+            self.h_act.backprop(xp, a_h, dm, out=dc, work=work)
             if fl.output_gate:
-                da["o"] = dm * a_h
-            dc = dc_next + dm * o * self.h_act.grad(xp, a_h)
-            if gr and da_next is not None:
-                for j, gname in enumerate(self.peep_gates):
-                    da[gname] = da.get(gname, 0.0) + da_next[:, j * H:(j + 1) * H]
+                dc *= o
+            dc += dc_next
             if fl.output_gate:
-                dz[:, sl["o"]] = da["o"] * self.f_act.grad(xp, o)
+                dzo = dz[:, sl["o"]]
+                xp.multiply(dm, a_h, out=dzo)                    # dL/do
+                if da_next is not None:
+                    dzo += da_next[:, pg.index(sl["o"]) * H:][:, :H]
+                self.f_act.backprop(xp, o, dzo, out=dzo, work=work)
                 if zmask is not None:
-                    dz[:, sl["o"]] *= zmask[t][:, sl["o"]]
+                    dzo *= zmask[t][:, sl["o"]]
                 if "o" in peep:
-                    dc += dz[:, sl["o"]] * peep["o"]
+                    dc += dzo * peep["o"]
             if cmask is not None:
                 dc *= cmask[t]
-            if dC is not None:
-                dC[t] = dc
+            # dL/d(i, f, g) from c = f c_prev + i g
             if fl.input_gate:
-                da["i"] = da.get("i", 0.0) + dc * g
-            if fl.coupled:
-                da["i"] = da["i"] - dc * c_prev       # f = 1 - i
-            elif fl.forget_gate:
-                da["f"] = da.get("f", 0.0) + dc * c_prev
-            dz[:, sl["g"]] = dc * i * self.g_act.grad(xp, g)
-            for gname in self.peep_gates:
-                if gname != "o":
-                    dz[:, sl[gname]] = da[gname] * self.f_act.grad(xp, a[:, sl[gname]])
+                xp.multiply(dc, g, out=dz[:, sl["i"]])
+                if fl.coupled:                                   # f = 1 - i
+                    dz[:, sl["i"]] -= dc * c_prev
+            if "f" in sl:
+                xp.multiply(dc, c_prev, out=dz[:, sl["f"]])
+            xp.multiply(dc, i, out=dz[:, sl["g"]]) if fl.input_gate else xp.copyto(dz[:, sl["g"]], dc)
+            self.g_act.backprop(xp, g, dz[:, sl["g"]], out=dz[:, sl["g"]], work=work)
+            for j, gname in enumerate(self.peep_gates):
+                if gname == "o":
+                    continue
+                s = sl[gname]
+                if da_next is not None:
+                    dz[:, s] += da_next[:, j * H:(j + 1) * H]
+                self.f_act.backprop(xp, a[:, s], dz[:, s], out=dz[:, s], work=work)
             if zmask is not None:
                 for gname in self.gates:
                     if gname != "o":
                         dz[:, sl[gname]] *= zmask[t][:, sl[gname]]
-            dc_prev = dc * f
+            # carries to step t-1
+            if truncate and t % truncate == 0 and t > 0:
+                dh_next, dc_next, da_next = xp.zeros_like(dh_next), xp.zeros_like(dc_next), None
+                continue
+            xp.multiply(dc, f, out=dc_next)
             if "i" in peep:
-                dc_prev += dz[:, sl["i"]] * peep["i"]
+                dc_next += dz[:, sl["i"]] * peep["i"]
             if "f" in peep:
-                dc_prev += dz[:, sl["f"]] * peep["f"]
-            dh_next = dz @ W_hh
-            dc_next = dc_prev
+                dc_next += dz[:, sl["f"]] * peep["f"]
+            xp.matmul(dz, W_hh, out=dh_next)
             if gr:
                 dz_pg = xp.concatenate([dz[:, s] for s in pg], axis=1)
                 da_next = dz_pg @ p["weight_gr"] if t > 0 else None
-            if truncate and t % truncate == 0 and t > 0:
-                dh_next = xp.zeros_like(dh_next)
-                dc_next = xp.zeros_like(dc_next)
-                da_next = None
         # weight gradients: one GEMM each over all time steps
         TB = T * B
         dz2 = dz_all.reshape(TB, GH)
@@ -310,6 +319,14 @@ class LSTMCell:
             grads["weight_hr"] = dH.reshape(TB, -1).T @ m.reshape(TB, H)
         steps = (dH, dC)
         return dz_all, (dh_next, dc_next), grads, steps
+
+
+def _apply(activation, xp, z):
+    """z <- activation(z) in place (piecewise activations return a new array: copy it back)."""
+    r = activation(xp, z, out=z)
+    if r is not z:
+        z[...] = r
+    return z
 
 
 def variant_name(f: LSTMFlags) -> str:
