@@ -31,13 +31,14 @@ from .errors import FileFormatError, LstmcheckError, OptionError
 from .sweep_exec import make_executor
 
 DEFAULTS = {
-    "cell": "lstm", "variant": "vanilla", "input_size": 4, "hidden_size": 32, "num_layers": 1,
+    "cell": "lstm", "variant": "vanilla", "input_size": None, "hidden_size": 32, "num_layers": 1,
     "seq_len": 50, "batch": 4, "init": "pytorch", "spectral_radius": None, "forget_bias": None,
     "task": "noise", "dtype": "float64", "backend": "numpy", "seed": 0,
 }
 GRID_KEYS = tuple(DEFAULTS)
 INITS = ("pytorch", "orthogonal", "gaussian", "chrono")   # chrono: pytorch + chrono(T_max=seq_len)
 RESULTS_FILE = "results.jsonl"
+NOISE_FEATURES = 4      # input_size of the 'noise' task when the grid leaves it open (None)
 
 
 # ------------------------------------------------------------------------------------ grid
@@ -74,7 +75,9 @@ def _check_value(key, v):
     (combinations that do not fit together are reported per point instead)."""
     if isinstance(v, np.generic):
         v = v.item()
-    if key in ("input_size", "hidden_size", "num_layers", "seq_len", "batch", "seed"):
+    if key == "input_size" and v is None:
+        pass                          # the task's own width (NOISE_FEATURES for noise)
+    elif key in ("input_size", "hidden_size", "num_layers", "seq_len", "batch", "seed"):
         low = 0 if key == "seed" else 1
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise OptionError(f"grid parameter {key!r} takes integers >= {low}, got {v!r}.")
@@ -124,31 +127,21 @@ class Study:
 
 
 def task_names() -> tuple:
-    return ("noise",) + tuple(n for n in ("adding", "copy_memory", "temporal_order") if _task_fn(n))
-
-
-def _task_fn(name):
-    try:
-        from . import tasks
-    except ImportError:
-        return None
-    return getattr(tasks, name, None)
+    from .tasks import TASKS
+    return tuple(TASKS)
 
 
 def _task_data(point, model, rng):
-    """Input x (T, B, D) and dL/dy for the point's task.
-
-    'noise': x ~ N(0, 1), the loss reads only the last output (a random unit direction per
-    sequence), so dL/dh_t measures how far back a signal at the end reaches."""
-    T, B, D = point["seq_len"], point["batch"], point["input_size"]
-    xp, dtype = model.xp, model.dtype
-    if point["task"] == "noise":
-        x = rng.standard_normal((T, B, D))
-        dy = np.zeros((T, B, model.output_size * model.num_directions))
-        u = rng.standard_normal((B, dy.shape[-1]))
-        dy[-1] = u / np.linalg.norm(u, axis=-1, keepdims=True)
-        return backend.asarray(x, xp, dtype), backend.asarray(dy, xp, dtype)
-    return _task_fn(point["task"])(model, T, B, D, rng)  # pragma: no cover (wired with tasks)
+    """Input x (T, B, D) from the point's task, and dL/dy of a loss that reads only the last
+    output (a random unit direction per sequence), so that dL/dh_t measures how far back a
+    signal at the end of the sequence reaches. The task shapes the inputs the state sees."""
+    from .tasks import make
+    x = make(point["task"], point["seq_len"], point["batch"], input_size=model.input_size,
+             seed=rng, dtype=model.dtype, backend=point["backend"]).x
+    dy = np.zeros((point["seq_len"], point["batch"], model.output_size * model.num_directions))
+    u = rng.standard_normal(dy.shape[1:])
+    dy[-1] = u / np.linalg.norm(u, axis=-1, keepdims=True)
+    return x, backend.asarray(dy, model.xp, model.dtype)
 
 
 def setup_study(point: dict) -> Study:
@@ -160,7 +153,14 @@ def setup_study(point: dict) -> Study:
         opts["variant"] = p["variant"]
     elif p["variant"] != "vanilla":
         raise OptionError(f"variant {p['variant']!r} applies to LSTM only, not to {p['cell'].upper()}.")
-    model = build(p["cell"], p["input_size"], p["hidden_size"], **opts)
+    from .tasks import features
+    D = p["input_size"]
+    if D is None:
+        D = NOISE_FEATURES if p["task"] == "noise" else features(p["task"])
+    elif p["task"] != "noise" and D != features(p["task"]):
+        raise OptionError(f"task {p['task']!r} produces {features(p['task'])} input features, "
+                          f"but input_size is {D}.")
+    model = build(p["cell"], D, p["hidden_size"], **opts)
     # Independent streams for the weights, the data and the measure from one seed.
     init_ss, data_ss, measure_ss = np.random.SeedSequence(p["seed"]).spawn(3)
     scheme = "pytorch" if p["init"] == "chrono" else p["init"]
