@@ -1,0 +1,188 @@
+"""Gradient-flow figures: norm against lag with theory overlays, Jacobian singular values,
+Lyapunov spectra, effective horizon, and the vanishing/exploding phase diagram.
+
+Every function takes plain host arrays (what results.json stores) and returns a matplotlib
+Figure; turning probe results into these arrays is the caller's business (lstmcheck/study.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+
+from .style import SEQUENTIAL, cell_colour, log_if_spans_decades, new_figure
+
+LAG = "lag $k = T - t$ (steps back from the loss)"
+
+
+def _positive(a):
+    a = np.asarray(a, dtype=float)
+    return np.where(a > 0, a, np.nan)  # log axes cannot show zeros
+
+
+def gradient_norm_vs_lag(curves, *, ylabel=r"$\|\partial L/\partial h_{T-k}\|$ (relative to $k = 0$)"):
+    """One line per curve; dashed: its theory overlay, dotted: the LSTM cell-state norm.
+
+    curves: dicts with label, cell, lag, norm, and optionally theory, theory_label, norm_c.
+    """
+    fig, (ax,) = new_figure(width=6.4, height=3.8)
+    values = []
+    for i, c in enumerate(curves):
+        colour = cell_colour(c.get("cell", ""), i)
+        ax.plot(c["lag"], _positive(c["norm"]), color=colour, label=f"{c['label']}: " + r"$\|\partial L/\partial h\|$")
+        values.append(c["norm"])
+        if c.get("norm_c") is not None:
+            ax.plot(c["lag"], _positive(c["norm_c"]), color=colour, linestyle=":",
+                    label=f"{c['label']}: " + r"$\|\partial L/\partial c\|$")
+            values.append(c["norm_c"])
+        if c.get("theory") is not None:
+            ax.plot(c["lag"], _positive(c["theory"]), color=colour, linestyle="--", linewidth=1.1,
+                    alpha=0.8, label=c.get("theory_label") or f"{c['label']}: theory")
+    log_if_spans_decades(ax, np.concatenate([np.ravel(v) for v in values]) if values else [])
+    ax.set_xlabel(LAG)
+    ax.set_ylabel(ylabel)
+    ax.set_title("Gradient flow back through time")
+    ax.legend(ncols=2 if len(curves) > 2 else 1, frameon=False)
+    return fig
+
+
+def jacobian_heatmaps(panels):
+    """Singular values of ∂h_T/∂h_{T−k}: one lag × index heatmap per panel, log colour scale.
+
+    panels: dicts with label, lag (n_lags,), singular_values (n_lags, n_sv), descending per row.
+    """
+    fig, axes = new_figure(ncols=len(panels), width=3.0 * len(panels) + 0.8, height=3.4)
+    logs = [np.log10(_positive(p["singular_values"])) for p in panels]
+    finite = np.concatenate([v[np.isfinite(v)] for v in logs]) if logs else np.zeros(1)
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    im = None
+    for ax, p, v in zip(axes, panels, logs):
+        lag = np.asarray(p["lag"], dtype=float)
+        im = ax.imshow(v, aspect="auto", origin="lower", cmap=SEQUENTIAL, vmin=vmin, vmax=vmax,
+                       interpolation="nearest",
+                       extent=(0.5, v.shape[1] + 0.5, lag.min() - 0.5, lag.max() + 0.5))
+        ax.set_title(p["label"])
+        ax.set_xlabel("singular value index $i$ (largest first)")
+        ax.grid(False)
+    axes[0].set_ylabel("lag $k$ (steps)")
+    if im is not None:
+        fig.colorbar(im, ax=axes, label=r"$\log_{10}\,\sigma_i(\partial h_T/\partial h_{T-k})$", shrink=0.9)
+    return fig
+
+
+def lyapunov_figure(spectra, convergence=None):
+    """Left: Lyapunov exponents λ₁ ≥ λ₂ ≥ … per model. Right: running estimates of the
+    leading exponents against the number of steps (QR iterations), showing convergence.
+
+    spectra: dicts with label, cell, exponents (n,). convergence: dicts with label, cell,
+    steps (n_steps,), estimates (n_steps, m) for the leading m exponents.
+    """
+    ncols = 2 if convergence else 1
+    fig, axes = new_figure(ncols=ncols, width=3.5 * ncols + 0.6, height=3.4)
+    ax = axes[0]
+    for i, s in enumerate(spectra):
+        lam = np.asarray(s["exponents"], dtype=float)
+        ax.plot(np.arange(1, lam.size + 1), lam, marker="o", markersize=2.5,
+                color=cell_colour(s.get("cell", ""), i), label=s["label"])
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("exponent index $i$")
+    ax.set_ylabel(r"$\lambda_i$ (nats per step)")
+    ax.set_title("Lyapunov spectrum")
+    ax.legend(frameon=False)
+    if convergence:
+        ax = axes[1]
+        for i, c in enumerate(convergence):
+            est = np.atleast_2d(np.asarray(c["estimates"], dtype=float).T).T
+            colour = cell_colour(c.get("cell", ""), i)
+            for j in range(est.shape[1]):
+                ax.plot(c["steps"], est[:, j], color=colour, linewidth=1.0,
+                        alpha=1.0 - 0.6 * j / max(1, est.shape[1]),
+                        label=c["label"] if j == 0 else None)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("steps averaged (log scale)")
+        ax.set_ylabel(r"running estimate of $\lambda_i$ (nats per step)")
+        ax.set_title("Convergence of the leading exponents")
+        ax.legend(frameon=False)
+    return fig
+
+
+def horizon_figure(curves, study=None):
+    """Left: the share of the weight gradient contributed by inputs ≥ k steps back, with each
+    model's effective horizon (where that share falls below the threshold) marked. Right
+    (optional): effective horizon against a study parameter (e.g. forget bias, sequence length).
+
+    curves: dicts with label, cell, lag, contribution (per-lag share, sums to 1), horizon,
+    threshold. study: dicts with label, cell, x, horizon, and the shared keys xlabel, xlog.
+    """
+    ncols = 2 if study else 1
+    fig, axes = new_figure(ncols=ncols, width=3.6 * ncols + 0.6, height=3.4)
+    ax = axes[0]
+    for i, c in enumerate(curves):
+        colour = cell_colour(c.get("cell", ""), i)
+        share = np.asarray(c["contribution"], dtype=float)
+        tail = np.cumsum(share[::-1])[::-1]   # share from lags >= k
+        ax.plot(c["lag"], _positive(tail), color=colour, label=c["label"])
+        if c.get("horizon") is not None:
+            ax.axvline(c["horizon"], color=colour, linestyle="--", linewidth=1.0)
+    if curves and curves[0].get("threshold"):
+        ax.axhline(curves[0]["threshold"], color="black", linewidth=0.8, linestyle=":",
+                   label=f"threshold {curves[0]['threshold']:g}")
+    log_if_spans_decades(ax, np.concatenate([np.ravel(c["contribution"]) for c in curves])
+                         if curves else [])
+    ax.set_xlabel(LAG)
+    ax.set_ylabel(r"share of $\|\partial L/\partial W\|$ from lags $\geq k$")
+    ax.set_title("Effective horizon (dashed)")
+    ax.legend(frameon=False)
+    if study:
+        ax = axes[1]
+        for i, s in enumerate(study):
+            ax.plot(s["x"], s["horizon"], marker="o", markersize=3,
+                    color=cell_colour(s.get("cell", ""), i), label=s["label"])
+        ax.set_xlabel(study[0].get("xlabel", ""))
+        if study[0].get("xlog"):
+            ax.set_xscale("log")
+        ax.set_ylabel("effective horizon (steps)")
+        ax.set_title("Horizon against the setting")
+        ax.legend(frameon=False)
+    return fig
+
+
+def phase_diagram(panels, decay=None):
+    """Vanishing/exploding phase diagram: log₁₀ gradient norm over spectral radius × lag (one
+    panel per cell), diverging colours centred on 1, the contour ‖∂L/∂h‖ = 1 in black; and,
+    optionally, the per-step growth rate against spectral radius (0 = edge of chaos).
+
+    panels: dicts with label, radius (n_r,), lag (n_lag,), norm (n_r, n_lag).
+    decay: dicts with label, cell, radius, rate (log growth per step).
+    """
+    ncols = len(panels) + (1 if decay else 0)
+    fig, axes = new_figure(ncols=ncols, width=2.9 * ncols + 0.8, height=3.3)
+    logs = [np.log10(_positive(p["norm"])) for p in panels]
+    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in logs]) if logs else np.zeros(1)
+    span = max(1e-3, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    norm = TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span)
+    mesh = None
+    for ax, p, v in zip(axes, panels, logs):
+        r, lag = np.asarray(p["radius"], dtype=float), np.asarray(p["lag"], dtype=float)
+        mesh = ax.pcolormesh(r, lag, v.T, cmap="PuOr_r", norm=norm, shading="nearest",
+                             rasterized=True)  # a vector mesh would bloat the SVG
+        if np.nanmin(v) < 0 < np.nanmax(v) and min(v.shape) > 1:
+            ax.contour(r, lag, v.T, levels=[0.0], colors="black", linewidths=1.0)
+        ax.set_title(p["label"])
+        ax.set_xlabel(r"spectral radius $\rho(W_{hh})$")
+        ax.grid(False)
+    axes[0].set_ylabel("lag $k$ (steps)")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axes[:len(panels)], label=r"$\log_{10}\|\partial L/\partial h_{T-k}\|$", shrink=0.9)
+    if decay:
+        fig.get_layout_engine().set(wspace=0.12)  # room between the colour bar and this panel
+        ax = axes[-1]
+        for i, d in enumerate(decay):
+            ax.plot(d["radius"], d["rate"], marker="o", markersize=3,
+                    color=cell_colour(d.get("cell", ""), i), label=d["label"])
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel(r"spectral radius $\rho(W_{hh})$")
+        ax.set_ylabel(r"growth rate of $\|\partial L/\partial h\|$ (nats/step)")
+        ax.set_title("Vanishing (< 0) or exploding (> 0)")
+        ax.legend(frameon=False)
+    return fig

@@ -1,0 +1,194 @@
+"""Figures of a sweep: heatmaps of one measure over two grid axes, and the vanishing/exploding
+phase diagram.
+
+Records are the tidy rows of :func:`lstmcheck.sweep`. Grid axes other than the two plotted
+(seeds, most often) are averaged over; points that failed (``error``) or gave a non-finite
+number are left out, and a cell with nothing left is drawn blank. Every cell also carries its
+number (and in the phase diagram a letter), so no information rests on colour alone.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+
+from .style import SEQUENTIAL_ALT, new_figure
+
+# Grid keys, in the order a sweep lists them (kept here so report/ need not import sweep.py).
+GRID_KEYS = ("cell", "variant", "input_size", "hidden_size", "num_layers", "seq_len", "batch",
+             "init", "spectral_radius", "forget_bias", "task", "dtype", "backend", "seed")
+VALUES = ("decay_rate", "horizon", "lambda_1")
+LABELS = {
+    "decay_rate": "gradient decay rate (nats per step back)",
+    "horizon": "gradient horizon (steps)",
+    "lambda_1": "largest Lyapunov exponent $\\lambda_1$ (nats per step)",
+    "max_rel_error": "max relative gradient error",
+}
+DIVERGING = "PuOr_r"     # ColorBrewer, colour-blind safe: purple = vanishing, orange = exploding
+# Sign convention of the phase diagram: for each value, +1 when positive means vanishing.
+VANISHING_SIGN = {"decay_rate": +1, "lambda_1": -1}
+
+
+def grid_axes(records) -> list:
+    """The grid keys along which the records vary, in grid order."""
+    return [k for k in GRID_KEYS
+            if len({_label(r.get(k)) for r in records if k in r}) > 1]
+
+
+def default_axes(records) -> tuple:
+    """Two axes for the figures: the varying keys with the most values, seeds last."""
+    axes = grid_axes(records)
+    axes.sort(key=lambda k: (k == "seed", -len({_label(r.get(k)) for r in records})))
+    if len(axes) < 2:
+        raise _option_error(f"a heatmap needs a grid that varies along two parameters; this one "
+                            f"varies along {len(axes)} ({', '.join(axes) or 'none'}).")
+    x, y = axes[:2]
+    return (x, y) if GRID_KEYS.index(x) < GRID_KEYS.index(y) else (y, x)
+
+
+def table(records, x: str, y: str, value: str):
+    """(x values, y values, Z) with Z[j, i] the mean of ``value`` over the records at
+    (y_j, x_i); NaN where no record has a finite value."""
+    for k in (x, y):
+        if k not in GRID_KEYS:
+            raise _option_error(f"{k!r} is not a grid parameter; choose from {', '.join(GRID_KEYS)}.")
+    if not any(value in r for r in records):
+        have = sorted({k for r in records for k in r if k not in GRID_KEYS and k != "error"})
+        raise _option_error(f"the records have no {value!r}; they have {', '.join(have) or 'nothing measured'}.")
+    xs = _sorted_values(r.get(x) for r in records)
+    ys = _sorted_values(r.get(y) for r in records)
+    sums = np.zeros((len(ys), len(xs)))
+    counts = np.zeros((len(ys), len(xs)))
+    xi = {_label(v): i for i, v in enumerate(xs)}
+    yi = {_label(v): j for j, v in enumerate(ys)}
+    for r in records:
+        v = r.get(value)
+        if r.get("error") or not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            continue
+        j, i = yi[_label(r.get(y))], xi[_label(r.get(x))]
+        sums[j, i] += v
+        counts[j, i] += 1
+    with np.errstate(invalid="ignore"):
+        Z = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return xs, ys, Z
+
+
+def heatmap(records, x: str, y: str, value: str, *, title: str | None = None):
+    """A matplotlib Figure: ``value`` averaged over the other grid axes, on the (x, y) grid."""
+    xs, ys, Z = table(records, x, y, value)
+    fig, (ax,) = new_figure(width=_width(xs), height=_height(ys))
+    im = ax.imshow(np.ma.masked_invalid(Z), cmap=SEQUENTIAL_ALT, aspect="auto", origin="lower")
+    _annotate(ax, Z, im)
+    _categorical_axes(ax, x, xs, y, ys)
+    fig.colorbar(im, ax=ax, label=LABELS.get(value, value))
+    ax.set_title(title or f"{value} over {x} and {y}" + _averaged_note(records, x, y))
+    return fig
+
+
+def phase_diagram(records, x: str, y: str, value: str | None = None, *, tol: float = 1e-3):
+    """Vanishing/exploding phases over (x, y): a diverging map of ``value`` centred on 0 (the
+    boundary between the phases), each cell marked V (vanishing), E (exploding) or 0 (neither,
+    |value| <= tol). ``value``: 'decay_rate' (> 0 vanishes) or 'lambda_1' (< 0 vanishes);
+    by default the first of them the records have."""
+    if value is None:
+        value = next((v for v in VANISHING_SIGN if any(v in r for r in records)), "decay_rate")
+    if value not in VANISHING_SIGN:
+        raise _option_error(f"a phase diagram reads {' or '.join(VANISHING_SIGN)}, not {value!r}.")
+    xs, ys, Z = table(records, x, y, value)
+    sign = VANISHING_SIGN[value]
+    finite = Z[np.isfinite(Z)]
+    span = float(np.max(np.abs(finite))) if finite.size else 1.0
+    span = span if span > 0 else 1.0
+    # Orange for exploding whatever the value's sign convention: colour by -sign * value.
+    shown = -sign * Z
+    fig, (ax,) = new_figure(width=_width(xs), height=_height(ys))
+    im = ax.imshow(np.ma.masked_invalid(shown), cmap=DIVERGING, aspect="auto", origin="lower",
+                   norm=TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span))
+    for j in range(Z.shape[0]):
+        for i in range(Z.shape[1]):
+            z = Z[j, i]
+            if not np.isfinite(z):
+                continue
+            mark = "0" if abs(z) <= tol else ("V" if sign * z > 0 else "E")
+            ax.text(i, j, f"{mark}\n{_fmt(z)}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(z) > 0.6 * span else "black")
+    _categorical_axes(ax, x, xs, y, ys)
+    cb = fig.colorbar(im, ax=ax, label=f"{LABELS.get(value, value)}")
+    cb.set_ticks([-span, 0.0, span])
+    cb.set_ticklabels(["vanishing", "boundary", "exploding"])
+    ax.set_title(f"Vanishing (V) / exploding (E) phases by {value}" + _averaged_note(records, x, y))
+    return fig
+
+
+def figures(records, x: str | None = None, y: str | None = None) -> list:
+    """(name, caption, Figure) for every heatmap the records allow, then the phase diagram."""
+    if x is None or y is None:
+        dx, dy = default_axes(records)
+        x, y = x or dx, y or dy
+    out = []
+    for value in VALUES + ("max_rel_error",):
+        if any(isinstance(r.get(value), (int, float)) for r in records):
+            out.append((f"sweep_{value}", f"{LABELS[value]} over {x} and {y}.",
+                        heatmap(records, x, y, value)))
+    if any(v in r for r in records for v in VANISHING_SIGN):
+        out.append(("sweep_phase", f"Vanishing/exploding phase diagram over {x} and {y}.",
+                    phase_diagram(records, x, y)))
+    return out
+
+
+# ------------------------------------------------------------------------------ helpers
+def _option_error(msg):
+    from ..errors import OptionError
+    return OptionError(msg)
+
+
+def _label(v) -> str:
+    return "none" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+
+
+def _sorted_values(values):
+    """Distinct grid values: numbers in numeric order (None first), strings as first seen."""
+    seen = {}
+    for v in values:
+        seen.setdefault(_label(v), v)
+    vals = list(seen.values())
+    if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in vals):
+        vals.sort(key=lambda v: (v is not None, v if v is not None else 0))
+    return vals
+
+
+def _categorical_axes(ax, x, xs, y, ys):
+    ax.set_xticks(range(len(xs)), [_label(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [_label(v) for v in ys])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(False)
+
+
+def _annotate(ax, Z, im):
+    if Z.size > 400:                      # too small to read; the colour bar has to do
+        return
+    for j in range(Z.shape[0]):
+        for i in range(Z.shape[1]):
+            if np.isfinite(Z[j, i]):
+                light = im.norm(Z[j, i]) < 0.5     # cividis is dark at the bottom
+                ax.text(i, j, _fmt(Z[j, i]), ha="center", va="center", fontsize=7,
+                        color="white" if light else "black")
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}"
+
+
+def _averaged_note(records, x, y) -> str:
+    rest = [k for k in grid_axes(records) if k not in (x, y)]
+    return f"\n(mean over {', '.join(rest)})" if rest else ""
+
+
+def _width(xs) -> float:
+    return min(12.0, 2.5 + 0.7 * len(xs))
+
+
+def _height(ys) -> float:
+    return min(10.0, 1.8 + 0.45 * len(ys))
