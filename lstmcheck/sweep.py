@@ -173,22 +173,28 @@ def setup_study(point: dict) -> Study:
 
 # ------------------------------------------------------------------------------------ measures
 def _gradient_flow(study):
+    """lstmcheck.probes.gradient_norms with the study's loss (dL/dy at the last step)."""
     from .probes import gradient_norms
-    r = gradient_norms(study.model, study.params, study.x, dy=study.dy)
-    return {"decay_rate": r.decay_rate, "horizon": r.horizon}
+    r = gradient_norms(study.model, study.params, study.x, loss=study.dy)
+    return {"decay_rate": r.decay_rate, "c_decay_rate": r.c_decay_rate,
+            "horizon": r.horizon.get(0.9), "horizon_99": r.horizon.get(0.99),
+            "half_life": r.half_life, "steps_in_past": r.steps_in_past, "grad_norm": r.grad_norm}
 
 
 def _lyapunov(study):
+    """The largest exponent and the sum of the QR (Benettin) spectrum."""
     from .probes import lyapunov_spectrum
     r = lyapunov_spectrum(study.model, study.params, study.x)
-    return {"lambda_1": float(np.max(r.exponents))}
+    lam = np.sort(np.asarray(backend.to_host(r.exponents), dtype=float).ravel())[::-1]
+    return {"lambda_1": float(lam[0]), "lambda_sum": float(lam.sum())}
 
 
 def _gradcheck(study):
+    """The oracle's gradient against finite differences / complex step at this point."""
     from .check import gradcheck
     r = gradcheck(study.model, study.params, study.x, seed=int(study.rng.integers(2**31)))
-    d = r.to_dict()
-    return {"max_rel_error": d.get("max_rel_error"), "passed": bool(r.passed)}
+    rel = [t["max_rel_err"] for t in r.to_dict()["tensors"] if t.get("max_rel_err") is not None]
+    return {"max_rel_error": max(rel) if rel else None, "passed": bool(r.passed)}
 
 
 MEASURES = {"gradient_flow": _gradient_flow, "lyapunov": _lyapunov, "gradcheck": _gradcheck}

@@ -261,3 +261,34 @@ def test_dask_scheduler_address_and_a_dying_worker(tmp_path, monkeypatch):
     assert (tmp_path / "crashed").exists()
     assert recs == lc.sweep(grid, flow)
     assert len((tmp_path / "run" / sw.RESULTS_FILE).read_text().splitlines()) == 6
+
+
+# ---------------------------------------------------------------------------- named measures, tasks
+def test_named_gradient_flow_measure_is_the_probe_at_the_study():
+    probes = pytest.importorskip("lstmcheck.probes")
+    if not hasattr(probes, "gradient_norms"):
+        pytest.skip("lstmcheck.probes.gradient_norms not available")
+    grid = {**SMALL, "cell": ["lstm", "gru"], "num_layers": [1, 2], "seed": [3]}
+    recs = lc.sweep(grid)                                # gradient_flow is the default
+    for p, r in zip(sw.expand_grid(grid), recs):
+        if p["num_layers"] == 2:                         # the probes read one layer
+            assert "one layer" in r["error"]
+            continue
+        s = sw.setup_study(p)
+        direct = probes.gradient_norms(s.model, s.params, s.x, loss=s.dy)
+        assert r["decay_rate"] == direct.decay_rate and r["horizon"] == direct.horizon[0.9]
+        assert (r["c_decay_rate"] is None) == (p["cell"] == "gru")
+
+
+def test_task_inputs_and_their_widths():
+    from lstmcheck import tasks
+    grid = {**SMALL, "input_size": None, "seq_len": 24,
+            "task": ["noise", "adding", "copy_memory", "temporal_order"]}
+    recs = lc.sweep(grid, flow)
+    assert [r["error"] for r in recs] == [None] * 4
+    for p in sw.expand_grid(grid):
+        s = sw.setup_study(p)
+        want = sw.NOISE_FEATURES if p["task"] == "noise" else tasks.features(p["task"])
+        assert s.x.shape == (24, SMALL["batch"], want) == (24, SMALL["batch"], s.model.input_size)
+    bad = lc.sweep({**SMALL, "task": "adding"}, flow)[0]   # SMALL has input_size 3
+    assert bad["error"] == "task 'adding' produces 2 input features, but input_size is 3."
