@@ -1,0 +1,98 @@
+"""Layout adapters: the oracle's parameters in other frameworks' names, shapes and gate orders.
+
+    model, params = load(layout, tensors, cell, **options)
+    tensors = dump(layout, model, params, **options)
+    load(layout, dump(layout, model, params), model.kind, **options(layout, model))  # == (model, params)
+
+Layouts (one module each):
+
+- "torch": state_dicts (canonical; see layouts/torch.py), and :func:`from_torch` for live modules.
+- "keras": ``kernel`` (in, G*U), ``recurrent_kernel`` (U, G*U), ``bias``; LSTM gates i,f,c,o;
+  GRU z,r,h with ``reset_after`` (bias (2, 3U)) or not (bias (3U,)); SimpleRNN.
+- "onnx": ``W`` [dirs, G*H, in], ``R``, ``B`` [dirs, 2*G*H], ``P`` [dirs, 3H]; LSTM i,o,f,c;
+  GRU z,r,h; plus the node attributes as options (direction, clip, input_forget, activations...).
+- "tf": LSTMBlockCell / BasicLSTMCell / LSTMCell: fused [x, h] ``kernel``, gates i,c,f,o,
+  ``forget_bias`` added to the forget gate at run time, ``cell_clip``, ``w_*_diag`` peepholes.
+- "cudnn": per-gate linear-layer matrices and biases, cuDNN's linLayerID numbering.
+
+Conversions are pure copies, transposes and gate permutations, so they are bit-exact; where a
+layout holds one bias and the oracle two, dump writes their sum (``exact=True`` refuses a sum
+that rounds). A model the layout cannot express raises ConversionError.
+
+Tensors with several layers or directions carry a 'layer{k}/' and a 'forward/' or 'backward/'
+prefix (ONNX stacks its directions in axis 0 instead; torch keeps its own suffixes).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from . import cudnn, keras, onnx, tf
+from . import torch as torch_layout
+from ..errors import OptionError, ParameterError
+
+LAYOUTS = {"torch": torch_layout, "keras": keras, "onnx": onnx, "tf": tf, "cudnn": cudnn}
+
+
+def _module(layout):
+    if not isinstance(layout, str) or layout.lower() not in LAYOUTS:
+        raise OptionError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
+    return LAYOUTS[layout.lower()]
+
+
+def _tensors(tensors):
+    if not isinstance(tensors, Mapping):
+        raise ParameterError(f"tensors must be a dict of arrays, got {type(tensors).__name__}.")
+    return dict(tensors)
+
+
+def load(layout: str, tensors, cell: str | None = None, **options):
+    """(model, params) from tensors in ``layout``. ``cell`` ('lstm', 'gru', 'rnn') is guessed from
+    the shapes when None. Options: the layout's own (see its module) and the model's constructor
+    options (variant, nonlinearity, dtype, backend, ...); ``strict=False`` ignores unknown names."""
+    mod = _module(layout)
+    if cell is not None and (not isinstance(cell, str) or cell.lower() not in mod.CELLS):
+        raise OptionError(f"the {layout} layout holds {', '.join(mod.CELLS)} cells, not {cell!r}.")
+    return mod.load(_tensors(tensors), cell, **options)
+
+
+def dump(layout: str, model, params, **options) -> dict:
+    """Host NumPy arrays in ``layout`` for ``model`` and its canonical ``params``."""
+    mod = _module(layout)
+    if model.kind not in mod.CELLS:
+        raise OptionError(f"the {layout} layout holds {', '.join(mod.CELLS)} cells, "
+                          f"not {model.kind}.")
+    return mod.dump(model, params, **options)
+
+
+def options(layout: str, model, **dump_options) -> dict:
+    """The ``load`` options that rebuild ``model`` from ``dump(layout, model, params,
+    **dump_options)``: what the tensor names and shapes cannot tell (ONNX attributes, Keras
+    activations, TF forget_bias, nonlinearity, ...)."""
+    return _module(layout).options(model, **dump_options)
+
+
+def detect(tensors) -> str:
+    """The layout tensor names point to (for files that do not say)."""
+    names = [str(n).rsplit("/", 1)[-1] for n in _tensors(tensors)]
+    full = [str(n) for n in tensors]
+    if any(n.endswith(("weight_ih_l0", "weight_ih")) for n in full):
+        return "torch"
+    if "recurrent_kernel" in names:
+        return "keras"
+    if {"W", "R"} <= set(names):
+        return "onnx"
+    if "kernel" in names:
+        return "tf"
+    if "weight" in names and any(n.startswith("lin") for n in
+                                 (str(f).rsplit("/", 2)[-2] for f in full if "/" in str(f))):
+        return "cudnn"
+    raise ParameterError(f"cannot tell the layout of tensors named "
+                         f"{', '.join(sorted(full)[:6])}; pass layout= one of {', '.join(LAYOUTS)}.")
+
+
+def from_torch(module):
+    """(model, params) of a live torch.nn.RNN / LSTM / GRU or *Cell module (torch layout)."""
+    return torch_layout.from_torch(module)
+
+
+__all__ = ["LAYOUTS", "load", "dump", "options", "detect", "from_torch"]

@@ -1,0 +1,153 @@
+"""Keras (tf.keras / Keras 3) LSTM, GRU and SimpleRNN weights.
+
+    kernel (in, G*U) = W_ih^T,  recurrent_kernel (U, G*U) = W_hh^T,  bias
+    LSTM  gates i, f, c, o  (PyTorch's order), bias (4U,) = b_ih + b_hh
+          PeepholeLSTMCell: input/forget/output_gate_peephole_weights (U,)
+    GRU   gates z, r, h; reset_after=True: bias (2, 3U) = [input bias; recurrent bias]
+          (h~ = tanh(x W_h + b_h + r * (h U_h + b_rh)), PyTorch's GRU);
+          reset_after=False: bias (3U,) (h~ = tanh(x W_h + (r * h) U_h + b_h), Cho et al.)
+    SimpleRNN  bias (U,) = b_ih + b_hh
+
+Options: ``activation`` (LSTM cell input and output, SimpleRNN), ``recurrent_activation`` (LSTM
+gates), ``reset_after`` (GRU; read from the bias shape), keras names ('linear' is identity).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _common as C
+from ..errors import ConversionError, ShapeError
+
+CELLS = ("lstm", "gru", "rnn")
+_ORDER = {"lstm": ("ifgo", "ifgo"), "gru": ("rzn", "zrn"), "rnn": ("h", "h")}  # (ours, keras)
+_PEEP = {"i": "input_gate_peephole_weights", "f": "forget_gate_peephole_weights",
+         "o": "output_gate_peephole_weights"}
+
+
+def _to_ours(name):
+    return "identity" if name == "linear" else name
+
+
+def _to_keras(name):
+    return "linear" if name == "identity" else name
+
+
+def guess_cell(tensors: dict) -> str:
+    name = next((n for n in tensors if str(n).endswith("recurrent_kernel")), "recurrent_kernel")
+    rk = C.anchor(tensors, name, 2, "keras")
+    G, rem = divmod(rk.shape[1], max(rk.shape[0], 1))
+    if rem or G not in (4, 3, 1):
+        raise ShapeError(f"keras recurrent_kernel of shape {rk.shape} is not (U, G*U) for G = "
+                         f"4 (LSTM), 3 (GRU) or 1 (SimpleRNN).")
+    return {4: "lstm", 3: "gru", 1: "rnn"}[G]
+
+
+def load(tensors: dict, cell=None, *, activation=None, recurrent_activation=None,
+         reset_after=None, dtype=None, strict=True, backend="numpy", **model_options):
+    cell = (cell or guess_cell(tensors)).lower()
+    L, bidir = C.structure(tensors, "keras")
+    first = "layer0/" if L > 1 else ""
+    first += "forward/" if bidir else ""
+    kernel = C.anchor(tensors, first + "kernel", 2, "keras")
+    rk = C.anchor(tensors, first + "recurrent_kernel", 2, "keras")
+    opts = dict(model_options)
+    if cell == "lstm":
+        acts = (_to_ours(recurrent_activation or "sigmoid"), _to_ours(activation or "tanh"),
+                _to_ours(activation or "tanh"))
+        if acts != ("sigmoid", "tanh", "tanh"):
+            opts["activations"] = acts
+        if first + _PEEP["i"] in tensors:
+            opts["variant"] = "+".join(filter(None, [opts.get("variant"), "peephole"]))
+    elif cell == "gru":
+        if (activation or "tanh") != "tanh" or (recurrent_activation or "sigmoid") != "sigmoid":
+            raise ConversionError("the oracle's GRU uses sigmoid gates and a tanh candidate; "
+                                  "other keras activations cannot be converted.")
+        bias = tensors.get(first + "bias")
+        shape_says = None if bias is None else np.ndim(bias) == 2
+        if reset_after is not None and shape_says is not None and bool(reset_after) != shape_says:
+            raise ShapeError(f"keras GRU bias of shape {np.shape(bias)} contradicts "
+                             f"reset_after={reset_after} (expected {'(2, 3U)' if reset_after else '(3U,)'}).")
+        opts["reset_after"] = shape_says if reset_after is None else bool(reset_after)
+        if opts["reset_after"] is None:
+            opts["reset_after"] = True  # keras' default
+    else:
+        opts.setdefault("nonlinearity", _to_ours(activation or "tanh"))
+    model = C.make_model(cell, kernel.shape[0], rk.shape[0], num_layers=L, bidirectional=bidir,
+                         dtype=C.tensor_dtype(tensors, dtype), backend=backend, **opts)
+    if not any(str(n).endswith("bias") for n in tensors):   # use_bias=False
+        tensors = {**tensors, **{n: np.zeros_like(a) for n, a in _expected(model).items()
+                                 if n.endswith("bias")}}
+    t = C.check_tensors(tensors, _expected(model), "keras", model, strict)
+    ours, theirs = _ORDER[cell]
+    params = {}
+    for k, d, s in model.suffixes():
+        pre = C.prefix(model, k, d)
+        params["weight_ih" + s] = C.reorder(t[pre + "kernel"], theirs, ours, axis=1).T
+        params["weight_hh" + s] = C.reorder(t[pre + "recurrent_kernel"], theirs, ours, axis=1).T
+        b = t[pre + "bias"]
+        if b.ndim == 2:
+            params["bias_ih" + s] = C.reorder(b[0], theirs, ours)
+            params["bias_hh" + s] = C.reorder(b[1], theirs, ours)
+        else:
+            params["bias_ih" + s] = C.reorder(b, theirs, ours)
+            params["bias_hh" + s] = np.zeros_like(b)
+        if "weight_peep" + s in model.param_shapes():
+            params["weight_peep" + s] = np.stack([t[pre + _PEEP[g]] for g in model.cell.peep_gates])
+    return model, C.finish(model, params)
+
+
+def _expected(model):
+    return dump(model, C.zeros_params(model))
+
+
+def _check(model, reset_after):
+    C.lstm_plain(model, "keras", allow=("peephole",), activations=True)
+    if model.kind == "lstm" and model.flags.act_g != model.flags.act_h:
+        raise ConversionError(f"keras LSTM applies one `activation` to the cell input and the "
+                              f"output, but this model uses {model.flags.act_g} and "
+                              f"{model.flags.act_h}.")
+    if model.kind == "gru" and reset_after is not None and bool(reset_after) != model.reset_after:
+        raise ConversionError(f"a GRU with reset_after={model.reset_after} computes a different "
+                              f"function from keras GRU(reset_after={bool(reset_after)}); no "
+                              f"weights make them equal.")
+
+
+def dump(model, params, *, reset_after=None, exact=False) -> dict:
+    """Keras weights; ``reset_after`` (GRU) must match the model's; ``exact`` refuses a fused
+    bias b_ih + b_hh that rounds."""
+    _check(model, reset_after)
+    p = C.host_params(model, params)
+    ours, theirs = _ORDER[model.kind]
+    out = {}
+    for k, d, s, v in C.layer_views(model, p):
+        pre = C.prefix(model, k, d)
+        out[pre + "kernel"] = C.reorder(v["weight_ih"], ours, theirs).T.copy()
+        out[pre + "recurrent_kernel"] = C.reorder(v["weight_hh"], ours, theirs).T.copy()
+        if model.kind == "gru" and model.reset_after:
+            out[pre + "bias"] = np.stack([C.reorder(v["bias_ih"], ours, theirs),
+                                          C.reorder(v["bias_hh"], ours, theirs)])
+        else:
+            fused = C.fuse_bias(v["bias_ih"], v["bias_hh"], "keras " + model.kind.upper(), exact)
+            out[pre + "bias"] = C.reorder(fused, ours, theirs)
+        if "weight_peep" in v:
+            for g, row in zip(model.cell.peep_gates, v["weight_peep"]):
+                out[pre + _PEEP[g]] = row.copy()
+    return out
+
+
+def options(model, *, reset_after=None, exact=False) -> dict:
+    _check(model, reset_after)
+    out = {}
+    if model.kind == "lstm":
+        f = model.flags
+        if f.act_f != "sigmoid":
+            out["recurrent_activation"] = _to_keras(f.act_f)
+        if f.act_g != "tanh":
+            out["activation"] = _to_keras(f.act_g)
+    elif model.kind == "gru":
+        out["reset_after"] = model.reset_after
+    else:
+        out["activation"] = _to_keras(model.nonlinearity)
+    if model.batch_first:
+        out["batch_first"] = True
+    return out
