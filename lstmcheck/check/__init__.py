@@ -1,0 +1,5 @@
+"""Gradient checking: ``check_gradients`` for any fn, ``gradcheck`` for the project's models."""
+from .api import METHODS, check_gradients, gradcheck
+from .report import GradcheckReport
+
+__all__ = ["check_gradients", "gradcheck", "GradcheckReport", "METHODS"]

@@ -1,0 +1,371 @@
+"""check_gradients (any fn) and gradcheck (the project's models): validation, method choice,
+per-tensor verdicts, and the report."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .. import backend
+from ..errors import DTypeError, NonFiniteError, OptionError, ParameterError, ShapeError
+from . import methods, tolerance as tol
+from .evaluate import FunctionEvaluator
+from .localize import localize
+from .report import GradcheckReport
+from .summary import summarize
+
+METHODS = ("auto", "central", "richardson", "complex", "directional", "taylor")
+AUTO_ELEMENTWISE_MAX = 2048   # above this many checked numbers, "auto" screens by directions
+N_WORST = 10
+
+
+# ------------------------------------------------------------------ validation
+def _validate(params, grads):
+    if not isinstance(params, dict) or not params:
+        raise ParameterError("params must be a non-empty dict of arrays.")
+    if not isinstance(grads, dict):
+        raise ParameterError(f"grads must be a dict of arrays, got {type(grads).__name__}.")
+    missing = [n for n in params if n not in grads]
+    extra = [n for n in grads if n not in params]
+    if missing:
+        raise ParameterError(f"grads has no entry for {', '.join(map(str, missing[:6]))}; give an "
+                             f"analytic gradient for every key of params.")
+    if extra:
+        raise ParameterError(f"grads has {', '.join(map(str, extra[:6]))}, which params lacks.")
+    theta, g = {}, {}
+    for n, a in params.items():
+        if not hasattr(a, "dtype") or not hasattr(a, "shape"):
+            raise ParameterError(f"params[{n!r}] is a {type(a).__name__}, not an array.")
+        if np.dtype(a.dtype).kind != "f":
+            raise DTypeError(f"params[{n!r}] has dtype {np.dtype(a.dtype).name}; only floating-"
+                             f"point parameters can be perturbed (cast to float64).")
+        if np.dtype(a.dtype).itemsize < 4:
+            backend.resolve_dtype(a.dtype)   # float16: one clear sentence
+        if not bool(np.all(np.isfinite(backend.to_host(a)))):
+            raise NonFiniteError(f"params[{n!r}] contains NaN or Inf; the check needs finite "
+                                 f"parameters.")
+        gn = grads[n]
+        if not hasattr(gn, "shape") or tuple(gn.shape) != tuple(a.shape):
+            got = tuple(gn.shape) if hasattr(gn, "shape") else type(gn).__name__
+            raise ShapeError(f"grads[{n!r}] has shape {got}, but params[{n!r}] has shape "
+                             f"{tuple(a.shape)}.")
+        theta[n] = np.asarray(backend.to_host(a))
+        g[n] = np.real(np.asarray(backend.to_host(gn), dtype=np.result_type(gn.dtype, float)))
+    # tolerances follow the least precise tensor
+    dtype = min((t.dtype for t in theta.values()), key=lambda d: np.finfo(d).bits)
+    return theta, g, np.dtype(dtype)
+
+
+def _check_options(method, elements):
+    if method not in METHODS:
+        raise OptionError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if not (elements == "all" or (isinstance(elements, (int, np.integer))
+                                  and not isinstance(elements, bool) and elements > 0)):
+        raise OptionError(f"elements must be 'all' or a positive int (sampled elements per "
+                          f"tensor), got {elements!r}.")
+
+
+def _select(theta, elements, rng):
+    """Flat indices to check per tensor: all, or a seeded sample of ``elements`` per tensor."""
+    sel = {}
+    for n, t in theta.items():
+        if elements == "all" or elements >= t.size:
+            sel[n] = np.arange(t.size)
+        else:
+            sel[n] = np.sort(rng.choice(t.size, size=int(elements), replace=False))
+    return sel
+
+
+# ------------------------------------------------------------------ the checking engine
+class _Check:
+    """Shared state of one check: evaluator, gradients, floors, locations, results."""
+
+    def __init__(self, ev, theta, grads, dtype, seed, rtol, atol, locate, gates, F=None,
+                 grad_nondet=None):
+        self.ev, self.theta, self.grads, self.dtype = ev, theta, grads, dtype
+        self.rng = np.random.default_rng(seed)
+        self.rtol, self.atol = rtol, atol
+        self.locate, self.gates = locate, gates or {}
+        self.f0 = ev.value()
+        f1 = ev.value()                            # nondeterminism floor: f twice
+        self.nondet = abs(f1 - self.f0)
+        self.F = max(abs(self.f0), F or 0.0, np.finfo(float).tiny)
+        self.grad_nondet = grad_nondet or {}
+        self.rows, self.records, self.notes = [], [], []
+        self.details = {"f": self.f0, "f_abs_scale": self.F, "f_nondeterminism": self.nondet}
+
+    # ---- complex step: does it apply?
+    def complex_ok(self, trusted=False):
+        if trusted:
+            return True
+        ok, why = methods.complex_probe(self.ev, self.grads, self.theta, self.dtype, self.f0,
+                                        self.F, self.rng, self.nondet)
+        if not ok:
+            self.notes.append(f"complex step does not apply: {why}.")
+        return ok
+
+    # ---- per element
+    def elementwise(self, name, idx, method, label=None, n_total=None):
+        theta = self.theta[name].ravel()[idx]
+        num = methods.element_derivatives(self.ev, name, idx, theta, method,
+                                          self.theta[name].dtype, self.f0, self.F, self.nondet)
+        g = self.grads[name].ravel()[idx]
+        scale = _finite_max(np.abs(num.value)) if len(idx) else 0.0
+        gnd = self.grad_nondet.get(name)
+        nd = gnd.ravel()[idx] if gnd is not None else 0.0
+        band = tol.element_tolerance(num.err, g, scale, self.theta[name].dtype, nd,
+                                     self.rtol, self.atol)
+        self._row(name, label or method, idx, g, num.value, num.err, band, n_total)
+
+    def _row(self, name, method, idx, g, d, err, band, n_total=None):
+        diff = np.abs(g - d)
+        ok = np.isfinite(g) & np.isfinite(d) & (diff <= band)
+        fin = np.isfinite(g) & np.isfinite(d)
+        rel = diff / np.maximum(np.abs(d), np.finfo(float).tiny)
+        gn, dn = np.linalg.norm(g[fin]), np.linalg.norm(d[fin])
+        row = {"name": name, "shape": list(np.shape(self.theta[name])), "method": method,
+               "max_abs_err": _finite_max(np.where(fin, diff, np.nan), nan_if_any=~fin),
+               "max_rel_err": _finite_max(np.where(fin, rel, np.nan), nan_if_any=~fin),
+               "normwise_rel_err": float(np.linalg.norm((g - d)[fin]) / dn) if dn > 0 else
+               (0.0 if gn == 0 else float("inf")),
+               "cosine": float(g[fin] @ d[fin] / (gn * dn)) if gn > 0 and dn > 0 else None,
+               "tolerance": _finite_max(band), "passed": bool(ok.all()),
+               "n_checked": int(n_total if n_total is not None else len(idx)),
+               "n_failed": int((~ok).sum()),
+               "nan_analytic": int((~np.isfinite(g)).sum()),
+               "nan_numeric": int((~np.isfinite(d)).sum())}
+        self._gate_pattern(row, name, idx, g, d, ok)
+        self.rows.append(row)
+        ratio = np.where(ok, diff / np.maximum(band, np.finfo(float).tiny), np.inf)
+        for k in range(len(idx)):
+            self.records.append((float(ratio[k]) if ok[k] else float("inf"), -float(diff[k])
+                                 if np.isfinite(diff[k]) else -np.inf, name, int(idx[k]),
+                                 float(g[k]), float(d[k]), float(err[k]), float(band[k]),
+                                 bool(ok[k])))
+
+    def _gate_pattern(self, row, name, idx, g, d, ok):
+        """Which gate blocks the failures sit in; swapped blocks when the whole tensor is known."""
+        G = self.gates.get(name, 1)
+        shape = np.shape(self.theta[name])
+        if G <= 1 or ok.all() or shape[0] % G:
+            return
+        per_gate = int(np.prod(shape)) // G
+        letters = [(self._where(name, np.unravel_index(k * per_gate, shape)) or {}).get("gate", str(k))
+                   for k in range(G)]
+        bad = sorted(set((idx[~ok] // per_gate).tolist()))
+        row["failing_gates"] = [letters[k] for k in bad]
+        row["n_gates"] = G
+        if len(bad) == 2 and len(idx) == int(np.prod(shape)):
+            a, b = bad
+            ga, gb = g[a * per_gate:(a + 1) * per_gate], g[b * per_gate:(b + 1) * per_gate]
+            da, db = d[a * per_gate:(a + 1) * per_gate], d[b * per_gate:(b + 1) * per_gate]
+            scale = max(np.abs(d).max(), 1e-300)
+            if np.abs(ga - db).max() < 1e-6 * scale and np.abs(gb - da).max() < 1e-6 * scale:
+                row["swapped_gates"] = [letters[a], letters[b]]
+
+    # ---- directional screen + localisation
+    def directional(self, names, mode, n_dirs=2, elements_method=None):
+        dirs, owner = [], []
+        for n in names:
+            for _ in range(n_dirs):
+                dirs.append({n: self.rng.standard_normal(np.shape(self.theta[n]))})
+                owner.append(n)
+        r = methods.directional(self.ev, self.grads, self.theta, dirs, mode, self.dtype,
+                                self.f0, self.F, self.nondet)
+        ok, diff, band = methods.directional_passes(r, self.dtype, self.nondet, self.rtol,
+                                                    self.atol)
+        owner = np.array(owner)
+        label = f"directional({mode})"
+        for n in names:
+            m = owner == n
+            if ok[m].all():
+                self._direction_row(n, label, r, diff, band, m)
+                continue
+            loc = localize(self.ev, self.grads, self.theta, n, mode, self.dtype, self.f0,
+                           self.F, self.rng, gates=self.gates.get(n, 1), nondet=self.nondet,
+                           rtol=self.rtol, atol=self.atol)
+            self.details.setdefault("localization", {})[n] = {
+                "levels": [list(p) for p in loc.path], "evaluations": loc.evals,
+                "single_elements": len(loc.leaves), "spread_segments": len(loc.spread)}
+            idx = list(loc.leaves)
+            for a, b in loc.spread:          # spread error: a sample of each failing region
+                k = min(16, b - a)
+                idx += list(a + self.rng.choice(b - a, size=k, replace=False))
+            idx = np.unique(np.array(idx, dtype=np.int64))
+            if len(idx) == 0:                # the direction failed but no segment does: keep it
+                self._direction_row(n, label, r, diff, band, m)
+                continue
+            self.elementwise(n, idx, elements_method or mode, label=f"{label}+elements",
+                             n_total=int(np.size(self.theta[n])))
+            if self.rows[-1]["passed"]:      # elements agree although the projection did not
+                self.rows[-1].update(passed=False, n_failed=0)
+                self.notes.append(f"{n}: directional derivatives disagree but no single element "
+                                  f"could be isolated; the error is spread thinly.")
+
+    def _direction_row(self, name, label, r, diff, band, m):
+        d = r.numeric[m]
+        self.rows.append({
+            "name": name, "shape": list(np.shape(self.theta[name])), "method": label,
+            "max_abs_err": _finite_max(diff[m]),
+            "max_rel_err": _finite_max(diff[m] / np.maximum(np.abs(d), np.finfo(float).tiny)),
+            "normwise_rel_err": float(np.linalg.norm(diff[m]) / max(np.linalg.norm(d), 1e-300)),
+            "cosine": None, "tolerance": _finite_max(band[m]), "passed": True,
+            "n_checked": int(np.size(self.theta[name])), "n_failed": 0, "nan_analytic": 0,
+            "nan_numeric": 0})
+
+    # ---- Taylor remainder per tensor
+    def taylor(self, names):
+        for n in names:
+            v = {n: self.rng.standard_normal(np.shape(self.theta[n]))}
+            t = methods.taylor(self.ev, self.grads, self.theta, v, self.theta[n].dtype, self.f0,
+                               self.F, self.nondet)
+            self.rows.append({
+                "name": n, "shape": list(np.shape(self.theta[n])), "method": "taylor",
+                "max_abs_err": None, "max_rel_err": None, "normwise_rel_err": None,
+                "cosine": None, "tolerance": 1.8, "passed": t.passed,
+                "n_checked": int(np.size(self.theta[n])), "n_failed": 0 if t.passed else 1,
+                "nan_analytic": int((~np.isfinite(self.grads[n])).sum()), "nan_numeric": 0,
+                "slope": t.slope, "window": list(t.window) if t.window else None,
+                "reason": t.reason})
+
+    # ---- the report
+    def report(self, method):
+        self.records.sort(key=lambda r: (-r[0], r[1]))
+        worst = []
+        for ratio, _, name, j, g, d, err, band, ok in self.records[:N_WORST]:
+            index = [int(i) for i in np.unravel_index(j, np.shape(self.theta[name]))]
+            worst.append({"tensor": name, "index": index, "location": self._where(name, index),
+                          "analytic": g, "numeric": d, "error_bar": err, "tolerance": band,
+                          "passed": ok})
+        passed = all(r["passed"] for r in self.rows)
+        self.details["evaluations"] = int(getattr(self.ev, "calls", 0))
+        return GradcheckReport(passed=passed, method=method, tensors=self.rows, worst=worst,
+                               summary=summarize(self.rows, worst, method), dtype=self.dtype.name,
+                               notes=self.notes, details=self.details)
+
+    def _where(self, name, index):
+        if self.locate is None:
+            return None
+        try:
+            return self.locate(name, tuple(index))
+        except Exception:            # a user's locate must never break the report
+            return None
+
+
+def _finite_max(a, nan_if_any=None):
+    a = np.asarray(a, dtype=float)
+    if nan_if_any is not None and np.any(nan_if_any):
+        return float("nan")
+    a = a[np.isfinite(a)]
+    return float(a.max()) if a.size else 0.0
+
+
+def run_check(chk: _Check, method, elements, complex_trusted=False):
+    """Dispatch a method over every tensor of the check; returns the report."""
+    names = list(chk.theta)
+    sel = _select(chk.theta, elements, chk.rng)
+    n_sel = sum(len(i) for i in sel.values())
+    if method in ("central", "richardson"):
+        for n in names:
+            chk.elementwise(n, sel[n], method)
+        return chk.report(method)
+    if method == "taylor":
+        chk.taylor(names)
+        return chk.report(method)
+    cplx = chk.complex_ok(complex_trusted)
+    mode = "complex" if cplx else "richardson"
+    if method == "complex" and not cplx:
+        chk.notes.append("method='complex' was asked for; the elements were checked with "
+                         "Richardson differences instead.")
+    if method in ("complex",) or (method == "auto" and (elements != "all"
+                                                        or n_sel <= AUTO_ELEMENTWISE_MAX)):
+        for n in names:
+            chk.elementwise(n, sel[n], mode)
+        return chk.report(method if method == "complex" and cplx else f"{method}({mode})")
+    chk.directional(names, mode)
+    return chk.report(f"{method}({mode})" if method == "auto" else f"directional({mode})")
+
+
+def check_gradients(fn, params, grads, *, method="auto", elements="all", seed=0, rtol=None,
+                    atol=None, locate=None) -> GradcheckReport:
+    """Verify analytic ``grads`` of a scalar ``fn(params)`` numerically (see issue/DESIGN)."""
+    _check_options(method, elements)
+    if not callable(fn):
+        raise OptionError(f"fn must be callable, got {type(fn).__name__}.")
+    theta, g, dtype = _validate(params, grads)
+    ev = FunctionEvaluator(fn, params, dtype)
+    chk = _Check(ev, theta, g, dtype, seed, rtol, atol, locate, gates=None)
+    return run_check(chk, method, elements)
+
+
+# ------------------------------------------------------------------ the project's models
+def projection_weights(model, y_shape, state_shapes, seed, dtype):
+    """Seeded Gaussian weights of the loss sum w_y*y + sum w_h*h_T (+ sum w_c*c_T)."""
+    rng = backend.rng(seed)
+    w = {"y": rng.standard_normal(y_shape).astype(dtype)}
+    for n, s in zip(("h0", "c0"), state_shapes):
+        w[n] = rng.standard_normal(s).astype(dtype)
+    return w
+
+
+def gradcheck(model, params, x, state=None, *, method="auto", elements="all", seed=0, rtol=None,
+              atol=None) -> GradcheckReport:
+    """Check model.backward against numeric derivatives of a random projection of every output
+    and the final state, for every parameter and x, h0 (c0). float32 models are checked in
+    float64 on upcast inputs, and their float32 gradients compared with the float64 oracle's."""
+    from .batched import ModelEvaluator
+    from .float32 import float32_rows
+
+    _check_options(method, elements)
+    y, final, tape = model.forward(params, x, state)          # validates everything
+    xp = backend.array_module(x, *params.values())
+    if model.batch_first:
+        x = x.transpose(1, 0, 2)
+    B = x.shape[1]
+    state0 = model._split_state(state, B, xp, x.dtype)
+    names = ("h0", "c0")[:len(state0)]
+    host = {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
+    host["x"] = np.asarray(backend.to_host(x), np.float64)
+    for n, a in zip(names, state0):
+        host[n] = np.asarray(backend.to_host(a), np.float64)
+    work = copy.copy(model)                  # same cell; float64, host, time-major
+    work.dtype, work.backend, work.xp, work.batch_first = np.dtype("float64"), "numpy", np, False
+    yT = (x.shape[0], B, y.shape[-1])
+    w = projection_weights(work, yT, [a.shape for a in state0], seed, np.float64)
+    grads, nondet = _model_grads(work, host, names, w)
+    ev = ModelEvaluator(work, host, w)
+    gates = {n: model.num_gates for n in model.param_names
+             if n.partition("_l")[0] in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    chk = _Check(ev, host, grads, np.dtype("float64"), seed, rtol, atol, _model_locate(model),
+                 gates, F=ev.abs_scale(), grad_nondet=nondet)
+    chk.details["loss"] = "seeded Gaussian projection of every output and the final state"
+    report = run_check(chk, method, elements, complex_trusted=True)
+    if model.dtype != np.float64:
+        float32_rows(report, model, params, x, state0, names, w, grads)
+    return report
+
+
+def _model_grads(model, host, names, w):
+    """Analytic gradients of the projection loss, computed twice (their spread is a floor)."""
+    out = []
+    for _ in range(2):
+        p = {n: host[n] for n in model.param_names}
+        _, _, tape = model.forward(p, host["x"], tuple(host[n] for n in names) if len(names) > 1
+                                   else host["h0"])
+        dstate = tuple(w[n] for n in names) if len(names) > 1 else w["h0"]
+        out.append(model.backward(tape, w["y"], dstate))
+    nondet = {n: np.abs(out[0][n] - out[1][n]) for n in out[0]}
+    return out[0], nondet
+
+
+def _model_locate(model):
+    def where(name, index):
+        if name == "x":
+            return {"tensor": "x", "time": index[0], "batch": index[1], "feature": index[2]}
+        if name in ("h0", "c0"):
+            dirs = model.num_directions
+            return {"tensor": name, "layer": index[0] // dirs,
+                    "direction": "reverse" if index[0] % dirs else "forward",
+                    "batch": index[1], "unit": index[2]}
+        return model.locate(name, tuple(index))
+    return where

@@ -1,0 +1,246 @@
+"""Batched perturbations for the project's models: K perturbed parameter sets in one forward.
+
+Sequences in a batch never interact, so K replicas of the B sequences become one batch of K*B
+(replica k owns batch rows k*B .. k*B+B-1). The model's forward touches parameters only through
+``a @ W.T``, ``a @ W[rows].T`` and broadcasting (models/base.py ``run_forward``), so:
+
+- a weight matrix is replaced by :class:`ReplicaMatrix`, whose ``.T`` multiplies like W.T and then
+  adds each replica's own correction: a rank-one term for a one-element perturbation, a small
+  per-replica GEMM for a dense direction. The shared product stays one big GEMM;
+- a bias becomes a per-row (K*B, n) array, a peephole matrix (n, K*B, H);
+- x, h0, c0 are tiled along the batch axis and perturbed in place.
+
+For the complex step the shared real weights multiply the real and imaginary parts of the
+activations separately (two real GEMMs instead of one complex one).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+
+STATE_NAMES = ("h0", "c0")
+
+
+def _matmul(a, wt):
+    """a @ wt with a real wt: complex a as two real GEMMs (half the work of a complex GEMM)."""
+    if np.iscomplexobj(a) and not np.iscomplexobj(wt):
+        xp = backend.array_module(a)
+        out = xp.empty(a.shape[:-1] + wt.shape[-1:], a.dtype)
+        out.real[...] = a.real @ wt
+        out.imag[...] = a.imag @ wt
+        return out
+    return a @ wt
+
+
+class ReplicaMatrix:
+    """A weight matrix W shared by K replicas of B rows, each with its own perturbation.
+
+    ``sparse``: (replica, row, column, delta) arrays, one entry per perturbed element.
+    ``dense``:  (V, s): replica k uses W + s[k] V[k].
+    """
+
+    __array_ufunc__ = None          # make ndarray @ ReplicaMatrix.T defer to __rmatmul__
+
+    def __init__(self, W, K, B, sparse=None, dense=None):
+        self.W, self.K, self.B = W, K, B
+        self.sparse, self.dense = sparse, dense
+        self.shape, self.dtype = W.shape, W.dtype
+
+    @property
+    def T(self):
+        return _Transposed(self)
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError("ReplicaMatrix supports row slices only")
+        start, stop, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise TypeError("ReplicaMatrix supports contiguous row slices only")
+        sparse = dense = None
+        if self.sparse is not None:
+            k, r, c, d = self.sparse
+            keep = (r >= start) & (r < stop)
+            sparse = (k[keep], r[keep] - start, c[keep], d[keep])
+        if self.dense is not None:
+            V, s = self.dense
+            dense = (V[:, start:stop], s)
+        return ReplicaMatrix(self.W[start:stop], self.K, self.B, sparse, dense)
+
+    def rmatmul(self, a):
+        """a @ W_k.T for each replica k's rows of a (a: (R*K*B, in), replica-major within R)."""
+        out = _matmul(a, self.W.T)
+        K, B = self.K, self.B
+        if self.sparse is not None and len(self.sparse[0]):
+            k, r, c, d = self.sparse
+            if np.iscomplexobj(d) and not np.iscomplexobj(out):
+                out = out.astype(np.result_type(out.dtype, d.dtype))
+            out4 = out.reshape(-1, K, B, out.shape[-1])
+            a4 = a.reshape(-1, K, B, a.shape[-1])
+            # advanced indices around a slice put the replica axis first: (n, R, B)
+            out4[:, k, :, r] += a4[:, k, :, c] * d[:, None, None]
+        if self.dense is not None:
+            V, s = self.dense
+            R = a.shape[0] // (K * B)
+            ak = a.reshape(R, K, B, -1).transpose(1, 0, 2, 3).reshape(K, R * B, -1)
+            corr = (ak @ V.transpose(0, 2, 1)) * s[:, None, None]
+            corr = corr.reshape(K, R, B, -1).transpose(1, 0, 2, 3).reshape(out.shape)
+            out = out + corr
+        return out
+
+
+class _Transposed:
+    __array_ufunc__ = None
+
+    def __init__(self, m):
+        self.m = m
+        self.shape = m.shape[::-1]
+        self.dtype = m.dtype
+
+    def __rmatmul__(self, a):
+        return self.m.rmatmul(a)
+
+
+class ReplicaRows(np.ndarray):
+    """A per-row (K*B, n) bias. A bare slice selects columns, as it would on the (n,) original
+    (``b[rz]`` in the GRU); arithmetic returns plain arrays."""
+
+    def __getitem__(self, key):
+        base = self.view(np.ndarray)
+        if isinstance(key, slice):
+            return base[..., key]
+        return base[key]
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(i.view(np.ndarray) if isinstance(i, ReplicaRows) else i for i in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(o.view(np.ndarray) if isinstance(o, ReplicaRows) else o
+                                  for o in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+class ModelEvaluator:
+    """f(theta) = sum w_y*y + sum w_h*h_T (+ sum w_c*c_T) for the project's model, where theta
+    holds every parameter plus 'x', 'h0' (and 'c0'); perturbed replicas run batched."""
+
+    batched = True
+
+    def __init__(self, model, theta, weights, rows_per_batch=2048):
+        self.model = model
+        self.theta = theta                 # host arrays (NumPy); the evaluator is host-side
+        self.w = weights                   # {'y': (T,B,F), 'h0': (L,B,H), 'c0': ...}
+        self.dtype = np.dtype(theta["x"].dtype)
+        self.T, self.B = theta["x"].shape[:2]
+        self.states = [n for n in STATE_NAMES if n in theta]
+        self.K_max = max(1, rows_per_batch // self.B)
+        self.calls = 0                     # replicas evaluated
+        base = model.base_names()
+        self.matrices = {n for n in model.param_names if n.partition("_l")[0] in base
+                         and len(model.param_shapes()[n]) == 2
+                         and not n.startswith("weight_peep")}
+
+    # ---- loss of each replica
+    def _loss(self, y, final, K):
+        B = self.B
+        y4 = y.reshape(y.shape[0], K, B, -1)
+        f = np.einsum("tkbf,tbf->k", y4, self.w["y"])
+        for n, s in zip(self.states, final):
+            f = f + np.einsum("lkbh,lbh->k", s.reshape(s.shape[0], K, B, -1), self.w[n])
+        return f
+
+    def abs_scale(self):
+        """sum |w| |outputs|: the size of the terms f sums (its rounding is about u times this)."""
+        x = self.theta["x"]
+        y, final, _ = self.model.run_forward({n: self.theta[n] for n in self.model.param_names},
+                                             x, tuple(self.theta[n] for n in self.states))
+        s = float(np.abs(self.w["y"]).ravel() @ np.abs(y).ravel())
+        for n, a in zip(self.states, final):
+            s += float(np.abs(self.w[n]).ravel() @ np.abs(a).ravel())
+        return s
+
+    def value(self):
+        return float(np.real(self._run_chunk(1, {}, {}, cplx=False)[0]))
+
+    # ---- one batched forward of K replicas
+    def _run_chunk(self, K, sparse, dense, cplx):
+        """sparse: {name: (k, flat_idx, delta)}; dense: {name: (V (K, *shape), s (K,))}."""
+        B, dt = self.B, self.dtype
+        cdt = backend.complex_of(dt) if cplx else dt
+        self.calls += K
+        p = {}
+        shapes = self.model.param_shapes()
+        for n in self.model.param_names:
+            W = self.theta[n]
+            sp, de = sparse.get(n), dense.get(n)
+            if n in self.matrices:
+                if sp is not None:
+                    k, j, d = sp
+                    r, c = np.unravel_index(j, shapes[n])
+                    sp = (k, r, c, d)
+                p[n] = ReplicaMatrix(W, K, B, sparse=sp, dense=de)
+            elif sp is None and de is None:
+                p[n] = W
+            elif W.ndim == 1:                               # bias: one row per batch row
+                rep = np.empty((K, B) + W.shape, np.result_type(W, cdt))
+                rep[...] = W
+                if sp is not None:
+                    k, j, d = sp
+                    rep[k, :, j] += d[:, None]
+                if de is not None:
+                    V, s = de
+                    rep += (V * s[:, None])[:, None, :]
+                p[n] = rep.reshape(K * B, -1).view(ReplicaRows)
+            else:                                           # peephole (n, H) -> (n, K*B, H)
+                rep = np.empty((W.shape[0], K, B, W.shape[1]), np.result_type(W, cdt))
+                rep[...] = W[:, None, None, :]
+                if sp is not None:
+                    k, j, d = sp
+                    r, c = np.unravel_index(j, W.shape)
+                    rep[r, k, :, c] += d[:, None]
+                if de is not None:
+                    V, s = de
+                    rep += (V * s[:, None, None]).transpose(1, 0, 2)[:, :, None, :]
+                p[n] = rep.reshape(W.shape[0], K * B, W.shape[1])
+        inputs = {}
+        for n in ("x", *self.states):
+            a = self.theta[n]                               # (T|L, B, .) -> (T|L, K*B, .)
+            rep = np.empty((a.shape[0], K, B, a.shape[2]), cdt)
+            rep[...] = a[:, None]
+            if n in sparse:
+                k, j, d = sparse[n]
+                t, b, c = np.unravel_index(j, a.shape)
+                rep[t, k, b, c] += d
+            if n in dense:
+                V, s = dense[n]
+                rep += (V * s[:, None, None, None]).transpose(1, 0, 2, 3)
+            inputs[n] = rep.reshape(a.shape[0], K * B, a.shape[2])
+        y, final, _ = self.model.run_forward(p, inputs["x"], tuple(inputs[n] for n in self.states))
+        return self._loss(y, final, K)
+
+    # ---- the evaluator interface (see evaluate.py)
+    def elements(self, name, idx, deltas):
+        idx, deltas = np.asarray(idx), np.asarray(deltas)
+        out = np.empty(len(idx), complex if np.iscomplexobj(deltas) else float)
+        for lo in range(0, len(idx), self.K_max):
+            j, d = idx[lo:lo + self.K_max], deltas[lo:lo + self.K_max]
+            K = len(j)
+            out[lo:lo + K] = self._run_chunk(K, {name: (np.arange(K), j, d)}, {},
+                                             np.iscomplexobj(d))
+        return out
+
+    def directions(self, dirs, scales):
+        scales = np.asarray(scales)
+        cplx = np.iscomplexobj(scales)
+        out = np.empty(len(dirs), complex if cplx else float)
+        for lo in range(0, len(dirs), self.K_max):
+            chunk, s = dirs[lo:lo + self.K_max], scales[lo:lo + self.K_max]
+            names = sorted({n for v in chunk for n in v})
+            dense = {}
+            for n in names:
+                V = np.zeros((len(chunk),) + self.theta[n].shape, self.dtype)
+                for k, v in enumerate(chunk):
+                    if n in v:
+                        V[k] = v[n]
+                dense[n] = (V, s)
+            out[lo:lo + len(chunk)] = self._run_chunk(len(chunk), {}, dense, cplx)
+        return out
