@@ -131,3 +131,19 @@ def test_init_options():
         lc.LSTM(3, 4, variant="nfg").init_params(forget_bias=1.0)
     with pytest.raises(OptionError, match="unknown init scheme"):
         lc.LSTM(3, 4).init_params(scheme="xavier")
+
+
+def test_gpu_out_of_memory_is_one_sentence(monkeypatch):
+    """A device OOM inside a model pass becomes a BackendError saying what to shrink."""
+    from lstmcheck.models.lstm import LSTMCell
+
+    class OutOfMemoryError(MemoryError):   # the name CuPy's allocator error carries
+        pass
+
+    def boom(*a, **k):
+        raise OutOfMemoryError("Out of memory allocating 8,589,934,592 bytes")
+
+    monkeypatch.setattr(LSTMCell, "forward", boom)
+    m = lc.LSTM(3, 4)
+    with pytest.raises(BackendError, match=r"ran out of memory during the forward pass of LSTM\(3, 4.*reduce batch"):
+        m.forward(m.init_params(seed=0), np.zeros((2, 1, 3)))

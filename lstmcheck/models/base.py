@@ -254,7 +254,8 @@ class RecurrentModel:
             self._check_dtype(n, a, dtype)
         self._check_finite({**params, "x": x, **dict(zip(("h0", "c0"), state0))}, xp)
 
-        y, final, tape = self.run_forward(params, x, state0)
+        with backend.gpu_errors(f"the forward pass of {self.describe()} on x of shape {tuple(x.shape)}"):
+            y, final, tape = self.run_forward(params, x, state0)
         if self.batch_first:
             y = y.transpose(1, 0, 2)
         return y, (final if self.cell.has_cell_state else final[0]), tape
@@ -302,7 +303,8 @@ class RecurrentModel:
         dstate = dL/d(final state). ``truncate=k``: truncated BPTT, no gradient crosses the
         chunk boundaries t = k, 2k, ... ; ``clip_norm``: global-norm clipping of the parameter
         gradients (Pascanu et al. 2013, Algorithm 1)."""
-        return self.backward_trace(tape, dy, dstate, truncate=truncate, clip_norm=clip_norm)[0]
+        with backend.gpu_errors(f"the backward pass of {self.describe()}"):
+            return self.backward_trace(tape, dy, dstate, truncate=truncate, clip_norm=clip_norm)[0]
 
     def backward_trace(self, tape, dy, dstate=None, *, truncate=None, clip_norm=None, trace=False):
         """backward, plus a :class:`Trace` of per-step dL/dh_t (and dL/dc_t) when trace=True."""
