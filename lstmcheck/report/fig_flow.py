@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 
-from .style import SEQUENTIAL, cell_colour, log_if_spans_decades, new_figure
+from .style import MARKERS, SEQUENTIAL, log_if_spans_decades, new_figure, series_colours
 
 LAG = "lag $k = T - t$ (steps back from the loss)"
 
@@ -26,8 +26,7 @@ def gradient_norm_vs_lag(curves, *, ylabel=r"$\|\partial L/\partial h_{T-k}\|$ (
     """
     fig, (ax,) = new_figure(width=6.4, height=3.8)
     values = []
-    for i, c in enumerate(curves):
-        colour = cell_colour(c.get("cell", ""), i)
+    for c, colour in zip(curves, series_colours(c.get("cell") for c in curves)):
         ax.plot(c["lag"], _positive(c["norm"]), color=colour, label=f"{c['label']}: " + r"$\|\partial L/\partial h\|$")
         values.append(c["norm"])
         if c.get("norm_c") is not None:
@@ -79,10 +78,10 @@ def lyapunov_figure(spectra, convergence=None):
     ncols = 2 if convergence else 1
     fig, axes = new_figure(ncols=ncols, width=3.5 * ncols + 0.6, height=3.4)
     ax = axes[0]
-    for i, s in enumerate(spectra):
+    for i, (s, colour) in enumerate(zip(spectra, series_colours(s.get("cell") for s in spectra))):
         lam = np.asarray(s["exponents"], dtype=float)
-        ax.plot(np.arange(1, lam.size + 1), lam, marker="o", markersize=2.5,
-                color=cell_colour(s.get("cell", ""), i), label=s["label"])
+        ax.plot(np.arange(1, lam.size + 1), lam, marker=MARKERS[i % len(MARKERS)], markersize=2.5,
+                color=colour, label=s["label"])
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel("exponent index $i$")
     ax.set_ylabel(r"$\lambda_i$ (nats per step)")
@@ -90,9 +89,8 @@ def lyapunov_figure(spectra, convergence=None):
     ax.legend(frameon=False)
     if convergence:
         ax = axes[1]
-        for i, c in enumerate(convergence):
+        for c, colour in zip(convergence, series_colours(c.get("cell") for c in convergence)):
             est = np.atleast_2d(np.asarray(c["estimates"], dtype=float).T).T
-            colour = cell_colour(c.get("cell", ""), i)
             for j in range(est.shape[1]):
                 ax.plot(c["steps"], est[:, j], color=colour, linewidth=1.0,
                         alpha=1.0 - 0.6 * j / max(1, est.shape[1]),
@@ -106,38 +104,37 @@ def lyapunov_figure(spectra, convergence=None):
     return fig
 
 
-def horizon_figure(curves, study=None):
-    """Left: the share of the weight gradient contributed by inputs ≥ k steps back, with each
-    model's effective horizon (where that share falls below the threshold) marked. Right
-    (optional): effective horizon against a study parameter (e.g. forget bias, sequence length).
+def horizon_figure(curves, *, threshold=None, study=None):
+    """Left: the cumulative share of the weight gradient contributed by lags 0…k, with each
+    model's effective horizon (where the share reaches ``threshold``) marked. Right (optional):
+    effective horizon against a study parameter (e.g. forget bias, sequence length).
 
-    curves: dicts with label, cell, lag, contribution (per-lag share, sums to 1), horizon,
-    threshold. study: dicts with label, cell, x, horizon, and the shared keys xlabel, xlog.
+    curves: dicts with label, cell, lag, share (cumulative, ends at 1), horizon (a lag or None).
+    study: dicts with label, cell, x, horizon, and the shared keys xlabel, xlog.
     """
     ncols = 2 if study else 1
-    fig, axes = new_figure(ncols=ncols, width=3.6 * ncols + 0.6, height=3.4)
+    fig, axes = new_figure(ncols=ncols, width=3.6 * ncols + 1.4, height=3.4)
     ax = axes[0]
-    for i, c in enumerate(curves):
-        colour = cell_colour(c.get("cell", ""), i)
-        share = np.asarray(c["contribution"], dtype=float)
-        tail = np.cumsum(share[::-1])[::-1]   # share from lags >= k
-        ax.plot(c["lag"], _positive(tail), color=colour, label=c["label"])
+    for c, colour in zip(curves, series_colours(c.get("cell") for c in curves)):
+        ax.plot(c["lag"], c["share"], color=colour, label=c["label"])
         if c.get("horizon") is not None:
             ax.axvline(c["horizon"], color=colour, linestyle="--", linewidth=1.0)
-    if curves and curves[0].get("threshold"):
-        ax.axhline(curves[0]["threshold"], color="black", linewidth=0.8, linestyle=":",
-                   label=f"threshold {curves[0]['threshold']:g}")
-    log_if_spans_decades(ax, np.concatenate([np.ravel(c["contribution"]) for c in curves])
-                         if curves else [])
+    if threshold is not None:
+        ax.axhline(threshold, color="black", linewidth=0.8, linestyle=":",
+                   label=f"{threshold:.0%} of the total")
+    if curves and max(len(c["lag"]) for c in curves) > 50:
+        ax.set_xscale("symlog", linthresh=10)   # short horizons and long tails in one view
+        ax.set_xlim(left=0)
+    ax.set_ylim(0, 1.02)
     ax.set_xlabel(LAG)
-    ax.set_ylabel(r"share of $\|\partial L/\partial W\|$ from lags $\geq k$")
+    ax.set_ylabel(r"share of $\|\partial L/\partial W_{hh}\|$ from lags $0 \ldots k$")
     ax.set_title("Effective horizon (dashed)")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="lower right")
     if study:
         ax = axes[1]
-        for i, s in enumerate(study):
-            ax.plot(s["x"], s["horizon"], marker="o", markersize=3,
-                    color=cell_colour(s.get("cell", ""), i), label=s["label"])
+        for i, (s, colour) in enumerate(zip(study, series_colours(s.get("cell") for s in study))):
+            ax.plot(s["x"], s["horizon"], marker=MARKERS[i % len(MARKERS)], markersize=3,
+                    color=colour, label=s["label"])
         ax.set_xlabel(study[0].get("xlabel", ""))
         if study[0].get("xlog"):
             ax.set_xscale("log")
@@ -159,8 +156,10 @@ def phase_diagram(panels, decay=None):
     fig, axes = new_figure(ncols=ncols, width=2.9 * ncols + 0.8, height=3.3)
     logs = [np.log10(_positive(p["norm"])) for p in panels]
     finite = np.concatenate([v[np.isfinite(v)].ravel() for v in logs]) if logs else np.zeros(1)
-    span = max(1e-3, float(np.max(np.abs(finite)))) if finite.size else 1.0
-    norm = TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span)
+    # Each side of the centre gets its own range, so weak explosion still shows in orange.
+    lo = min(-1e-3, float(finite.min())) if finite.size else -1.0
+    hi = max(1e-3, float(finite.max())) if finite.size else 1.0
+    norm = TwoSlopeNorm(vmin=lo, vcenter=0.0, vmax=hi)
     mesh = None
     for ax, p, v in zip(axes, panels, logs):
         r, lag = np.asarray(p["radius"], dtype=float), np.asarray(p["lag"], dtype=float)
@@ -177,9 +176,9 @@ def phase_diagram(panels, decay=None):
     if decay:
         fig.get_layout_engine().set(wspace=0.12)  # room between the colour bar and this panel
         ax = axes[-1]
-        for i, d in enumerate(decay):
-            ax.plot(d["radius"], d["rate"], marker="o", markersize=3,
-                    color=cell_colour(d.get("cell", ""), i), label=d["label"])
+        for i, (d, colour) in enumerate(zip(decay, series_colours(d.get("cell") for d in decay))):
+            ax.plot(d["radius"], d["rate"], marker=MARKERS[i % len(MARKERS)], markersize=3.5,
+                    color=colour, label=d["label"], alpha=0.9)
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(r"spectral radius $\rho(W_{hh})$")
         ax.set_ylabel(r"growth rate of $\|\partial L/\partial h\|$ (nats/step)")

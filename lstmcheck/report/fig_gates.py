@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import SEQUENTIAL, cell_colour, new_figure
+from .style import SEQUENTIAL, new_figure, series_colours
 
 
 def gate_saturation_heatmaps(panels):
@@ -39,9 +39,9 @@ def forget_time_constants(panels):
     finite = np.concatenate([t[np.isfinite(t) & (t > 0)] for t in taus]) if taus else np.ones(1)
     lo, hi = (max(float(finite.min()), 1e-2), float(finite.max())) if finite.size else (1e-2, 1.0)
     bins = np.geomspace(lo, max(hi, lo * 10), 30)
-    for i, (p, t) in enumerate(zip(panels, taus)):
+    for p, t, colour in zip(panels, taus, series_colours(p.get("cell") for p in panels)):
         ax.hist(np.clip(t[np.isfinite(t)], bins[0], bins[-1]), bins=bins, histtype="step",
-                linewidth=1.5, color=cell_colour(p.get("cell", ""), i), label=p["label"])
+                linewidth=1.5, color=colour, label=p["label"])
     ax.set_xscale("log")
     ax.set_xlabel(r"forget-gate time constant $\tau = -1/\ln \bar f$ (steps)")
     ax.set_ylabel("number of units")

@@ -33,8 +33,25 @@ RC = {
 DPI = 110
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def cell_colour(cell: str, i: int = 0) -> str:
     return CELL_COLOURS.get(str(cell).lower(), CYCLE[i % len(CYCLE)])
+
+
+def series_colours(cells) -> list:
+    """A colour per series: a cell's own colour for its first series, then unused palette
+    colours, so that an "LSTM" and an "LSTM chrono" line never share a colour."""
+    used, out = set(), []
+    spare = [c for c in CYCLE if c not in CELL_COLOURS.values()] + list(CELL_COLOURS.values())
+    for cell in cells:
+        colour = CELL_COLOURS.get(str(cell).lower())
+        if colour is None or colour in used:
+            colour = next((c for c in spare if c not in used), CYCLE[len(out) % len(CYCLE)])
+        used.add(colour)
+        out.append(colour)
+    return out
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.4, height: float = 3.6,

@@ -1,0 +1,230 @@
+"""Studies behind `lstmcheck report` and `lstmcheck probe`: run probes on models, collect summary
+rows, figures and the numbers behind them into a :class:`~lstmcheck.report.Report`.
+
+A study is a list of *sections*. Each section is a function ``section(report, ctx)`` that runs
+one probe (or check) on the study's subjects, adds summary rows, a figure and its data. The
+default study (``default_study``) is every section on a small RNN, LSTM and GRU; ``probe_study``
+runs chosen sections on chosen models (or on a user's trained weights).
+
+Models are built from sweep points (:func:`lstmcheck.sweep.setup_study`), so the CLI options,
+the sweep grid keys and the study all mean the same thing by ``init``, ``spectral_radius``,
+``forget_bias``, ``task`` and ``seed``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .report import Report
+from .report import fig_flow
+
+# Small enough that `lstmcheck report` runs in seconds, large enough for the effects to show.
+DEFAULTS = {"cells": ("rnn", "lstm", "gru"), "hidden_size": 32, "seq_len": 100, "batch": 8,
+            "task": "noise", "init": "pytorch", "seed": 0, "dtype": "float64", "backend": "numpy"}
+PHASE_RADII = tuple(np.round(np.linspace(0.25, 2.5, 10), 3))
+PHASE_SEQ_LEN = 60
+HORIZON_SHARE = 0.9
+
+
+@dataclass
+class Subject:
+    """One model under study with its parameters and input."""
+
+    label: str
+    cell: str
+    model: object
+    params: dict
+    x: object
+    setting: dict = field(default_factory=dict)   # the sweep point (or file) it came from
+
+
+@dataclass
+class Context:
+    subjects: list
+    settings: dict
+    cache: dict = field(default_factory=dict)      # results shared between sections
+
+
+def label_of(point: dict) -> str:
+    """RNN, LSTM, GRU, plus what differs from the defaults (variant, init, radius, bias)."""
+    parts = [point["cell"].upper()]
+    if point.get("variant", "vanilla") != "vanilla":
+        parts.append(point["variant"])
+    for key, fmt in (("spectral_radius", "ρ={:g}"), ("forget_bias", "b_f={:g}")):
+        if point.get(key) is not None:
+            parts.append(fmt.format(point[key]))
+    if point.get("init", "pytorch") != "pytorch":
+        parts.append(point["init"])
+    return " ".join(parts)
+
+
+def subjects_from_grid(grid) -> list:
+    """Subjects from a sweep grid (dict of key -> value or list of values)."""
+    from . import sweep
+
+    out = []
+    for point in sweep.expand_grid(grid):
+        s = sweep.setup_study(point)
+        out.append(Subject(label_of(point), point["cell"], s.model, s.params, s.x, point))
+    return out
+
+
+def subject_from_weights(path, *, layout=None, cell=None, seq_len=100, batch=8, task="noise",
+                         seed=0, backend="numpy"):
+    """A user's trained weights (any file lstmcheck.io reads) driven by a task's inputs."""
+    from . import io, tasks
+
+    model, params = io.load_file(path, layout=layout, cell=cell)
+    x = tasks.make(task, seq_len, batch, input_size=model.input_size, seed=seed,
+                   dtype=model.dtype.name, backend=backend).x
+    setting = {"weights": str(path), "cell": model.kind, "seq_len": seq_len, "batch": batch,
+               "task": task, "seed": seed}
+    return Subject(f"{model.kind.upper()} from {path}", model.kind, model, params, x, setting)
+
+
+# ----------------------------------------------------------------------------- sections
+def _norms(ctx, subject):
+    """gradient_norms of a subject, computed once per study."""
+    from .probes import gradient_norms
+
+    key = ("norms", id(subject))
+    if key not in ctx.cache:
+        ctx.cache[key] = gradient_norms(subject.model, subject.params, subject.x,
+                                        shares=(HORIZON_SHARE,), seed=ctx.settings.get("seed", 0))
+    return ctx.cache[key]
+
+
+def section_flow(report, ctx):
+    """Gradient norm against lag per model; theory overlay: exp(λ₁ k) when known."""
+    curves, data = [], {}
+    for s in ctx.subjects:
+        r = _norms(ctx, s)
+        lam = ctx.cache.get(("lambda_1", id(s)))
+        theory = np.exp(lam * r.lags) if lam is not None else None
+        curves.append({"label": s.label, "cell": s.cell, "lag": r.lags, "norm": r.h_norm_rel,
+                       "norm_c": r.c_norm_rel, "theory": theory,
+                       "theory_label": f"{s.label}: exp(λ₁k), λ₁ = {lam:.3g}" if lam is not None
+                       else None})
+        data[s.label] = r.to_dict()
+        verdict = ("vanishing" if r.decay_rate > 0 else "exploding") if np.isfinite(r.decay_rate) \
+            else "flat"
+        report.add_row(f"gradient flow: {s.label}",
+                       f"{verdict}, ×{r.decay_factor:.3g} per step (half-life "
+                       f"{r.half_life:.3g} steps); ‖∂L/∂h‖ stays ≥ 1% of its last-step value for "
+                       f"{r.steps_in_past} steps")
+    report.results["gradient_norms"] = data
+    report.add_figure(
+        "gradient_flow", "Median ‖∂L/∂h_{T−k}‖ relative to the last step against the lag k for "
+        "each cell (dotted: LSTM cell state; dashed: the theory overlay).",
+        fig_flow.gradient_norm_vs_lag(curves))
+
+
+def section_horizon(report, ctx):
+    """Share of the recurrent weight gradient from each lag, and the effective horizon."""
+    curves, data = [], {}
+    for s in ctx.subjects:
+        r = _norms(ctx, s)
+        h = r.horizon.get(HORIZON_SHARE)
+        curves.append({"label": s.label, "cell": s.cell, "lag": r.lags,
+                       "share": r.contribution_share, "horizon": h})
+        data[s.label] = {"lags": r.lags, "contribution": r.contribution,
+                         "contribution_share": r.contribution_share, "horizon": h}
+        report.add_row(f"effective horizon: {s.label}",
+                       f"{HORIZON_SHARE:.0%} of ∂L/∂W_hh comes from the last "
+                       f"{'?' if h is None else h + 1} steps")
+    report.results["horizon"] = {"share": HORIZON_SHARE, "models": data}
+    report.add_figure(
+        "horizon", f"Cumulative share of ∂L/∂W_hh contributed by lags 0…k; dashed: the lag by "
+        f"which {HORIZON_SHARE:.0%} has accumulated (the effective horizon).",
+        fig_flow.horizon_figure(curves, threshold=HORIZON_SHARE))
+
+
+def phase_measure(study):
+    """Sweep measure: the per-lag relative gradient norm and its decay rate."""
+    from .probes import gradient_norms
+
+    r = gradient_norms(study.model, study.params, study.x, seed=0)
+    return {"norm_rel": r.h_norm_rel, "decay_rate": r.decay_rate}
+
+
+def section_phase(report, ctx):
+    """Vanishing/exploding phase diagram over the spectral radius of W_hh, per cell."""
+    from . import sweep
+
+    st = ctx.settings
+    cells = list(dict.fromkeys(s.cell for s in ctx.subjects))  # the phase diagram is per cell
+    grid = {"cell": cells, "spectral_radius": list(PHASE_RADII), "init": "orthogonal",
+            "seq_len": min(PHASE_SEQ_LEN, st["seq_len"]), "hidden_size": st["hidden_size"],
+            "batch": st["batch"], "task": st["task"], "seed": st["seed"], "dtype": st["dtype"],
+            "backend": st["backend"]}
+    records = sweep.sweep(grid, phase_measure)
+    bad = [r["error"] for r in records if r.get("error")]
+    if bad:
+        from .errors import OptionError
+        raise OptionError(f"the spectral-radius sweep failed: {bad[0]}")
+    panels, decay = [], []
+    for cell in cells:
+        rows = [r for r in records if r["cell"] == cell]
+        radius = np.array([r["spectral_radius"] for r in rows])
+        norm = np.array([r["norm_rel"] for r in rows], dtype=float)
+        rate = -np.array([r["decay_rate"] for r in rows], dtype=float)   # growth per step
+        panels.append({"label": cell.upper(), "radius": radius, "lag": np.arange(norm.shape[1]),
+                       "norm": norm})
+        decay.append({"label": cell.upper(), "cell": cell, "radius": radius, "rate": rate})
+        crossing = _zero_crossing(radius, rate)
+        report.add_row(f"edge of chaos: {cell.upper()}",
+                       "gradients explode above ρ(W_hh) ≈ " + f"{crossing:.3g}" if crossing
+                       else "no transition between ρ = "
+                       f"{radius.min():g} and {radius.max():g}")
+    report.results["phase"] = {"grid": grid, "records": records}
+    report.add_figure(
+        "phase_diagram", "Vanishing (purple) or exploding (orange) gradients over the spectral "
+        "radius of W_hh (orthogonal init) and the lag; black: ‖∂L/∂h‖ = 1. Right: growth rate.",
+        fig_flow.phase_diagram(panels, decay))
+
+
+def _zero_crossing(x, y):
+    """The first x where y changes sign from negative to positive (linear interpolation)."""
+    for i in range(len(x) - 1):
+        if np.isfinite(y[i]) and np.isfinite(y[i + 1]) and y[i] < 0 <= y[i + 1]:
+            return float(x[i] + (x[i + 1] - x[i]) * (-y[i]) / (y[i + 1] - y[i]))
+    return None
+
+
+SECTIONS = {"flow": section_flow, "horizon": section_horizon, "phase": section_phase}
+DEFAULT_SECTIONS = ("flow", "horizon", "phase")
+
+
+# ----------------------------------------------------------------------------- running
+def run_sections(report, ctx, sections, progress=None):
+    """Run the named sections in order; ``progress(name)`` after each (for a progress bar)."""
+    for name in sections:
+        SECTIONS[name](report, ctx)
+        if progress is not None:
+            progress(name)
+    return report
+
+
+def default_study(*, cells=DEFAULTS["cells"], hidden_size=DEFAULTS["hidden_size"],
+                  seq_len=DEFAULTS["seq_len"], batch=DEFAULTS["batch"], task=DEFAULTS["task"],
+                  seed=DEFAULTS["seed"], dtype=DEFAULTS["dtype"], backend=DEFAULTS["backend"],
+                  sections=DEFAULT_SECTIONS, progress=None) -> Report:
+    """The study of `lstmcheck report`: every section on a small RNN, LSTM and GRU."""
+    settings = dict(cells=tuple(cells), hidden_size=hidden_size, seq_len=seq_len, batch=batch,
+                    task=task, init=DEFAULTS["init"], seed=seed, dtype=dtype, backend=backend)
+    common = {"hidden_size": hidden_size, "seq_len": seq_len, "batch": batch, "task": task,
+              "seed": seed, "dtype": dtype, "backend": backend}
+    grid = [{"cell": list(cells), **common}]
+    if "lstm" in cells:  # what a memory-friendly initialisation changes
+        grid.append({"cell": "lstm", "init": "chrono", **common})
+    ctx = Context(subjects_from_grid(grid), settings)
+    report = Report("lstmcheck report: gradient checks and gradient flow of RNN, LSTM and GRU")
+    report.results["settings"] = settings
+    report.notes.append(
+        f"Models: {', '.join(s.label for s in ctx.subjects)} with hidden size {hidden_size}, "
+        f"PyTorch's default initialisation (LSTM chrono: Tallec & Ollivier's chrono "
+        f"initialisation for T_max = {seq_len + 2}), {task} inputs of {seq_len} steps × {batch} sequences, "
+        f"seed {seed}, {dtype} on {backend}. The loss reads the last hidden state only, so "
+        f"∂L/∂h_(T−k) shows how far back a signal at the end reaches.")
+    return run_sections(report, ctx, sections, progress)
