@@ -597,59 +597,95 @@ _ONNX_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "
 
 
 def _onnx_target(source, layout_options):
+    """Run a whole ONNX graph in onnxruntime. Its inputs: X (T, B, in) and, where the graph takes
+    them, initial_h / initial_c and sequence_lens; its outputs: Y as the oracle's (T, B, dirs*H)
+    or the raw operator's [T, dirs, B, H], and Y_h / Y_c. A direction='reverse' node is the
+    oracle's forward model on flipped time, so the target is presented as flip(run(flip(x)))."""
     onnx = require("onnx", "onnx", "auditing an ONNX model")
     ort = require("onnxruntime", "onnx", "auditing an ONNX model in onnxruntime")
     from onnx import numpy_helper
     from . import io
+    from .layouts import onnx as onnx_layout
     if isinstance(source, (str, os.PathLike)):
         name = os.path.basename(os.fspath(source))
         model, params = io.load_file(source, **dict(layout_options or {}))
-        with open(source, "rb") as fh:
-            proto = onnx.load_model_from_string(fh.read())
+        proto = io._read_onnx_proto(os.fspath(source))
     else:
-        name, proto = "onnx model", source
-        model, params = io.load_onnx(proto, **dict(layout_options or {}))
+        name, proto = "ONNX model", source
+        model, params = onnx_layout.from_onnx(proto, where="the ONNX model", **dict(layout_options or {}))
     graph = proto.graph
-    node = next(n for n in graph.node if n.op_type in _ONNX_OPS)
-    roles = dict(zip(_ONNX_INPUTS, node.input))
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    feeds = {i.name for i in graph.input} - set(inits)
-    if roles["X"] not in feeds:
-        raise FileFormatError(f"{name}: the {node.op_type} node's input X is not a graph input, "
-                              f"so the audit cannot feed it.")
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    nodes = [n for n in graph.node if n.op_type in _ONNX_OPS]
+    first, last = nodes[0], nodes[-1]
+    roles = dict(zip(_ONNX_INPUTS, first.input))
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in first.attribute}
+    reverse = attrs.get("direction", b"forward") in (b"reverse", "reverse")
     batch_major = attrs.get("layout", 0) == 1
-    x_type = next(i for i in graph.input if i.name == roles["X"]).type.tensor_type.elem_type
-    dtype = backend.resolve_dtype(onnx.helper.tensor_dtype_to_np_dtype(x_type))
-    outs = {o.name for o in graph.output}
-    want = [o for o in node.output[:3] if o and o in outs]
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    feeds = [i for i in graph.input if i.name not in inits]
     n_state = len(model.state_shapes(1))
-    fixed_state = tuple(inits.get(roles.get(k, "")) for k in ("initial_h", "initial_c")[:n_state])
+    state_names = ("initial_h", "initial_c")[:n_state]
+    role_of = {}
+    for i in feeds:
+        if i.name in (roles["X"], "X"):
+            role_of[i.name] = "X"
+        elif i.name in state_names or i.name in (roles.get(k) for k in state_names):
+            role_of[i.name] = next(k for k in state_names if i.name in (k, roles.get(k)))
+        elif i.name == roles.get("sequence_lens"):
+            role_of[i.name] = "sequence_lens"
+        else:
+            raise FileFormatError(f"{name} takes graph input {i.name!r}, which is none of X, "
+                                  f"initial_h, initial_c, sequence_lens; the audit cannot feed it.")
+    if "X" not in role_of.values():
+        raise FileFormatError(f"{name}: the {first.op_type} node's input X is not a graph input, "
+                              f"so the audit cannot feed it.")
+    x_name = next(k for k, v in role_of.items() if v == "X")
+    x_type = next(i for i in feeds if i.name == x_name).type.tensor_type.elem_type
+    dtype = backend.resolve_dtype(onnx.helper.tensor_dtype_to_np_dtype(x_type))
+    out_role = {}
+    for o in graph.output:
+        for j, role in enumerate(("y", "h", "c")):
+            if o.name == (last.output[j] if j < len(last.output) else None) or o.name == ("Y", "Y_h", "Y_c")[j]:
+                out_role[o.name] = role
+    if "y" not in out_role.values():
+        raise FileFormatError(f"{name} has no graph output Y of its last {last.op_type} node.")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    bm = (lambda a, r=3: a.swapaxes(0, 1) if batch_major and a.ndim == r else a)
+
+    def run(x, state):
+        T, B = x.shape[:2]
+        feed = {}
+        for n, role in role_of.items():
+            if role == "X":
+                feed[n] = np.ascontiguousarray(bm(x), dtype)
+            elif role == "sequence_lens":
+                feed[n] = np.full(B, T, np.int32)
+            else:
+                feed[n] = np.ascontiguousarray(bm(state[state_names.index(role)]), dtype)
+        got = dict(zip(out_role, session.run(list(out_role), feed)))
+        y, fin = None, [None] * n_state
+        for n, v in got.items():
+            role = out_role[n]
+            if role == "y":
+                if v.ndim == 4:        # raw operator output [T, dirs, B, H] (layout=1: [B, T, dirs, H])
+                    v = v.swapaxes(0, 1) if batch_major else v
+                    v = v.transpose(0, 2, 1, 3).reshape(T, B, -1)
+                y = v
+            elif "hc".index(role) < n_state:
+                fin["hc".index(role)] = bm(v)
+        return y, tuple(fin)
 
     def forward(_tensors, x, state):
-        T, B = x.shape[:2]
-        feed = {roles["X"]: x.transpose(1, 0, 2) if batch_major else x}
-        for k, s in zip(("initial_h", "initial_c"), state):
-            if roles.get(k) in feeds:
-                feed[roles[k]] = s.transpose(1, 0, 2) if batch_major else s
-        if roles.get("sequence_lens") in feeds:
-            feed[roles["sequence_lens"]] = np.full(B, T, np.int32)
-        got = dict(zip(want, session.run(want, {k: np.ascontiguousarray(v, dtype if k != roles.get("sequence_lens") else np.int32) for k, v in feed.items()})))
-        y = got.get(node.output[0])
-        if y is not None:   # [T, dirs, B, H] (or [B, T, dirs, H]) -> (T, B, dirs*H)
-            y = y.transpose(1, 0, 2, 3) if batch_major else y
-            y = y.transpose(0, 2, 1, 3).reshape(T, B, -1)
-        fin = tuple(None if (len(node.output) <= j or node.output[j] not in got) else
-                    (got[node.output[j]].transpose(1, 0, 2) if batch_major else got[node.output[j]])
-                    for j in (1, 2)[:n_state])
-        return y, fin
+        if not reverse:
+            return run(x, state)
+        y, fin = run(x[::-1], state)
+        return y[::-1], fin
 
-    tensors = {k: inits[roles[k]] for k in ("W", "R", "B", "P") if roles.get(k) in inits}
-    rule = tuple(None if roles.get(k) in feeds else (fixed if fixed is not None else "zeros")
-                 for k, fixed in zip(("initial_h", "initial_c"), fixed_state))
-    return Target("onnx", f"onnxruntime {name}", "onnx", model.kind, {}, tensors, dtype,
-                  forward=forward, model=float64_model(model), state_rule=rule,
+    rule = tuple(None if k in role_of.values() else inits.get(roles.get(k), "zeros")
+                 for k in state_names)
+    tensors = dict(onnx_layout.dump(model, params))
+    desc = f"onnxruntime {name}" + (" (direction='reverse', compared on flipped time)" if reverse else "")
+    return Target("onnx", desc, "onnx", model.kind, {}, tensors, dtype, forward=forward,
+                  model=float64_model(model), state_rule=rule,
                   params={n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()})
 
 
@@ -687,10 +723,17 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
 
     x, state: inputs (time-major; default N(0,1) of ``seq_len`` x ``batch`` and a non-zero
     state, seeded); dy, dstate: the cotangents for gradients (default seeded N(0,1));
-    options: the layout's load options; fd: also check the target's gradients by finite
+    model, params: for a module, dump or ONNX target, the reference to hold it to (canonical
+    params), instead of the weights read from it; options: the layout's load options; fd: also check the target's gradients by finite
     differences of its own forward (``fd_elements`` elements per tensor); diagnose: on a forward
     disagreement, look for the layout mistake that explains it."""
     tgt = _make_target(target, layout, cell, options, model, params, dtype, vjp, seed)
+    if tgt.kind != "callable" and model is not None and params is not None:
+        # a reference to hold the file or module to (an exporter's output against its source)
+        m64 = float64_model(model)
+        tgt.model = m64
+        tgt.params = {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
+        m64._check_params(tgt.params, np)
     m, p, dt = tgt.model, tgt.params, tgt.dtype
     n_state = len(m.state_shapes(1))
 
@@ -900,24 +943,25 @@ def _fd_rows(report, tgt, model, gmap, grads_t, x_t, state_t, dy_t, dstate_t, el
 
     def locate(name, index):
         if name in inputs:
-            return {"tensor": name}
-        return {"tensor": name, **_where_param(model, gmap, name, tuple(np.atleast_1d(index)))}
+            return {"index": list(index)}
+        return _where_param(model, gmap, name, tuple(index))
 
-    rep = check_gradients(loss, theta, grads, method="auto", elements=elements, seed=seed,
+    # central differences: two runs of the target per element (complex step needs the oracle's
+    # complex-safe forward; Richardson triples the runs for accuracy the audit does not need)
+    rep = check_gradients(loss, theta, grads, method="central", elements=elements, seed=seed,
                           locate=locate)
     worst = {}
     for w in rep.worst:
-        worst.setdefault(w.get("name", w.get("tensor")), w)
+        worst.setdefault(w["tensor"], w)
     for r in rep.tensors:
         tol = r.get("tolerance") or 0.0
-        w = dict(worst.get(r["name"], {}))
-        for k in ("name", "tensor", "analytic", "numeric", "abs_err", "rel_err", "tolerance", "passed"):
-            w.pop(k, None)
+        w = worst.get(r["name"]) or {}
         ratio = (r["max_abs_err"] / tol) if tol else (0.0 if r["passed"] else float("inf"))
         report.rows.append({"check": "fd", "tensor": r["name"] if r["name"] not in inputs else "d" + r["name"],
                             "passed": bool(r["passed"]), "max_abs": r["max_abs_err"],
-                            "max_rel": r["max_rel_err"], "ratio": ratio, "where": w,
-                            "method": r.get("method"), "checked": r.get("n_checked")})
+                            "max_rel": r["max_rel_err"], "ratio": ratio,
+                            "where": dict(w.get("location") or {}), "method": r.get("method"),
+                            "checked": r.get("n_checked")})
     report.notes.append(f"finite differences of the target's own forward: {rep.summary}")
 
 
