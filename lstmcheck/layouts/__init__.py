@@ -30,6 +30,8 @@ from . import cudnn, keras, onnx, tf
 from . import torch as torch_layout
 from ..errors import OptionError, ParameterError
 
+_CELL_OPTIONS = {"lstm": {"variant", "proj_size", "cell_clip", "input_forget"},
+                 "rnn": {"nonlinearity"}}
 LAYOUTS = {"torch": torch_layout, "keras": keras, "onnx": onnx, "tf": tf, "cudnn": cudnn}
 
 
@@ -45,17 +47,22 @@ def _tensors(tensors):
     return dict(tensors)
 
 
-def load(layout: str, tensors, cell: str | None = None, **options):
+def load(layout: str, tensors, cell: str | None = None, /, **options):
     """(model, params) from tensors in ``layout``. ``cell`` ('lstm', 'gru', 'rnn') is guessed from
     the shapes when None. Options: the layout's own (see its module) and the model's constructor
     options (variant, nonlinearity, dtype, backend, ...); ``strict=False`` ignores unknown names."""
     mod = _module(layout)
+    if cell is None:  # options only one cell takes settle it (a 3-gate LSTM looks like a GRU)
+        cell = next((c for c, keys in _CELL_OPTIONS.items() if keys & set(options)), None)
     if cell is not None and (not isinstance(cell, str) or cell.lower() not in mod.CELLS):
         raise OptionError(f"the {layout} layout holds {', '.join(mod.CELLS)} cells, not {cell!r}.")
-    return mod.load(_tensors(tensors), cell, **options)
+    tensors = _tensors(tensors)
+    if not tensors:
+        raise ParameterError(f"no {layout} tensors were given.")
+    return mod.load(tensors, cell, **options)
 
 
-def dump(layout: str, model, params, **options) -> dict:
+def dump(layout: str, model, params, /, **options) -> dict:
     """Host NumPy arrays in ``layout`` for ``model`` and its canonical ``params``."""
     mod = _module(layout)
     if model.kind not in mod.CELLS:
@@ -64,7 +71,7 @@ def dump(layout: str, model, params, **options) -> dict:
     return mod.dump(model, params, **options)
 
 
-def options(layout: str, model, **dump_options) -> dict:
+def options(layout: str, model, /, **dump_options) -> dict:
     """The ``load`` options that rebuild ``model`` from ``dump(layout, model, params,
     **dump_options)``: what the tensor names and shapes cannot tell (ONNX attributes, Keras
     activations, TF forget_bias, nonlinearity, ...)."""

@@ -66,7 +66,7 @@ def load(tensors: dict, cell=None, *, prefix=None, dtype=None, strict=True, back
     cell = (cell or guess_cell(t, "")).lower()
     w_ih = C.anchor(t, "weight_ih_l0", 2, "torch")
     w_hh = C.anchor(t, "weight_hh_l0", 2, "torch")
-    layers = {int(m.group(1)) for n in t if n.startswith("weight_ih") and (m := _SUFFIX.search(n))}
+    layers = {int(m.group(1)) for n in t if (m := _SUFFIX.search(str(n)))}
     bidir = any(str(n).endswith("_reverse") for n in t)
     if cell == "lstm":
         proj = t["weight_hr_l0"].shape[0] if "weight_hr_l0" in t else 0
