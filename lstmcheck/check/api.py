@@ -294,8 +294,27 @@ def check_gradients(fn, params, grads, *, method="auto", elements="all", seed=0,
         raise OptionError(f"fn must be callable, got {type(fn).__name__}.")
     theta, g, dtype = _validate(params, grads)
     ev = FunctionEvaluator(fn, params, dtype)
-    chk = _Check(ev, theta, g, dtype, seed, rtol, atol, locate, gates=None)
+    chk = _Check(ev, theta, g, dtype, seed, rtol, atol, locate, gates=_gates_from(locate, theta))
     return run_check(chk, method, elements)
+
+
+def _gates_from(locate, theta):
+    """Gate blocks per tensor, read off a user's locate (rows labelled with a 'gate')."""
+    if locate is None:
+        return None
+    gates = {}
+    for n, t in theta.items():
+        if t.ndim == 0:
+            continue
+        try:
+            labels = [locate(n, (r,) + (0,) * (t.ndim - 1)).get("gate") for r in range(t.shape[0])]
+        except Exception:
+            continue
+        if labels and all(labels):
+            runs = 1 + sum(a != b for a, b in zip(labels, labels[1:]))
+            if runs > 1 and t.shape[0] % runs == 0:
+                gates[n] = runs
+    return gates
 
 
 # ------------------------------------------------------------------ the project's models
