@@ -42,8 +42,9 @@ class GradientNorms(C.Result):
                     > 0 vanishing, < 0 exploding (nats per step). c_decay_rate: same for c.
     decay_factor    exp(-decay_rate): the per-step gradient ratio.
     half_life       log(2) / decay_rate (inf when not vanishing).
-    steps_in_past   how many steps back (lag + 1) the relative gradient stays >= ``tol``
-                    (Pascanu et al. 2013: how far in the past the temporal contributions matter).
+    steps_in_past   1 + the largest lag at which the relative gradient (h_norm_rel, or for LSTM
+                    the larger of h_norm_rel and c_norm_rel) is still >= ``tol`` (Pascanu et al.
+                    2013: how far in the past the temporal contributions still matter).
     grad_norm       global norm of all parameter gradients before clipping.
     clipped         whether clip_norm rescaled them; clip_scale the factor (1.0 when not).
     meta            model description, T, B, loss, truncate, clip_norm, segment, tol.
@@ -240,7 +241,8 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, meta):
     share = np.cumsum(contrib) / total if total > 0 else np.zeros(T)
     horizon = {s: (int(np.searchsorted(share, s - 1e-12)) if total > 0 else None) for s in shares}
     rate = fit_decay(h_rel)
-    above = np.nonzero(np.nan_to_num(h_rel) >= tol)[0]
+    reach = np.nan_to_num(h_rel) if c is None else np.fmax(np.nan_to_num(h_rel), np.nan_to_num(c_fields[2]))
+    above = np.nonzero(reach >= tol)[0]
     return GradientNorms(
         lags=np.arange(T), h_norm=h_med, h_iqr=h_iqr, h_norm_rel=h_rel, h_iqr_rel=h_rel_iqr,
         c_norm=c_fields[0], c_iqr=c_fields[1], c_norm_rel=c_fields[2], c_iqr_rel=c_fields[3],

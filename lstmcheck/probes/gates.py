@@ -1,0 +1,116 @@
+"""gate_statistics: how saturated the gates are at each time step, and what the forget gate implies
+for memory (its running product and time constant 1/(1 - f)).
+
+Gate values come from the cell tape of a segment-wise forward (so any T fits in memory): LSTM and
+GRU store their gate activations there in gate order, RNN its hidden activation h.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import backend
+from ..errors import OptionError
+from . import _common as C
+
+SIGMOID_GATES = set("ifozr")   # other gates (g, n, RNN h) are tanh-like: saturated means |a| near 1
+
+
+@dataclass
+class GateStatistics(C.Result):
+    """Per gate and time step t = 1..T (arrays (n_gates, T), rows in ``gates`` order):
+
+    gates            gate letters: LSTM i, f, g, o (those the variant has), GRU r, z, n, RNN h.
+    low, high        fraction of units x batch with a < low_threshold / a > high_threshold for
+                     sigmoid gates (i, f, o, r, z); for tanh-like ones (g, n, h): |a| <
+                     low_threshold ("off") and |a| > high_threshold ("saturated").
+    mean             mean activation.
+    forget_gate      which gate keeps memory: "f" (LSTM; "1-i" for CIFG), "z" (GRU), None (RNN
+                     and LSTM without forget gate, where it is 1).
+    forget_mean      (T,) mean of that gate over units and batch.
+    log_forget_product (T,) mean over units and batch of sum_{s<=t} log f_s: the log of the
+                     direct cell-path factor dc_t/dc_0 = prod f_s.
+    time_constant    (T,) 1 / (1 - forget_mean): the memory time scale implied at each step.
+    unit_time_constant (H,) 1 / (1 - mean over t and batch of f) for each unit.
+    meta             model description, T, B, thresholds.
+    """
+
+    probe = "gate_statistics"
+    gates: tuple
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray
+    forget_gate: str | None
+    forget_mean: np.ndarray | None
+    log_forget_product: np.ndarray | None
+    time_constant: np.ndarray | None
+    unit_time_constant: np.ndarray | None
+    meta: dict = field(default_factory=dict)
+
+
+def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segment=None):
+    """Saturation fractions, mean activations and forget-gate memory of every gate over time."""
+    if not (0 <= low < high <= 1):
+        raise OptionError(f"thresholds must satisfy 0 <= low < high <= 1, got low={low}, high={high}.")
+    x, state0 = C.prepare(model, params, x, state)
+    xp = backend.array_module(x)
+    T, B, _ = x.shape
+    segment = C.positive_int("segment", segment) or C.auto_segment(model, B, T)
+    gates, keep = _gate_layout(model)
+    G, H = len(gates), model.hidden_size
+    lo, hi, mean = (np.empty((G, T)) for _ in range(3))
+    f_mean = np.empty(T) if keep else None
+    log_f = np.empty(T) if keep else None
+    f_unit = np.zeros(H) if keep else None
+    log_acc = xp.zeros((B, H), x.dtype) if keep else None
+    state = state0
+    for a, b, _ in C.segment_bounds(T, segment):
+        y, final, tape = model.run_forward(params, x[a:b], tuple(s[None] for s in state))
+        bad = C.first_nonfinite(y)
+        if bad is not None:
+            C.raise_nonfinite("the hidden state h_t", a + bad + 1, T)
+        state = tuple(s[0] for s in final)
+        acts = _gate_values(model, tape.layers[0][1], b - a)
+        for j, g in enumerate(gates):
+            v = acts[g]
+            mag = v if g in SIGMOID_GATES else xp.abs(v)
+            lo[j, a:b] = backend.to_host((mag < low).mean(axis=(1, 2)))
+            hi[j, a:b] = backend.to_host((mag > high).mean(axis=(1, 2)))
+            mean[j, a:b] = backend.to_host(v.mean(axis=(1, 2)))
+        if keep:
+            f = acts[keep] if keep != "1-i" else 1.0 - acts["i"]
+            f_mean[a:b] = backend.to_host(f.mean(axis=(1, 2)))
+            with np.errstate(divide="ignore"):
+                logs = xp.cumsum(xp.log(f), axis=0) + log_acc
+            log_f[a:b] = backend.to_host(logs.mean(axis=(1, 2)))
+            log_acc = logs[-1]
+            f_unit += backend.to_host(f.sum(axis=(0, 1)))
+    with np.errstate(divide="ignore"):
+        tau = 1.0 / (1.0 - f_mean) if keep else None
+        tau_unit = 1.0 / (1.0 - f_unit / (T * B)) if keep else None
+    return GateStatistics(
+        gates=gates, low=lo, high=hi, mean=mean, forget_gate=keep, forget_mean=f_mean,
+        log_forget_product=log_f, time_constant=tau, unit_time_constant=tau_unit,
+        meta=dict(model=model.describe(), T=T, B=B, low_threshold=low, high_threshold=high))
+
+
+def _gate_layout(model):
+    """(gate letters, the gate that keeps memory or None)."""
+    if model.kind == "rnn":
+        return ("h",), None
+    gates = tuple(model.gates)
+    if model.kind == "gru":
+        return gates, "z"
+    if "f" in gates:
+        return gates, "f"
+    return gates, ("1-i" if model.flags.coupled else None)
+
+
+def _gate_values(model, ctape, n):
+    """{gate: (n, B, H) activations} from one segment's cell tape."""
+    if model.kind == "rnn":
+        return {"h": ctape["hs"][1:n + 1]}
+    act = ctape["act"]
+    H = model.hidden_size
+    return {g: act[:, :, j * H:(j + 1) * H] for j, g in enumerate(model.gates)}
