@@ -18,7 +18,9 @@ import traceback
 import click
 
 from . import __version__
+from .check.api import METHODS as CHECK_METHODS
 from .errors import LstmcheckError
+from .models import LSTM_VARIANTS
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -212,6 +214,139 @@ def info(json_path):
     else:
         say(f"GPU:       none usable: {gpu['reason']}")
     return EXIT_PASS
+
+
+# --------------------------------------------------------------------------- report
+DEFAULT_REPORT_DIR = "lstmcheck-report"
+
+
+def write_report_folder(report, out, force, meta):
+    """Write a study's report atomically, with a progress bar over its files."""
+    from .report import write_report
+
+    with progress(len(report.figures) + 1, "writing report") as advance:
+        path = write_report(report, out, force=force, meta=meta, progress=advance)
+    say(f"report written to {path / 'index.html'}")
+    return path
+
+
+def run_study(study_fn, n_steps, label, **kwargs):
+    """Call a study with a progress bar advancing once per section."""
+    with progress(n_steps, label) as advance:
+        return study_fn(progress=advance, **kwargs)
+
+
+@cli.command()
+@out_option
+@force_option
+@json_option
+@backend_option
+@dtype_option
+@seed_option
+@click.option("--seq-len", type=int, default=100, show_default=True, callback=positive,
+              help="Sequence length T of the gradient-flow probes.")
+@click.option("--hidden-size", type=int, default=32, show_default=True, callback=positive,
+              help="Hidden size of every model.")
+@click.option("--batch", type=int, default=8, show_default=True, callback=positive,
+              help="Sequences per probe (medians are over the batch).")
+@common
+def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, batch):
+    """The full default study as a report folder (default ./lstmcheck-report).
+
+    The oracle's gradient check, RNN vs LSTM vs GRU gradient flow with theory overlays, the
+    effective horizon, gate statistics and a spectral-radius sweep: index.html, figures as PNG
+    and SVG, results.json and summary.md. Exit code 1 when a gradient check fails.
+    """
+    from . import study
+    from .report.environment import environment
+    from .report.markdown import render_text
+    from .report.writer import check_destination
+
+    out = out or DEFAULT_REPORT_DIR
+    check_destination(out, force)  # fail before minutes of work, not after
+    rep = run_study(study.default_study, len(study.DEFAULT_SECTIONS), "running study",
+                    seq_len=seq_len, hidden_size=hidden_size, batch=batch, seed=seed, dtype=dtype,
+                    backend=backend)
+    meta = {"command": "lstmcheck report", "lstmcheck": __version__, "seed": seed,
+            "dtype": dtype, "backend": backend}
+    path = write_report_folder(rep, out, force, {**meta, "environment": environment(gpu=False)})
+    emit_json({"report": str(path), "passed": rep.passed, "rows": rep.rows,
+               "results": rep.results}, json_path)
+    say(render_text(rep))
+    return exit_code(rep.passed)
+
+
+# --------------------------------------------------------------------------- gradcheck
+def _elements(ctx, param, value):
+    if value == "all":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise click.BadParameter(f"must be 'all' or a positive integer, got {value!r}.")
+    return n
+
+
+@cli.command()
+@click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
+              help="Cell to check (repeat for several) [default: all].")
+@click.option("--variant", "variants", multiple=True, type=click.Choice(sorted(LSTM_VARIANTS)),
+              help="LSTM variant (repeat for several) [default: all].")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES),
+              help="Precision (repeat for several) [default: float64].")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(BACKENDS),
+              help="Backend (repeat for several) [default: numpy].")
+@click.option("--method", "methods", multiple=True, type=click.Choice(CHECK_METHODS),
+              help="Numerical method (repeat for several) [default: auto].")
+@click.option("--input-size", type=int, default=3, show_default=True, callback=positive)
+@click.option("--hidden-size", type=int, default=4, show_default=True, callback=positive)
+@click.option("--seq-len", type=int, default=5, show_default=True, callback=positive)
+@click.option("--batch", type=int, default=2, show_default=True, callback=positive)
+@click.option("--num-layers", type=int, default=1, show_default=True, callback=positive)
+@click.option("--bidirectional", is_flag=True, help="Check bidirectional models.")
+@click.option("--elements", default="all", show_default=True, callback=_elements,
+              help="'all', or how many sampled elements per tensor.")
+@seed_option
+@out_option
+@force_option
+@json_option
+@common
+def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_size, seq_len,
+              batch, num_layers, bidirectional, elements, seed, out, force, json_path):
+    """Self-check the oracle's backward against numerical derivatives.
+
+    Every chosen cell, variant, dtype, backend and method; exit code 1 if any check fails.
+    """
+    from . import study
+    from .report import Report
+    from .report.markdown import render_text
+    from .report.writer import check_destination
+
+    if out:
+        check_destination(out, force)
+    cases = study.self_check_cases(cells or CELLS, variants or None, dtypes or ("float64",),
+                                   backends or ("numpy",), methods or ("auto",))
+    sizes = dict(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len, batch=batch,
+                 num_layers=num_layers, bidirectional=bidirectional)
+    with progress(len(cases), "checking") as advance:
+        results = study.run_self_check(cases, elements=elements, seed=seed, progress=advance,
+                                       **sizes)
+    rep = Report("lstmcheck gradcheck: the oracle against numerical derivatives")
+    study.add_self_check(rep, results)
+    rep.results["settings"] = {**sizes, "elements": elements, "seed": seed}
+    passed = rep.passed
+    emit_json({"passed": passed, "checks": rep.results["gradcheck"],
+               "settings": rep.results["settings"]}, json_path)
+    if out:
+        write_report_folder(rep, out, force, {"command": "lstmcheck gradcheck", "seed": seed})
+    say(render_text(rep))
+    for case, r in results:
+        if not r.passed:
+            say(f"\n{case.label}:\n{r.to_text()}")
+    say(f"{sum(r.passed for _, r in results)} of {len(results)} checks passed.")
+    return exit_code(passed)
 
 
 if __name__ == "__main__":  # python -m lstmcheck.cli

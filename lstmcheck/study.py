@@ -192,8 +192,145 @@ def _zero_crossing(x, y):
     return None
 
 
-SECTIONS = {"flow": section_flow, "horizon": section_horizon, "phase": section_phase}
-DEFAULT_SECTIONS = ("flow", "horizon", "phase")
+# ----------------------------------------------------------------------------- self-check
+@dataclass(frozen=True)
+class Case:
+    """One self-check: a cell with its options, in one dtype, backend and method."""
+
+    cell: str
+    options: tuple = ()          # sorted (name, value) pairs, e.g. (("variant", "cifg"),)
+    dtype: str = "float64"
+    backend: str = "numpy"
+    method: str = "auto"
+
+    @property
+    def model_label(self) -> str:
+        return " ".join([self.cell.upper(), *(f"{k}={v}" if isinstance(v, bool) else str(v)
+                                              for k, v in self.options)])
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_label} {self.dtype} {self.backend} {self.method}"
+
+    def to_dict(self):
+        return {"cell": self.cell, **dict(self.options), "dtype": self.dtype,
+                "backend": self.backend, "method": self.method}
+
+
+def self_check_cases(cells=("rnn", "lstm", "gru"), variants=None, dtypes=("float64",),
+                     backends=("numpy",), methods=("auto",)) -> list:
+    """Every combination; ``variants`` None means every LSTM variant, and the RNN
+    nonlinearities and both GRU reset conventions come along."""
+    from .errors import OptionError
+    from .models import CELLS, LSTM_VARIANTS
+    from .models.rnn import NONLINEARITIES
+
+    cells = [str(c).lower() for c in cells]
+    for c in cells:
+        if c not in CELLS:
+            raise OptionError(f"unknown cell {c!r}; choose one of {', '.join(CELLS)}.")
+    if variants and "lstm" not in cells:
+        raise OptionError("variants apply to LSTM only; add --cell lstm.")
+    per_cell = {
+        "rnn": [(("nonlinearity", n),) for n in NONLINEARITIES if n != "identity"],
+        "lstm": [(("variant", v),) for v in (variants or LSTM_VARIANTS)],
+        "gru": [(("reset_after", True),), (("reset_after", False),)],
+    }
+    return [Case(c, opts, dt, be, m) for c in cells for opts in per_cell[c] for dt in dtypes
+            for be in backends for m in methods]
+
+
+def run_self_check(cases, *, input_size=3, hidden_size=4, seq_len=5, batch=2, num_layers=1,
+                   bidirectional=False, elements="all", seed=0, progress=None) -> list:
+    """``lc.gradcheck`` of the oracle itself for every case: [(case, GradcheckReport)]."""
+    from . import tasks
+    from .check import gradcheck
+    from .models import build
+
+    out = []
+    for case in cases:
+        model = build(case.cell, input_size, hidden_size, num_layers=num_layers,
+                      bidirectional=bidirectional, dtype=case.dtype, backend=case.backend,
+                      **dict(case.options))
+        params = model.init_params(seed)
+        x = tasks.noise(seq_len, batch, input_size, seed=seed, dtype=case.dtype,
+                        backend=case.backend).x
+        out.append((case, gradcheck(model, params, x, method=case.method, elements=elements,
+                                    seed=seed)))
+        if progress is not None:
+            progress(case.label)
+    return out
+
+
+TENSOR_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peep", "weight_hr",
+                "x", "h0", "c0")
+
+
+def _tensor_kind(name):
+    return name.split("_l")[0] if "_l" in name else name
+
+
+def add_self_check(report, results, *, one_row_per_case=True):
+    """Summary rows, the error histogram, the per-tensor error heatmap and the raw reports."""
+    from .report import fig_check
+
+    methods = list(dict.fromkeys(c.method for c, _ in results))
+    if one_row_per_case:
+        for case, r in results:
+            report.add_row(f"gradcheck {case.label}", r.summary, "pass" if r.passed else "fail")
+    else:
+        for m in methods:
+            rs = [(c, r) for c, r in results if c.method == m]
+            failed = [c.label for c, r in rs if not r.passed]
+            worst = max((t["max_rel_err"] or 0.0) for _, r in rs for t in r.tensors)
+            done = rs[0][1].method if rs else m
+            report.add_row(f"oracle gradient check ({done})",
+                           f"{len(rs) - len(failed)} of {len(rs)} models pass; largest relative "
+                           f"error of a tensor {worst:.2g}"
+                           + (f"; FAILED: {', '.join(failed)}" if failed else ""),
+                           "fail" if failed else "pass")
+    groups = []
+    for m in methods:
+        errs = [t["max_rel_err"] for c, r in results if c.method == m for t in r.tensors
+                if t.get("max_rel_err") is not None]
+        name = next(r.method for c, r in results if c.method == m)
+        groups.append({"label": name, "errors": np.array(errs, dtype=float)})
+    if any(g["errors"].size for g in groups):
+        report.add_figure(
+            "gradcheck_errors", "Largest relative error of each checked tensor (every model, "
+            "layer and input), by numerical method.",
+            fig_check.error_histogram(groups, xlabel="largest relative error per tensor",
+                                      unit="tensors"))
+    first = [(c, r) for c, r in results if c.method == methods[0]]
+    kinds = [k for k in TENSOR_KINDS if any(_tensor_kind(t["name"]) == k
+                                            for _, r in first for t in r.tensors)]
+    matrix = np.full((len(first), len(kinds)), np.nan)
+    for i, (_, r) in enumerate(first):
+        for t in r.tensors:
+            if t.get("max_rel_err") is not None and _tensor_kind(t["name"]) in kinds:
+                j = kinds.index(_tensor_kind(t["name"]))
+                matrix[i, j] = np.nanmax([matrix[i, j], t["max_rel_err"]])
+    if first and kinds:
+        report.add_figure(
+            "gradcheck_heatmap", f"Largest relative error per model and tensor "
+            f"({first[0][1].method}); n/a: the model has no such tensor.",
+            fig_check.error_heatmap(matrix, [f"{c.model_label} {c.dtype}" for c, _ in first],
+                                    kinds, xlabel="tensor", title="Gradient-check errors"))
+    report.results["gradcheck"] = [{"case": c.to_dict(), "report": r.to_dict()}
+                                   for c, r in results]
+
+
+def section_gradcheck(report, ctx):
+    """The oracle checks itself: every cell and variant, complex step and central differences."""
+    cells = list(dict.fromkeys(s.cell for s in ctx.subjects))
+    cases = self_check_cases(cells, methods=("auto", "central"))
+    add_self_check(report, run_self_check(cases, seed=ctx.settings.get("seed", 0)),
+                   one_row_per_case=False)
+
+
+SECTIONS = {"gradcheck": section_gradcheck, "flow": section_flow, "horizon": section_horizon,
+            "phase": section_phase}
+DEFAULT_SECTIONS = ("gradcheck", "flow", "horizon", "phase")
 
 
 # ----------------------------------------------------------------------------- running

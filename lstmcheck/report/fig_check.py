@@ -9,7 +9,8 @@ from .style import OKABE_ITO, SEQUENTIAL, new_figure
 _FLOOR = 1e-18  # an exact zero error is drawn at this floor on log axes
 
 
-def error_histogram(groups, *, tolerance=None, xlabel="relative error |analytic − numeric| / scale"):
+def error_histogram(groups, *, tolerance=None, xlabel="relative error |analytic − numeric| / scale",
+                    unit="elements"):
     """Histogram of per-element errors on log-spaced bins, one outline per group.
 
     groups: dicts with label and errors (any shape); tolerance: a vertical reference line.
@@ -25,20 +26,20 @@ def error_histogram(groups, *, tolerance=None, xlabel="relative error |analytic 
         ax.hist(e[np.isfinite(e)], bins=bins, histtype="step", linewidth=1.5,
                 color=[OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange",
                                               "purple", "sky", "black")][i % 7],
-                label=f"{g['label']} ({e.size} elements)")
+                label=f"{g['label']} ({e.size} {unit})")
     if tolerance:
         ax.axvline(tolerance, color="black", linestyle="--", linewidth=1.0,
                    label=f"tolerance {tolerance:.1g}")
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("number of elements")
+    ax.set_ylabel(f"number of {unit}")
     ax.set_title("Gradient-check errors")
     ax.legend(frameon=False)
     return fig
 
 
 def error_heatmap(matrix, rows, cols, *, title="Largest error per tensor and gate",
-                  label="max relative error"):
+                  label="max relative error", xlabel="gate"):
     """A log-coloured rows × cols heatmap (e.g. tensor × gate), each cell annotated; NaN = n/a."""
     m = np.asarray(matrix, dtype=float)
     fig, (ax,) = new_figure(width=1.2 + 0.9 * len(cols) + 1.2, height=0.8 + 0.32 * len(rows))
@@ -52,9 +53,9 @@ def error_heatmap(matrix, rows, cols, *, title="Largest error per tensor and gat
         dark = np.isfinite(v) and norm(max(v, _FLOOR)) < 0.5
         ax.text(j, i, text, ha="center", va="center", fontsize=7,
                 color="white" if dark else "black")
-    ax.set_xticks(range(len(cols)), cols)
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("gate")
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(False)
     fig.colorbar(im, ax=ax, label=label)
