@@ -318,7 +318,7 @@ class ResultsFile:
 
 
 # ------------------------------------------------------------------------------------ sweep
-def sweep(grid, measure="gradient_flow", *, executor=None, workers=None, scheduler=None,
+def run_sweep(grid, measure="gradient_flow", *, executor=None, workers=None, scheduler=None,
           out=None, resume=True, progress=None, connect_timeout=5.0) -> list[dict]:
     """Run ``measure`` at every point of ``grid``; one record per point, in grid order.
 
@@ -378,11 +378,15 @@ class _NoFile:
 
 
 class _SweepModule(types.ModuleType):
-    """``lc.sweep`` is both this module and the function: importing the submodule makes the
-    package attribute the module, so the module forwards calls to :func:`sweep`."""
+    """``lc.sweep`` is this module, callable as :func:`run_sweep`.
 
-    def __call__(self, *args, **kwargs):
-        return sweep(*args, **kwargs)
+    Importing a submodule makes it the package's attribute of that name, so a plain function
+    ``lc.sweep`` would turn into the module after the first import; a callable module is the
+    same object however it was reached, and ``lc.sweep.expand_grid`` etc. stay at hand."""
+
+    def __call__(self, grid, measure="gradient_flow", **options):
+        return run_sweep(grid, measure, **options)
 
 
 sys.modules[__name__].__class__ = _SweepModule
+sweep = sys.modules[__name__]     # `from lstmcheck.sweep import sweep` and `lc.sweep` alike

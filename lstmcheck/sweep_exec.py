@@ -12,6 +12,7 @@ completion order. Three of them:
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -20,6 +21,12 @@ from concurrent.futures.process import BrokenProcessPool
 from .errors import BackendError, OptionError, require
 
 EXECUTORS = ("inprocess", "process", "dask")
+# Thread-count variables of the BLAS/OpenMP libraries NumPy may use. A sweep parallelises over
+# points; a multi-threaded BLAS inside each worker only oversubscribes the cores (and on the
+# small GEMMs of one time step it is slower even alone), so workers get one thread each, as
+# Dask's nanny does for its workers. Values the user set are kept.
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 class InProcess:
@@ -69,7 +76,8 @@ class ProcessPool:
             broken = False
             pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
             try:
-                futures = {pool.submit(fn, item): i for i, item in pending.items()}
+                with _single_threaded_children():   # workers start during the submits
+                    futures = {pool.submit(fn, item): i for i, item in pending.items()}
                 todo = set(futures)
                 while todo:
                     done, todo = wait(todo, return_when=FIRST_COMPLETED)
@@ -95,6 +103,19 @@ class ProcessPool:
                         f"sweep workers died {fruitless} times in a row without finishing a point; "
                         f"a point probably crashes the interpreter (out of memory?), "
                         f"{len(pending)} points are left undone.")
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Processes started inside inherit one BLAS thread (see BLAS_THREAD_VARS)."""
+    added = [v for v in BLAS_THREAD_VARS if v not in os.environ]
+    for v in added:
+        os.environ[v] = "1"
+    try:
+        yield
+    finally:
+        for v in added:
+            os.environ.pop(v, None)
 
 
 class DaskExecutor:

@@ -154,6 +154,14 @@ def test_repeated_points_and_lc_sweep_is_callable():
     assert callable(lc.sweep) and lc.sweep.expand_grid is sw.expand_grid
 
 
+def test_lc_sweep_is_one_callable_object_from_a_fresh_import():
+    import subprocess
+    code = ("import lstmcheck as lc; a = lc.sweep; b = lc.sweep; "
+            "from lstmcheck.sweep import sweep; "
+            "assert a is b is sweep and callable(a) and a.expand_grid({'seed': [0, 1]})[1]['seed'] == 1")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # ---------------------------------------------------------------------------- results file, resume
 def test_interrupted_sweep_resumes_with_nothing_lost_or_recomputed(tmp_path, reference):
     CALLS.clear()
