@@ -323,9 +323,18 @@ def load_layout(layout, tensors, cell, options):
     return model, {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
 
 
-def dump_layout(layout, model, params):
+def dump_layout(layout, model, params, **dump_options):
     return {n: np.asarray(backend.to_host(a)) for n, a in
-            _layouts().dump(layout, model, {n: backend.to_host(a) for n, a in params.items()}).items()}
+            _layouts().dump(layout, model, {n: backend.to_host(a) for n, a in params.items()},
+                            **dump_options).items()}
+
+
+def _dump_options(layout, options):
+    """The part of a layout's options its dump takes (forget_bias, reset_after, direction...)."""
+    if not isinstance(layout, str) or layout.lower() not in _layouts().LAYOUTS:
+        _layouts().load(layout, {}, None)     # raises the layouts' own one-sentence error
+    sig = inspect.signature(_layouts().LAYOUTS[layout.lower()].dump)
+    return {k: v for k, v in (options or {}).items() if k in sig.parameters and k not in ("model", "params")}
 
 
 class GradientMap:
@@ -427,7 +436,10 @@ def _callable_target(fn, layout, cell, options, model, params, dtype, vjp, seed)
         m64 = float64_model(model)
         p64 = {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
         m64._check_params(p64, np)
-        tensors = dump_layout(layout, m64, p64)
+        dump_opts = _dump_options(layout, options)
+        tensors = dump_layout(layout, m64, p64, **dump_opts)
+        # what the tensor names cannot tell (ONNX attributes, TF forget_bias, ...), for loading
+        options = {**_layouts().options(layout, m64, **dump_opts), **options}
         if dtype is None:
             dtype = model.dtype
     else:
@@ -758,7 +770,7 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
                                  f"{'the pair (h0, c0)' if n_state == 2 else 'h0 alone'}.")
             s0 = tuple(np.zeros(s) if a is None else a for a, s in zip(s0, m.state_shapes(B)))
         rule = tgt.state_rule or (None,) * n_state
-        state_t = tuple(q(np.zeros(s) if r == "zeros" else a if r is None else r)
+        state_t = tuple(q(np.zeros(s) if isinstance(r, str) else a if r is None else r)
                         for a, r, s in zip(s0, rule, m.state_shapes(B)))
     for n, a, s in zip(("h0", "c0"), state_t, m.state_shapes(B)):
         if tuple(a.shape) != s:
