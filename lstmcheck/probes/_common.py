@@ -150,7 +150,8 @@ def trajectory(model, params, x, state0):
     S[0] = join_state(state0)
     state = state0
     for t in range(T):
-        state = step(model, params, x[t], state)
+        with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
+            state = step(model, params, x[t], state)
         S[t + 1] = join_state(state)
         if not bool(xp.isfinite(S[t + 1]).all()):
             raise_nonfinite("the state", t + 1, T)
@@ -190,7 +191,8 @@ def forward_checkpoints(model, params, x, state0, bounds):
     checkpoints, state = [], state0
     for a, b, _ in bounds:
         checkpoints.append(state)
-        y, final, _ = model.run_forward(params, x[a:b], tuple(s[None] for s in state))
+        with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
+            y, final, _ = model.run_forward(params, x[a:b], tuple(s[None] for s in state))
         bad = first_nonfinite(y)
         if bad is not None:
             raise_nonfinite("the hidden state h_t", a + bad + 1, T)
