@@ -34,11 +34,15 @@ def _path(path) -> str:
 
 
 def _reason(exc) -> str:
+    """The exception's type and first sentence, to quote inside our one sentence."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}".rstrip(": ")[:200]
+    text = text.split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {text}".rstrip(": ")[:160]
 
 
 def _read_npz(path):
+    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and say so, confusingly
+        raise FileFormatError(f"{path!r} is not a readable .npz archive (not a zip file).")
     try:
         with np.load(path, allow_pickle=False) as f:
             if not isinstance(f, Mapping) and not hasattr(f, "files"):
@@ -70,6 +74,11 @@ def _flatten(obj, prefix=""):
 
 def _read_torch(path):
     torch = require("torch", "torch", "reading PyTorch .pt/.pth files")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":   # neither torch.save's zip nor its legacy pickle
+                raise FileFormatError(f"{path!r} is not a readable PyTorch file (neither the zip "
+                                      f"archive nor the pickle torch.save writes).")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and torch's own errors
