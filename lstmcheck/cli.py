@@ -349,5 +349,70 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     return exit_code(passed)
 
 
+# --------------------------------------------------------------------------- sweep
+DEFAULT_SWEEP_DIR = "lstmcheck-sweep"
+SWEEP_MEASURES = ("gradient_flow", "lyapunov", "gradcheck")
+
+
+@cli.command()
+@click.argument("grid_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--param", "params", multiple=True, metavar="NAME=V1,V2,...",
+              help="A grid axis, e.g. seq_len=10,100 or seed=0:5 (repeatable; overrides the file).")
+@click.option("--measure", "measures", multiple=True, type=click.Choice(SWEEP_MEASURES),
+              help="What to measure at every point (repeatable) [default: gradient_flow].")
+@click.option("--workers", type=int, default=None, callback=positive,
+              help="Worker processes on this machine (with --dask: LocalCluster workers).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="Run on the Dask cluster of this scheduler.")
+@click.option("--dask", "use_dask", is_flag=True,
+              help="Start a local Dask cluster of --workers processes.")
+@click.option("--out", metavar="DIR", type=click.Path(file_okay=False), default=DEFAULT_SWEEP_DIR,
+              show_default=True, help="Folder of results.jsonl (a rerun resumes from it) and of "
+                                      "the report/ subfolder.")
+@click.option("--fresh", is_flag=True, help="Recompute every point, ignoring results in --out.")
+@click.option("--x", "x_axis", metavar="NAME", help="Grid parameter along the heatmaps' x axis.")
+@click.option("--y", "y_axis", metavar="NAME", help="Grid parameter along the heatmaps' y axis.")
+@json_option
+@common
+def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh, x_axis, y_axis,
+          json_path):
+    """Gradient flow over a grid of models, here or on a Dask cluster.
+
+    The grid comes from GRID_FILE (TOML or JSON, parameter = [values]) and/or --param. Records
+    are appended to DIR/results.jsonl as points finish, so rerunning the same command resumes an
+    interrupted sweep. Heatmaps and the vanishing/exploding phase diagram go to DIR/report/.
+    """
+    from pathlib import Path
+
+    from . import sweep as sw
+    from .errors import OptionError
+    from .report.sweep import sweep_report
+
+    grid = sw.load_grid(grid_file) if grid_file else {}
+    extra = dict(sw.parse_param(p) for p in params)
+    grid = [{**g, **extra} for g in grid] if isinstance(grid, list) else {**grid, **extra}
+    total = len(sw.expand_grid(grid))
+    with progress(total, "sweeping") as advance:
+        done = [0]
+
+        def tick(n, _total):
+            for _ in range(n - done[0]):
+                advance()
+            done[0] = n
+
+        records = sw.run_sweep(grid, list(measures) or "gradient_flow", workers=workers,
+                               scheduler=scheduler, executor="dask" if use_dask else None,
+                               out=out, resume=not fresh, progress=tick)
+    failed = [r for r in records if r.get("error")]
+    if len(failed) == len(records):
+        raise OptionError(f"none of the {total} grid points could run; the first says: "
+                          f"{failed[0]['error']}")
+    rep = sweep_report(records, x=x_axis, y=y_axis)
+    write_report_folder(rep, Path(out) / "report", True, {"command": "lstmcheck sweep"})
+    emit_json({"results": str(Path(out) / sw.RESULTS_FILE), "records": records}, json_path)
+    say(f"{total} points ({len(failed)} could not run); records in {Path(out) / sw.RESULTS_FILE}")
+    return EXIT_PASS
+
+
 if __name__ == "__main__":  # python -m lstmcheck.cli
     main()
