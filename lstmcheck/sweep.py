@@ -107,6 +107,71 @@ def _check_value(key, v):
     return v
 
 
+def parse_param(text: str) -> tuple:
+    """``'name=v1,v2,...'`` (the CLI's --param) as (name, values). Values are ints, floats,
+    ``none``, or strings; ``a:b`` (or ``a:b:step``) is the integer range a..b-1."""
+    name, sep, rest = str(text).partition("=")
+    name = name.strip()
+    if not sep or not name or not rest.strip():
+        raise OptionError(f"a parameter is written name=v1,v2,..., got {text!r}.")
+    values = []
+    for item in rest.split(","):
+        item = item.strip()
+        parts = item.split(":")
+        if len(parts) in (2, 3) and all(_is_int(p) for p in parts):
+            values.extend(range(*map(int, parts)))
+        else:
+            values.append(_parse_value(item))
+    return name, values
+
+
+def _is_int(s: str) -> bool:
+    try:
+        int(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_value(s: str):
+    if s.lower() in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(s)
+        except ValueError:
+            pass
+    return s
+
+
+def load_grid(path) -> dict | list:
+    """A grid from a TOML or JSON file: its top level, or its ``grid`` entry (a table, or an
+    array of tables for a union of grids). TOML has no null: write "none"."""
+    import tomllib
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".toml", ".json"):
+        raise FileFormatError(f"a grid file is .toml or .json, got {path!r}.")
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f) if ext == ".toml" else json.load(f)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path} is not valid {ext[1:].upper()}: {exc}.") from None
+    grid = doc.get("grid", doc) if isinstance(doc, dict) else doc
+    return _nones(grid)
+
+
+def _nones(v):
+    """The string 'none' (any case) as None, throughout a loaded grid."""
+    if isinstance(v, str) and v.lower() in ("none", "null"):
+        return None
+    if isinstance(v, list):
+        return [_nones(a) for a in v]
+    if isinstance(v, dict):
+        return {k: _nones(a) for k, a in v.items()}
+    return v
+
+
 def point_key(point: dict, measure_name: str) -> str:
     """The identity of a record in the results file: the measure and the full point."""
     return json.dumps({"measure": measure_name, **point}, sort_keys=True)

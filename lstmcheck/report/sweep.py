@@ -137,6 +137,34 @@ def figures(records, x: str | None = None, y: str | None = None) -> list:
     return out
 
 
+def sweep_report(records, *, x: str | None = None, y: str | None = None,
+                 title: str = "lstmcheck sweep: gradient flow over a grid"):
+    """A :class:`lstmcheck.report.Report` of a sweep: counts, figures, and every record."""
+    from .document import Report
+
+    rep = Report(title)
+    failed = [r for r in records if r.get("error")]
+    rep.add_row("grid points", str(len(records)))
+    axes = grid_axes(records)
+    rep.add_row("grid axes", ", ".join(axes) or "none (a single point)")
+    if failed:
+        rep.add_row("points that could not run", f"{len(failed)}: {failed[0]['error']}")
+    for value in VALUES:
+        vals = [r[value] for r in records if isinstance(r.get(value), (int, float))
+                and not isinstance(r.get(value), bool) and math.isfinite(r[value])]
+        if vals:
+            rep.add_row(LABELS[value], f"{min(vals):.3g} .. {max(vals):.3g} (median "
+                        f"{float(np.median(vals)):.3g})")
+    if len(axes) >= 2 or (x and y):
+        for name, caption, fig in figures(records, x, y):
+            rep.add_figure(name, caption, fig)
+    else:
+        rep.notes.append("The grid varies along fewer than two parameters, so there are no "
+                         "heatmaps; the records are in results.json.")
+    rep.results["records"] = list(records)
+    return rep
+
+
 # ------------------------------------------------------------------------------ helpers
 def _option_error(msg):
     from ..errors import OptionError
