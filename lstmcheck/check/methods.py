@@ -175,10 +175,11 @@ def taylor(ev, grads, theta, v, dtype, f0, F, nondet=0.0, levels=14) -> Taylor:
     # the window: the longest run of consecutive usable steps starting at the largest step
     n_use = int(np.argmin(usable)) if not usable.all() else levels
     if n_use < 3:
-        ok = bool(np.all(r <= 10 * floor) or n_use == 0 and r[0] <= 10 * floor)
-        why = ("the remainder stays at the rounding floor at every step (consistent)" if ok else
-               "the usable window is shorter than three steps")
-        return Taylor(e, r, slopes, None, float("nan"), ok, why, levels)
+        # a wrong gradient leaves a linear term that outlives the quadratic one: a remainder that
+        # reaches the rounding floor within two halvings shows none
+        why = (f"the remainder reaches the rounding floor after {n_use} step(s); no linear term "
+               f"is visible")
+        return Taylor(e, r, slopes, None, float("nan"), True, why, levels)
     lo = max(0, n_use - max(3, n_use // 2))                 # small-step half of the window
     ks = np.arange(lo, n_use)
     fit = np.polyfit(np.log2(e[ks]), np.log2(r[ks]), 1)[0]
