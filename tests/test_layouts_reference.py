@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy.special import expit as sigmoid
 
-import lstmcheck as lc
 from lstmcheck import layouts
 
 T, B, D, U = 5, 2, 4, 3
