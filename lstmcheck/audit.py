@@ -46,7 +46,8 @@ path to an ``.npz`` dump written by any language (arrays of one real dtype, time
                             ``grad/h0``, ``grad/c0``; optional, compared when present
     ======================  ==============================================================
 
-    The dtype of ``y`` sets the tolerances.
+    The dtype of ``y`` sets the tolerances. An ONNX dump with direction "reverse" (or
+    ``"time_reversed": true`` in meta) holds what an ONNX runtime returns: the model on flipped time.
 path to an ``.onnx`` model (or an ``onnx.ModelProto``) with one LSTM/GRU/RNN node whose X is a
     graph input and whose outputs are graph outputs; run in onnxruntime (forward only).
 
@@ -596,6 +597,15 @@ def _npz_target(path, layout, cell, options):
              "state": tuple(d.get(k) for k in ("h0", "c0")[:len(model.state_shapes(1))]),
              "final": tuple(d.get(k) for k in ("hn", "cn")[:len(model.state_shapes(1))])}
     grads = {k[len("grad/"):]: v for k, v in d.items() if k.startswith("grad/")}
+    if meta.get("time_reversed") or (layout == "onnx" and options.get("direction") == "reverse"):
+        # ONNX direction='reverse' is the oracle's forward model on flipped time
+        for k in ("x", "y"):
+            fixed[k] = fixed[k][::-1]
+        for k in ("x",):
+            if k in grads:
+                grads[k] = grads[k][::-1]
+        if "dy" in d:
+            d["dy"] = d["dy"][::-1]
     if grads:
         fixed.update(grads=grads, dy=d["dy"],
                      dstate=tuple(d.get(k) for k in ("dhn", "dcn")[:len(model.state_shapes(1))]))

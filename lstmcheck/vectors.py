@@ -1,0 +1,362 @@
+"""Golden vectors: a conformance suite for RNN/LSTM/GRU implementations in any language.
+
+    manifest = lc.vectors.export(folder)          # npz files + manifest.json + README.md
+    report = lc.vectors.verify(folder, impl)      # run an implementation against them
+
+Every case is one configuration (cell, LSTM variant, layers, direction, projection, clip,
+activations, layout and its options) with per-gate-distinct float64 weights, T = 4 >= 3 time
+steps, batch 2, a non-zero initial state, and the expected outputs and gradients of
+
+    L = sum(dy * y) + sum(dhn * h_T) (+ sum(dcn * c_T))
+
+for fixed seeded cotangents. Each case file uses the audit dump format (see lstmcheck.audit):
+
+    meta          JSON text: {"layout", "cell", "options", "config", "time_reversed"}
+    param/<name>  weights in the case's layout (torch cases: PyTorch state_dict names)
+    x             (T, B, input_size), time-major        h0, c0   (layers*dirs, B, H_out / H)
+    y             (T, B, dirs*H_out)                    hn, cn   final state
+    dy, dhn, dcn  the cotangents defining L
+    grad/<name>   dL/d<name> for every weight (layout names) and grad/x, grad/h0, grad/c0
+
+so ``lc.audit(case_file)`` re-checks it, and a C++/CUDA/Rust test reads it with any npz reader.
+ONNX cases with direction "reverse" hold what an ONNX runtime returns: the model run on flipped
+time (``time_reversed``). manifest.json lists every case: name, file, cell, layout,
+layout_options (the ONNX attributes, TF forget_bias, Keras reset_after, ...), config (the
+oracle's constructor arguments), seq_len, batch, sha256.
+
+``verify(folder, impl)`` calls ``impl(config, params, x, state)`` per case, where config is the
+manifest entry (cell, layout, layout_options, config), params the layout tensors, x and state as
+above (state: h0, or (h0, c0) for LSTM); it returns ``(y, final_state)``. When impl also takes
+``dy`` and ``dstate`` keywords it may return ``(y, final_state, grads)`` with grads keyed like
+the grad/ entries; those are compared too. Raising NotImplementedError skips a case.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import audit as _audit
+from .errors import FileFormatError, OptionError, ShapeError
+
+FORMAT = "lstmcheck-vectors"
+VERSION = 1
+CELLS = ("rnn", "lstm", "gru")
+D, H, T, B = 3, 4, 4, 2
+
+
+# =============================================================================== the catalogue
+def _case(name, cell, layout="torch", layout_options=None, **config):
+    return {"name": name, "cell": cell, "layout": layout,
+            "dump_options": dict(layout_options or {}),
+            "config": {"input_size": D, "hidden_size": H, **config}}
+
+
+def catalogue(cells=CELLS) -> list:
+    """Every case: structure (layers x directions) per cell in the canonical layout, every LSTM
+    variant and option, and each foreign layout with its options."""
+    from .models import LSTM_VARIANTS
+    cases = []
+    for cell in cells:
+        for L in (1, 2):
+            for bi in (False, True):
+                cases.append(_case(f"{cell}_l{L}_{'bi' if bi else 'uni'}", cell, num_layers=L,
+                                   bidirectional=bi))
+    if "rnn" in cells:
+        cases += [_case("rnn_relu", "rnn", nonlinearity="relu"),
+                  _case("rnn_identity", "rnn", nonlinearity="identity")]
+    if "lstm" in cells:
+        cases += [_case(f"lstm_{v}", "lstm", variant=v) for v in LSTM_VARIANTS if v != "vanilla"]
+        cases += [_case("lstm_peephole_cifg", "lstm", variant="peephole+cifg"),
+                  _case("lstm_proj_l2_bi", "lstm", num_layers=2, bidirectional=True, proj_size=2),
+                  _case("lstm_clip", "lstm", clip=0.6),
+                  _case("lstm_cell_clip", "lstm", cell_clip=0.3),
+                  _case("lstm_activations", "lstm", activations=("hard_sigmoid", "softsign", "elu")),
+                  # foreign layouts and their options
+                  _case("keras_lstm", "lstm", "keras"),
+                  _case("onnx_lstm", "lstm", "onnx"),
+                  _case("onnx_lstm_peephole_bi", "lstm", "onnx", variant="peephole", bidirectional=True),
+                  _case("onnx_lstm_input_forget", "lstm", "onnx", variant="cifg"),
+                  _case("onnx_lstm_clip", "lstm", "onnx", clip=0.6),
+                  _case("onnx_lstm_reverse", "lstm", "onnx", {"direction": "reverse"}),
+                  _case("onnx_lstm_l2", "lstm", "onnx", num_layers=2),
+                  _case("tf_basic_lstm", "lstm", "tf", {"cell_type": "BasicLSTMCell", "forget_bias": 1.0}),
+                  _case("tf_block_lstm", "lstm", "tf", {"cell_type": "LSTMBlockCell", "forget_bias": 0.5},
+                        variant="peephole", cell_clip=0.8),
+                  _case("cudnn_lstm_bi", "lstm", "cudnn", bidirectional=True)]
+    if "gru" in cells:
+        cases += [_case("gru_reset_before", "gru", reset_after=False),
+                  _case("gru_reset_before_l2_bi", "gru", reset_after=False, num_layers=2, bidirectional=True),
+                  _case("keras_gru_reset_after", "gru", "keras", reset_after=True),
+                  _case("keras_gru_reset_before", "gru", "keras", reset_after=False),
+                  _case("onnx_gru_lbr0", "gru", "onnx", reset_after=False),
+                  _case("onnx_gru_lbr1_bi", "gru", "onnx", reset_after=True, bidirectional=True),
+                  _case("cudnn_gru", "gru", "cudnn")]
+    if "rnn" in cells:
+        cases += [_case("keras_rnn", "rnn", "keras"), _case("onnx_rnn_relu", "rnn", "onnx", nonlinearity="relu"),
+                  _case("cudnn_rnn_l2", "rnn", "cudnn", num_layers=2)]
+    return cases
+
+
+# =============================================================================== export
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _build_case(case, seed):
+    """(entry for the manifest, arrays for the npz) of one catalogue case."""
+    from . import layouts
+    from .models import build
+    model = build(case["cell"], **case["config"])
+    params = _audit.exposing_params(model, seed)
+    x, state = _audit.random_inputs(model, T, B, seed)
+    dy, dstate = _audit.random_cotangents(model, T, B, seed)
+    reverse = case["dump_options"].get("direction") == "reverse"
+    xo, dyo = (x[::-1], dy[::-1]) if reverse else (x, dy)    # ONNX reverse: flip(y(flip(x)))
+    y, fin, grads = _audit.oracle_run(model, params, xo, state, dyo, dstate)
+    if reverse:
+        y, grads["x"] = y[::-1], grads["x"][::-1]
+    layout = case["layout"]
+    tensors = layouts.dump(layout, model, params, **case["dump_options"])
+    options = _jsonable(layouts.options(layout, model, **case["dump_options"]))
+    gmap = _audit.GradientMap(layout, tensors, model.kind, options)
+    g_layout = gmap.pullback(grads)
+    names = ("h0", "c0")[:len(state)]
+    arrays = {"x": x, "y": y, "dy": dy}
+    for n, a, f, d, dn in zip(names, state, fin, dstate, ("hn", "cn")):
+        arrays[n], arrays[dn], arrays["d" + dn] = a, f, d
+    arrays.update({f"param/{n}": np.asarray(a, np.float64) for n, a in tensors.items()})
+    arrays.update({f"grad/{n}": g for n, g in g_layout.items()})
+    arrays.update({f"grad/{n}": grads[n] for n in ("x", *names)})
+    entry = {"name": case["name"], "file": case["name"] + ".npz", "cell": model.kind,
+             "layout": layout, "layout_options": options, "config": _jsonable(model.config()),
+             "time_reversed": reverse, "seq_len": T, "batch": B, "params": list(tensors)}
+    entry["config"].pop("backend", None)
+    return entry, arrays
+
+
+def export(folder, *, cells=CELLS, seed=0) -> dict:
+    """Write the suite into ``folder`` (created; an earlier suite there is replaced atomically)
+    and return the manifest."""
+    cells = tuple(cells)
+    bad = [c for c in cells if c not in CELLS]
+    if bad or not cells:
+        raise OptionError(f"cells must be chosen from {', '.join(CELLS)}, got {list(cells)!r}.")
+    folder = os.fspath(folder)
+    if os.path.exists(folder) and os.listdir(folder) and not os.path.exists(os.path.join(folder, "manifest.json")):
+        raise OptionError(f"{folder} exists and holds files that are not a vectors suite; "
+                          f"choose an empty or new folder.")
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".vectors-", dir=parent)
+    try:
+        cases = []
+        for case in catalogue(cells):
+            entry, arrays = _build_case(case, seed)
+            meta = json.dumps({"layout": entry["layout"], "cell": entry["cell"],
+                               "options": entry["layout_options"], "config": entry["config"],
+                               "time_reversed": entry["time_reversed"]})
+            path = os.path.join(tmp, entry["file"])
+            np.savez(path, meta=np.array(meta), **arrays)
+            with open(path, "rb") as fh:
+                entry["sha256"] = hashlib.sha256(fh.read()).hexdigest()
+            cases.append(entry)
+        manifest = {"format": FORMAT, "version": VERSION, "seed": seed, "dtype": "float64",
+                    "loss": "sum(dy*y) + sum(dhn*hn) + sum(dcn*cn)", "cases": cases}
+        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        with open(os.path.join(tmp, "README.md"), "w") as fh:
+            fh.write("# lstmcheck golden vectors\n\n" + __doc__)
+        old = None
+        if os.path.exists(folder):
+            old = tempfile.mkdtemp(prefix=".vectors-old-", dir=parent)
+            os.rmdir(old)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+# =============================================================================== verify
+def load_manifest(folder) -> dict:
+    path = os.path.join(os.fspath(folder), "manifest.json")
+    try:
+        with open(path) as fh:
+            manifest = json.load(fh)
+    except FileNotFoundError:
+        raise FileFormatError(f"{os.fspath(folder)} holds no manifest.json; write the suite with "
+                              f"lc.vectors.export first.") from None
+    except ValueError:
+        raise FileFormatError(f"{path} is not valid JSON.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise FileFormatError(f"{path} is not an lstmcheck vectors manifest.")
+    return manifest
+
+
+def read_case(folder, entry) -> dict:
+    """The arrays of one case (checked against the manifest's sha256)."""
+    path = os.path.join(os.fspath(folder), entry["file"])
+    if not os.path.exists(path):
+        raise FileFormatError(f"case file {entry['file']} listed in the manifest is missing.")
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    if entry.get("sha256") and digest != entry["sha256"]:
+        raise FileFormatError(f"case file {entry['file']} does not match its sha256 in the "
+                              f"manifest (changed or corrupt).")
+    return _audit.read_dump(path)
+
+
+@dataclass
+class VectorsReport:
+    """One row per case: name, passed, skipped, failures (rows as in AuditReport)."""
+
+    folder: str
+    cases: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        run = [c for c in self.cases if not c["skipped"]]
+        return bool(run) and all(c["passed"] for c in run)
+
+    @property
+    def summary(self) -> str:
+        run = [c for c in self.cases if not c["skipped"]]
+        bad = [c["name"] for c in run if not c["passed"]]
+        skipped = len(self.cases) - len(run)
+        tail = f" ({skipped} skipped)" if skipped else ""
+        if not run:
+            return f"no case of {self.folder} was run{tail}."
+        if not bad:
+            return f"all {len(run)} cases of {self.folder} pass{tail}."
+        return (f"{len(bad)} of {len(run)} cases fail{tail}: {', '.join(bad[:6])}"
+                f"{' ...' if len(bad) > 6 else ''}; first: {bad[0]}: "
+                f"{_audit._row_phrase(next(c for c in run if not c['passed'])['failures'][0])}.")
+
+    def to_dict(self) -> dict:
+        return _audit._jsonable({"folder": self.folder, "passed": self.passed,
+                                 "summary": self.summary, "cases": self.cases})
+
+    def to_text(self) -> str:
+        lines = [("PASSED  " if self.passed else "FAILED  ") + self.summary, ""]
+        for c in self.cases:
+            state = "skip" if c["skipped"] else ("ok" if c["passed"] else "FAIL")
+            lines.append(f"  {state:<5}{c['name']}")
+            for r in c["failures"]:
+                lines.append(f"         {_audit._row_phrase(r)}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.to_text()
+
+
+def _unpack(out, n_state, name):
+    """impl's return value -> (y, final state tuple, grads or None)."""
+    if isinstance(out, dict):
+        fin = tuple(out.get(k, out.get(k.replace("_", ""))) for k in ("h_n", "c_n")[:n_state])
+        return out.get("y"), fin, out.get("grads")
+    if not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
+        raise ShapeError(f"the implementation returned a {type(out).__name__} for case {name}; "
+                         f"return (y, final_state) or (y, final_state, grads).")
+    fin = out[1] if isinstance(out[1], (tuple, list)) else (out[1],)
+    return out[0], tuple(fin), (out[2] if len(out) == 3 else None)
+
+
+def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
+    """Run ``impl`` on every case of the suite in ``folder`` (or those named in ``cases``)."""
+    if not callable(impl):
+        raise OptionError(f"impl must be a callable, got {type(impl).__name__}.")
+    manifest = load_manifest(folder)
+    entries = manifest["cases"]
+    if cases is not None:
+        names = {e["name"] for e in entries}
+        unknown = [c for c in cases if c not in names]
+        if unknown:
+            raise OptionError(f"the suite has no case {unknown[0]!r}.")
+        entries = [e for e in entries if e["name"] in set(cases)]
+    try:
+        sig = inspect.signature(impl).parameters
+        wants_grads = "dy" in sig or any(p.kind == p.VAR_KEYWORD for p in sig.values())
+    except (TypeError, ValueError):
+        wants_grads = False
+    report = VectorsReport(folder=os.fspath(folder))
+    for e in entries:
+        d = read_case(folder, e)
+        n_state = 2 if e["cell"] == "lstm" else 1
+        tensors = {k[len("param/"):]: v for k, v in d.items() if k.startswith("param/")}
+        state = tuple(d[k] for k in ("h0", "c0")[:n_state])
+        dstate = tuple(d[k] for k in ("dhn", "dcn")[:n_state])
+        config = {k: e[k] for k in ("name", "cell", "layout", "layout_options", "config", "time_reversed")}
+        st = state if n_state == 2 else state[0]
+        try:
+            if wants_grads:
+                out = impl(config, tensors, d["x"], st, dy=d["dy"],
+                           dstate=dstate if n_state == 2 else dstate[0])
+            else:
+                out = impl(config, tensors, d["x"], st)
+        except NotImplementedError:
+            report.cases.append({"name": e["name"], "passed": True, "skipped": True, "failures": []})
+            continue
+        y, fin, grads = _unpack(out, n_state, e["name"])
+        report.cases.append(_check_case(e, d, y, fin, grads, rtol, atol))
+    return report
+
+
+def _check_case(entry, d, y, fin, grads, rtol, atol):
+    from .models import build
+    cfg = dict(entry["config"])
+    model = build(cfg.pop("cell"), cfg.pop("input_size"), cfg.pop("hidden_size"),
+                  **{k: v for k, v in cfg.items() if k not in ("act_f", "act_g", "act_h", "dtype", "batch_first")},
+                  **_activations(entry["config"]))
+    tol = _audit.tolerances("float64", entry["seq_len"], model.num_layers,
+                            max(model.layer_input_size(k) for k in range(model.num_layers)) + model.output_size)
+    if rtol is not None or atol is not None:
+        fixed = {"rtol": rtol or 0.0, "atol": atol or 0.0}
+        tol = {"forward": fixed, "gradient": fixed}
+    rows = []
+
+    def check(kind, name, got, want, where_name):
+        got = np.asarray(got)
+        if got.shape != want.shape:
+            rows.append({"check": kind, "tensor": name, "passed": False, "max_abs": float("inf"),
+                         "max_rel": float("inf"), "ratio": float("inf"), "where": {},
+                         "note": f"shape {got.shape}, expected {want.shape}"})
+            return
+        c = _audit.compare(got, want, **tol[kind])
+        where = _audit._where_state(model, where_name, c) if where_name else {"index": list(c["worst"] or [])}
+        rows.append(_audit._row(kind, name, c, tol[kind], where))
+
+    check("forward", "y", y, d["y"], "y")
+    for name, got, key in zip(("h_n", "c_n"), fin, ("hn", "cn")):
+        if got is not None:
+            check("forward", name, got, d[key], name)
+    for name, g in (grads or {}).items():
+        key = f"grad/{name}"
+        if key in d and g is not None:
+            check("gradient", name, g, d[key], "x" if name == "x" else (name if name in ("h0", "c0") else None))
+    return {"name": entry["name"], "passed": all(r["passed"] for r in rows), "skipped": False,
+            "failures": [r for r in rows if not r["passed"]], "checked": len(rows)}
+
+
+def _activations(config):
+    acts = [config.get(k) for k in ("act_f", "act_g", "act_h")]
+    if not any(acts):
+        return {}
+    from .models.lstm import parse_variant
+    fl = parse_variant(config.get("variant", "vanilla"))
+    return {"activations": tuple(a or getattr(fl, k) for a, k in zip(acts, ("act_f", "act_g", "act_h")))}
