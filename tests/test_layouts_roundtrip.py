@@ -237,3 +237,20 @@ def test_keras_gru_bias_shape_contradicts_option():
     t = layouts.dump("keras", m, m.init_params(0))
     with pytest.raises(ShapeError, match="contradicts reset_after=False"):
         layouts.load("keras", t, "gru", reset_after=False)
+
+
+@pytest.mark.gpu
+def test_round_trip_on_gpu():
+    """dump takes device arrays and writes host arrays; load puts params on the asked backend."""
+    if "cupy" not in lc.backend.available_backends():
+        pytest.skip("CuPy with a visible GPU is needed")
+    for layout in ("torch", "onnx", "cudnn"):
+        model = lc.LSTM(D, H, num_layers=2, bidirectional=True, backend="cupy")
+        params = model.init_params(seed=0)
+        tensors = layouts.dump(layout, model, params)
+        assert all(isinstance(a, np.ndarray) for a in tensors.values())
+        model2, params2 = layouts.load(layout, tensors, "lstm", backend="cupy",
+                                       **layouts.options(layout, model))
+        assert model2.backend == "cupy"
+        assert_identical({n: lc.backend.to_host(a) for n, a in params2.items()},
+                         {n: lc.backend.to_host(a) for n, a in params.items()})
