@@ -64,7 +64,9 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
     warmup = T // 10 if warmup is None else warmup
     if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
         raise OptionError(f"warmup must be a non-negative integer, got {warmup!r}.")
-    if T - warmup < reorth:
+    # accumulate over whole re-orthonormalisation intervals after the warm-up: (start, T]
+    start = -(-warmup // reorth) * reorth
+    if T - start < reorth:
         raise OptionError(f"T={T} leaves fewer than reorth={reorth} steps after warmup={warmup}; "
                           f"give a longer sequence or a shorter warmup.")
     xs = x[:, sample]
@@ -76,7 +78,7 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
     d = rng.standard_normal(n)
     eps = perturbation * max(1.0, float(xp.linalg.norm(s0)))
     pair = xp.stack([s0, s0 + eps * backend.asarray(d / np.linalg.norm(d), xp, s0.dtype)])
-    S, growth = _trajectory_pair(model, params, xs, pair, eps, warmup, reorth, perturbation)
+    S, growth = _trajectory_pair(model, params, xs, pair, eps, start, reorth, perturbation)
 
     Q = backend.asarray(np.linalg.qr(rng.standard_normal((n, k)))[0], xp, s0.dtype)
     acc = np.zeros(k)
@@ -91,12 +93,12 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
             logs = np.log(np.abs(backend.to_host(xp.diagonal(R))))
         if not np.all(np.isfinite(logs) | (logs == -np.inf)):
             C.raise_nonfinite("the tangent vectors J_t ... J_1 Q", t, T)
-        if t > warmup:
+        if t > start:
             acc += logs
             if t % every == 0:
-                conv.append(acc / (t - warmup))
+                conv.append(acc / (t - start))
                 conv_t.append(t)
-    steps = (T - warmup) // reorth * reorth
+    steps = (T - start) // reorth * reorth
     exponents = np.sort(acc / steps)[::-1]
     lam1 = growth / steps
     return LyapunovSpectrum(
