@@ -67,9 +67,8 @@ def load(tensors: dict, cell=None, *, activation=None, recurrent_activation=None
         if reset_after is not None and shape_says is not None and bool(reset_after) != shape_says:
             raise ShapeError(f"keras GRU bias of shape {np.shape(bias)} contradicts "
                              f"reset_after={reset_after} (expected {'(2, 3U)' if reset_after else '(3U,)'}).")
-        opts["reset_after"] = shape_says if reset_after is None else bool(reset_after)
-        if opts["reset_after"] is None:
-            opts["reset_after"] = True  # keras' default
+        # the bias shape decides; without a bias, the option or keras' default (True)
+        opts["reset_after"] = next(v for v in (shape_says, reset_after, True) if v is not None)
     else:
         opts.setdefault("nonlinearity", _to_ours(activation or "tanh"))
     model = C.make_model(cell, kernel.shape[0], rk.shape[0], num_layers=L, bidirectional=bidir,
