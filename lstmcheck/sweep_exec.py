@@ -152,8 +152,9 @@ class DaskExecutor:
                     f"that of a running scheduler?") from None
         else:
             n = self.workers or os.cpu_count() or 1
-            self.cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            self.cluster = distributed.LocalCluster(   # loopback only: nothing is exposed
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                host="127.0.0.1")
             self.client = distributed.Client(self.cluster, set_as_default=False)
         return self
 

@@ -43,9 +43,9 @@ def counting(study):
 
 
 def crash_once(study):
-    """flow, but the worker computing seed 3 dies (os._exit) the first time it gets there."""
+    """flow, but the first worker to reach a GRU with seed 1 dies there (os._exit)."""
     marker = os.path.join(os.environ["SWEEP_TEST_CRASH_DIR"], "crashed")
-    if study.point["seed"] == 3 and not os.path.exists(marker):
+    if study.point["cell"] == "gru" and study.point["seed"] == 1 and not os.path.exists(marker):
         open(marker, "w").close()
         os._exit(1)
     return flow(study)
@@ -202,14 +202,11 @@ def test_a_corrupt_results_file_is_reported(tmp_path):
 
 # ---------------------------------------------------------------------------- executors
 def test_process_pool_gives_the_same_records_and_survives_a_dying_worker(tmp_path, monkeypatch, reference):
-    assert lc.sweep(GRID, flow, workers=2) == reference
-    monkeypatch.setenv("SWEEP_TEST_CRASH_DIR", str(tmp_path))
-    grid = {**SMALL, "cell": "gru", "seed": list(range(6))}
-    recs = lc.sweep(grid, crash_once, workers=2, out=tmp_path / "run")
+    monkeypatch.setenv("SWEEP_TEST_CRASH_DIR", str(tmp_path))   # inherited by the workers
+    recs = lc.sweep(GRID, crash_once, workers=2, out=tmp_path / "run")
     assert (tmp_path / "crashed").exists()           # a worker really died
-    assert recs == lc.sweep(grid, flow)
-    lines = (tmp_path / "run" / sw.RESULTS_FILE).read_text().splitlines()
-    assert len(lines) == 6
+    assert recs == reference                         # its points reran, nothing lost
+    assert len((tmp_path / "run" / sw.RESULTS_FILE).read_text().splitlines()) == len(reference)
 
 
 def test_process_pool_gives_up_on_a_point_that_always_kills():
@@ -254,21 +251,24 @@ def test_missing_dask_is_a_clear_message(monkeypatch):
         lc.sweep({"seed": [0]}, flow, executor="dask")
 
 
-def test_dask_local_cluster_gives_the_in_process_records(reference):
+def test_dask_local_cluster_gives_the_in_process_records_despite_a_dying_worker(
+        tmp_path, monkeypatch, reference):
     pytest.importorskip("distributed")
-    assert lc.sweep(GRID, flow, executor="dask", workers=2) == reference
-
-
-def test_dask_scheduler_address_and_a_dying_worker(tmp_path, monkeypatch):
-    distributed = pytest.importorskip("distributed")
     monkeypatch.setenv("SWEEP_TEST_CRASH_DIR", str(tmp_path))   # inherited by the workers
-    grid = {**SMALL, "cell": "lstm", "seed": list(range(6))}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as cluster:
-        recs = lc.sweep(grid, crash_once, scheduler=cluster.scheduler_address, out=tmp_path / "run")
+    # the sweep starts a LocalCluster of 2 single-threaded worker processes on loopback
+    recs = lc.sweep(GRID, crash_once, executor="dask", workers=2, out=tmp_path / "run")
     assert (tmp_path / "crashed").exists()
-    assert recs == lc.sweep(grid, flow)
-    assert len((tmp_path / "run" / sw.RESULTS_FILE).read_text().splitlines()) == 6
+    assert recs == reference
+    assert len((tmp_path / "run" / sw.RESULTS_FILE).read_text().splitlines()) == len(reference)
+
+
+def test_dask_existing_scheduler_address(reference):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None,
+                                  protocol="tcp", host="127.0.0.1") as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        recs = lc.sweep(GRID, flow, scheduler=cluster.scheduler_address)
+    assert recs == reference
 
 
 # ---------------------------------------------------------------------------- named measures, tasks
