@@ -351,7 +351,7 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
 
 # --------------------------------------------------------------------------- sweep
 DEFAULT_SWEEP_DIR = "lstmcheck-sweep"
-SWEEP_MEASURES = ("gradient_flow", "lyapunov", "gradcheck")
+SWEEP_MEASURES = ("gradient_flow", "lyapunov", "gates", "gradcheck")
 
 
 @cli.command()

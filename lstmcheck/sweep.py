@@ -247,11 +247,25 @@ def _gradient_flow(study):
 
 
 def _lyapunov(study):
-    """The largest exponent and the sum of the QR (Benettin) spectrum."""
+    """lstmcheck.probes.lyapunov_spectrum along the first sequence: lambda_1, the sum of the
+    spectrum (phase-volume contraction) and the Kaplan-Yorke dimension."""
     from .probes import lyapunov_spectrum
-    r = lyapunov_spectrum(study.model, study.params, study.x)
-    lam = np.sort(np.asarray(backend.to_host(r.exponents), dtype=float).ravel())[::-1]
-    return {"lambda_1": float(lam[0]), "lambda_sum": float(lam.sum())}
+    r = lyapunov_spectrum(study.model, study.params, study.x, seed=int(study.rng.integers(2**31)))
+    lam = np.asarray(r.exponents, dtype=float)
+    return {"lambda_1": float(lam[0]), "lambda_sum": float(lam.sum()),
+            "kaplan_yorke": float(r.kaplan_yorke)}
+
+
+def _gates(study):
+    """lstmcheck.probes.gate_statistics: the memory gate's mean and time constant, and the
+    fraction of saturated gate activations, all averaged over time."""
+    from .probes import gate_statistics
+    r = gate_statistics(study.model, study.params, study.x)
+    out = {"saturation": float(np.mean(r.high)), "forget_mean": None, "time_constant": None}
+    if r.forget_mean is not None:
+        fm = float(np.mean(r.forget_mean))
+        out.update(forget_mean=fm, time_constant=1.0 / (1.0 - fm) if fm < 1 else math.inf)
+    return out
 
 
 def _gradcheck(study):
@@ -262,7 +276,8 @@ def _gradcheck(study):
     return {"max_rel_error": max(rel) if rel else None, "passed": bool(r.passed)}
 
 
-MEASURES = {"gradient_flow": _gradient_flow, "lyapunov": _lyapunov, "gradcheck": _gradcheck}
+MEASURES = {"gradient_flow": _gradient_flow, "lyapunov": _lyapunov, "gates": _gates,
+            "gradcheck": _gradcheck}
 
 
 def _measure_parts(measure):

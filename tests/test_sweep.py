@@ -300,3 +300,19 @@ def test_task_inputs_and_their_widths():
         assert s.x.shape == (24, SMALL["batch"], want) == (24, SMALL["batch"], s.model.input_size)
     bad = lc.sweep({**SMALL, "task": "adding"}, flow)[0]   # SMALL has input_size 3
     assert bad["error"] == "task 'adding' produces 2 input features, but input_size is 3."
+
+
+def test_named_lyapunov_gates_and_gradcheck_measures():
+    probes = pytest.importorskip("lstmcheck.probes")
+    if not hasattr(probes, "lyapunov_spectrum"):
+        pytest.skip("lstmcheck.probes.lyapunov_spectrum not available")
+    grid = {**SMALL, "cell": ["lstm", "rnn"], "init": "orthogonal", "spectral_radius": 0.5}
+    recs = lc.sweep(grid, ["lyapunov", "gates", "gradcheck"])
+    for p, r in zip(sw.expand_grid(grid), recs):
+        s = sw.setup_study(p)
+        lyap = probes.lyapunov_spectrum(s.model, s.params, s.x, seed=int(s.rng.integers(2**31)))
+        assert r["lambda_1"] == lyap.exponents[0] < 0          # contracting at radius 0.5
+        assert r["lambda_sum"] == pytest.approx(float(np.sum(lyap.exponents)), rel=1e-12)
+        assert r["passed"] is True and r["max_rel_error"] < 1e-6
+        assert (r["forget_mean"] is None) == (p["cell"] == "rnn")
+        assert 0 <= r["saturation"] <= 1
