@@ -25,6 +25,7 @@ DEFAULTS = {"cells": ("rnn", "lstm", "gru"), "hidden_size": 32, "seq_len": 100, 
 PHASE_RADII = tuple(np.round(np.linspace(0.25, 2.5, 10), 3))
 PHASE_SEQ_LEN = 60
 HORIZON_SHARE = 0.9
+N_SPECTRUM = 16      # leading singular values / Lyapunov exponents kept and plotted
 
 
 @dataclass
@@ -84,15 +85,25 @@ def subject_from_weights(path, *, layout=None, cell=None, seq_len=100, batch=8, 
 
 
 # ----------------------------------------------------------------------------- sections
+def _cached(ctx, probe, subject, **kwargs):
+    """A probe's result for a subject, computed once per study (sections share them)."""
+    key = (probe.__name__, id(subject))
+    if key not in ctx.cache:
+        ctx.cache[key] = probe(subject.model, subject.params, subject.x, **kwargs)
+    return ctx.cache[key]
+
+
+def _lyapunov(ctx, subject):
+    from .probes import lyapunov_spectrum
+    return _cached(ctx, lyapunov_spectrum, subject, k=N_SPECTRUM, seed=ctx.settings.get("seed", 0))
+
+
 def _norms(ctx, subject):
     """gradient_norms of a subject, computed once per study."""
     from .probes import gradient_norms
 
-    key = ("norms", id(subject))
-    if key not in ctx.cache:
-        ctx.cache[key] = gradient_norms(subject.model, subject.params, subject.x,
-                                        shares=(HORIZON_SHARE,), seed=ctx.settings.get("seed", 0))
-    return ctx.cache[key]
+    return _cached(ctx, gradient_norms, subject, shares=(HORIZON_SHARE,),
+                   seed=ctx.settings.get("seed", 0))
 
 
 def section_flow(report, ctx):
@@ -100,12 +111,11 @@ def section_flow(report, ctx):
     curves, data = [], {}
     for s in ctx.subjects:
         r = _norms(ctx, s)
-        lam = ctx.cache.get(("lambda_1", id(s)))
-        theory = np.exp(lam * r.lags) if lam is not None else None
+        lam = float(_lyapunov(ctx, s).exponents[0])
+        theory = np.exp(lam * r.lags)
         curves.append({"label": s.label, "cell": s.cell, "lag": r.lags, "norm": r.h_norm_rel,
                        "norm_c": r.c_norm_rel, "theory": theory,
-                       "theory_label": f"{s.label}: exp(λ₁k), λ₁ = {lam:.3g}" if lam is not None
-                       else None})
+                       "theory_label": f"{s.label}: exp(λ₁k), λ₁ = {lam:.3g}"})
         data[s.label] = r.to_dict()
         verdict = ("vanishing" if r.decay_rate > 0 else "exploding") if np.isfinite(r.decay_rate) \
             else "flat"
@@ -116,7 +126,8 @@ def section_flow(report, ctx):
     report.results["gradient_norms"] = data
     report.add_figure(
         "gradient_flow", "Median ‖∂L/∂h_{T−k}‖ relative to the last step against the lag k for "
-        "each cell (dotted: LSTM cell state; dashed: the theory overlay).",
+        "each model; dotted: the LSTM cell state; dashed: exp(λ₁k) from the leading Lyapunov "
+        "exponent λ₁, the rate linearised dynamics predict.",
         fig_flow.gradient_norm_vs_lag(curves))
 
 
@@ -133,11 +144,111 @@ def section_horizon(report, ctx):
         report.add_row(f"effective horizon: {s.label}",
                        f"{HORIZON_SHARE:.0%} of ∂L/∂W_hh comes from the last "
                        f"{'?' if h is None else h + 1} steps")
+    against_T = None
+    if ctx.settings.get("horizon_seq_lens"):
+        from .probes import horizon_study
+
+        st = ctx.settings
+        hs = horizon_study(st["horizon_seq_lens"], hidden_size=st["hidden_size"],
+                           batch=st["batch"], share=HORIZON_SHARE, seed=st["seed"],
+                           backend=st["backend"])
+        against_T = [{"label": lab.replace(" default", "").upper().replace("CHRONO", "chrono"),
+                      "cell": lab.split()[0], "x": hs.seq_lens, "horizon": hs.horizon[i] + 1,
+                      "xlabel": "sequence length T (steps)", "xlog": True,
+                      "title": "Horizon against sequence length"}
+                     for i, lab in enumerate(hs.labels)]
+        data["horizon_study"] = {k: v for k, v in hs.to_dict().items()
+                                 if k not in ("curves", "c_curves")}    # not plotted
+        for i, lab in enumerate(hs.labels):
+            report.add_row(f"horizon at T = {hs.seq_lens[-1]}: {lab}",
+                           f"{HORIZON_SHARE:.0%} of ∂L/∂W_hh from the last "
+                           f"{hs.horizon[i, -1] + 1:.0f} steps")
     report.results["horizon"] = {"share": HORIZON_SHARE, "models": data}
     report.add_figure(
-        "horizon", f"Cumulative share of ∂L/∂W_hh contributed by lags 0…k; dashed: the lag by "
-        f"which {HORIZON_SHARE:.0%} has accumulated (the effective horizon).",
-        fig_flow.horizon_figure(curves, threshold=HORIZON_SHARE))
+        "horizon", f"Left: cumulative share of ∂L/∂W_hh contributed by lags 0…k; dashed: the "
+        f"lag by which {HORIZON_SHARE:.0%} has accumulated (the effective horizon)."
+        + (" Right: that horizon against the sequence length, PyTorch default and chrono "
+           "initialisation." if against_T else ""),
+        fig_flow.horizon_figure(curves, threshold=HORIZON_SHARE, study=against_T))
+
+
+def section_jacobian(report, ctx):
+    """Singular values of the state Jacobian ∂s_T/∂s_{T−k} against the lag."""
+    from .probes import jacobian_spectrum
+
+    panels, data = [], {}
+    for s in ctx.subjects:
+        r = _cached(ctx, jacobian_spectrum, s, k=N_SPECTRUM)
+        log10_sv = r.log_singular_values / np.log(10)
+        panels.append({"label": s.label, "lag": r.lags, "log10_sv": log10_sv})
+        data[s.label] = {"lags": r.lags, "log10_singular_values": log10_sv,
+                         "spectral_norm": r.spectral_norm, "condition_number": r.condition_number,
+                         "state": r.state, "meta": r.meta}
+        k = int(r.lags[-1])
+        report.add_row(f"Jacobian ∂s_T/∂s_(T−k): {s.label}",
+                       f"largest singular value {r.spectral_norm[0]:.3g} at k = 1, "
+                       f"{r.spectral_norm[-1]:.3g} at k = {k}")
+    report.results["jacobian_spectrum"] = data
+    report.add_figure(
+        "jacobian_spectrum", "Singular values of the state Jacobian ∂s_T/∂s_(T−k) (s = h, or "
+        "(h, c) for LSTM) for every lag k: how many directions survive k steps back.",
+        fig_flow.jacobian_heatmaps(panels))
+
+
+def section_lyapunov(report, ctx):
+    """Lyapunov spectrum (QR method) and the convergence of its leading exponents."""
+    spectra, conv, data = [], [], {}
+    for s in ctx.subjects:
+        r = _lyapunov(ctx, s)
+        spectra.append({"label": s.label, "cell": s.cell, "exponents": r.exponents})
+        conv.append({"label": s.label, "cell": s.cell, "steps": r.convergence_steps,
+                     "estimates": r.convergence[:, :3]})
+        data[s.label] = {**r.to_dict(), "convergence": r.convergence[:, :3]}  # what is plotted
+        report.add_row(f"Lyapunov spectrum: {s.label}",
+                       f"λ₁ = {r.exponents[0]:.4g} nats/step ({'chaotic' if r.exponents[0] > 0 else 'contracting'}); "
+                       f"finite-perturbation λ₁ differs by {r.lambda1_gap:.2g}")
+    report.results["lyapunov_spectrum"] = data
+    report.add_figure(
+        "lyapunov", "Left: Lyapunov exponents of the state dynamics driven by the inputs "
+        "(λ₁ < 0: perturbations and gradients shrink). Right: running estimates of λ₁…λ₃.",
+        fig_flow.lyapunov_figure(spectra, conv))
+
+
+SIGMOID_GATES = frozenset("ifozr")
+
+
+def section_gates(report, ctx):
+    """Gate saturation over time and the forget gate's memory time constants."""
+    from .probes import gate_statistics
+    from .report import fig_gates
+
+    panels, taus, data = [], [], {}
+    for s in ctx.subjects:
+        r = _cached(ctx, gate_statistics, s)
+        # sigmoid gates saturate at either end; tanh-like activations only at |a| -> 1
+        sat = np.array([r.high[j] + (r.low[j] if g in SIGMOID_GATES else 0.0)
+                        for j, g in enumerate(r.gates)])
+        T = sat.shape[1]
+        panels.append({"label": s.label, "gates": r.gates, "time": np.arange(1, T + 1),
+                       "saturation": sat})
+        data[s.label] = r.to_dict()
+        text = f"saturated: {', '.join(f'{g} {v:.0%}' for g, v in zip(r.gates, sat.mean(axis=1)))}"
+        if r.unit_time_constant is not None:
+            tau = np.asarray(r.unit_time_constant, dtype=float)
+            taus.append({"label": s.label, "cell": s.cell, "tau": tau})
+            text += (f"; mean {r.forget_gate} gate {np.mean(r.forget_mean):.3g}, median time "
+                     f"constant {np.median(tau):.3g} steps")
+        report.add_row(f"gates: {s.label}", text)
+    report.results["gate_statistics"] = data
+    report.add_figure(
+        "gate_saturation", "Fraction of saturated units per gate and time step (sigmoid gates "
+        "below 0.05 or above 0.95; tanh activations beyond ±0.95).",
+        fig_gates.gate_saturation_heatmaps(panels))
+    if taus:
+        report.add_figure(
+            "time_constants", "Memory time constant τ = 1/(1 − f̄) of each unit's forget gate "
+            "(GRU: update gate z), averaged over time and batch.",
+            fig_gates.forget_time_constants(taus))
 
 
 def phase_measure(study):
@@ -316,8 +427,16 @@ def add_self_check(report, results, *, one_row_per_case=True):
             f"({first[0][1].method}); n/a: the model has no such tensor.",
             fig_check.error_heatmap(matrix, [f"{c.model_label} {c.dtype}" for c, _ in first],
                                     kinds, xlabel="tensor", title="Gradient-check errors"))
-    report.results["gradcheck"] = [{"case": c.to_dict(), "report": r.to_dict()}
-                                   for c, r in results]
+    report.results["gradcheck"] = [{"case": c.to_dict(), "report": _brief(r)} for c, r in results]
+
+
+def _brief(r):
+    """A check's report without the worst-element list when it passed (that list only matters
+    for a failure, and it dominates the size of results.json)."""
+    d = r.to_dict()
+    if r.passed:
+        d.pop("worst", None)
+    return d
 
 
 def section_gradcheck(report, ctx):
@@ -328,9 +447,11 @@ def section_gradcheck(report, ctx):
                    one_row_per_case=False)
 
 
-SECTIONS = {"gradcheck": section_gradcheck, "flow": section_flow, "horizon": section_horizon,
+SECTIONS = {"gradcheck": section_gradcheck, "flow": section_flow, "jacobian": section_jacobian,
+            "lyapunov": section_lyapunov, "horizon": section_horizon, "gates": section_gates,
             "phase": section_phase}
-DEFAULT_SECTIONS = ("gradcheck", "flow", "horizon", "phase")
+DEFAULT_SECTIONS = ("gradcheck", "flow", "jacobian", "lyapunov", "horizon", "gates", "phase")
+HORIZON_SEQ_LENS = (30, 100, 300, 1000)
 
 
 # ----------------------------------------------------------------------------- running
@@ -349,7 +470,8 @@ def default_study(*, cells=DEFAULTS["cells"], hidden_size=DEFAULTS["hidden_size"
                   sections=DEFAULT_SECTIONS, progress=None) -> Report:
     """The study of `lstmcheck report`: every section on a small RNN, LSTM and GRU."""
     settings = dict(cells=tuple(cells), hidden_size=hidden_size, seq_len=seq_len, batch=batch,
-                    task=task, init=DEFAULTS["init"], seed=seed, dtype=dtype, backend=backend)
+                    task=task, init=DEFAULTS["init"], seed=seed, dtype=dtype, backend=backend,
+                    horizon_seq_lens=HORIZON_SEQ_LENS)
     common = {"hidden_size": hidden_size, "seq_len": seq_len, "batch": batch, "task": task,
               "seed": seed, "dtype": dtype, "backend": backend}
     grid = [{"cell": list(cells), **common}]

@@ -53,10 +53,10 @@ class Report:
             raise ValueError(f"duplicate figure name {name!r}")
         self.figures.append(Figure(name, " ".join(caption.split()), figure))
 
-    def summary_dict(self):
+    def summary_dict(self, formats=("png", "svg")):
         return {"title": self.title, "passed": self.passed,
                 "rows": [r.to_dict() for r in self.rows],
                 "figures": [{"name": f.name, "caption": f.caption,
-                             "png": f"figures/{f.name}.png", "svg": f"figures/{f.name}.svg"}
+                             **{ext: f"figures/{f.name}.{ext}" for ext in formats}}
                             for f in self.figures],
                 "notes": list(self.notes)}

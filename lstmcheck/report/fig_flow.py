@@ -27,11 +27,11 @@ def gradient_norm_vs_lag(curves, *, ylabel=r"$\|\partial L/\partial h_{T-k}\|$ (
     fig, (ax,) = new_figure(width=6.4, height=3.8)
     values = []
     for c, colour in zip(curves, series_colours(c.get("cell") for c in curves)):
-        ax.plot(c["lag"], _positive(c["norm"]), color=colour, label=f"{c['label']}: " + r"$\|\partial L/\partial h\|$")
+        ax.plot(c["lag"], _positive(c["norm"]), color=colour, label=f"{c['label']}: ‖∂L/∂h‖")
         values.append(c["norm"])
         if c.get("norm_c") is not None:
             ax.plot(c["lag"], _positive(c["norm_c"]), color=colour, linestyle=":",
-                    label=f"{c['label']}: " + r"$\|\partial L/\partial c\|$")
+                    label=f"{c['label']}: ‖∂L/∂c‖")
             values.append(c["norm_c"])
         if c.get("theory") is not None:
             ax.plot(c["lag"], _positive(c["theory"]), color=colour, linestyle="--", linewidth=1.1,
@@ -40,17 +40,22 @@ def gradient_norm_vs_lag(curves, *, ylabel=r"$\|\partial L/\partial h_{T-k}\|$ (
     ax.set_xlabel(LAG)
     ax.set_ylabel(ylabel)
     ax.set_title("Gradient flow back through time")
-    ax.legend(ncols=2 if len(curves) > 2 else 1, frameon=False)
+    if len(ax.get_lines()) > 6:   # a long legend goes beside the axes, not over the lines
+        fig.set_size_inches(9.0, 3.8)
+        fig.legend(loc="outside right upper", frameon=False)
+    else:
+        ax.legend(frameon=False)
     return fig
 
 
 def jacobian_heatmaps(panels):
-    """Singular values of ∂h_T/∂h_{T−k}: one lag × index heatmap per panel, log colour scale.
+    """Singular values of ∂s_T/∂s_{T−k}: one lag × index heatmap per panel, log colour scale.
 
-    panels: dicts with label, lag (n_lags,), singular_values (n_lags, n_sv), descending per row.
+    panels: dicts with label, lag (n_lags,), log10_sv (n_lags, n_sv), descending per row
+    (logs, so that values that underflow to 0 still show).
     """
-    fig, axes = new_figure(ncols=len(panels), width=3.0 * len(panels) + 0.8, height=3.4)
-    logs = [np.log10(_positive(p["singular_values"])) for p in panels]
+    fig, axes = new_figure(ncols=len(panels), width=2.6 * len(panels) + 1.0, height=3.2)
+    logs = [np.asarray(p["log10_sv"], dtype=float) for p in panels]
     finite = np.concatenate([v[np.isfinite(v)] for v in logs]) if logs else np.zeros(1)
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     im = None
@@ -60,11 +65,12 @@ def jacobian_heatmaps(panels):
                        interpolation="nearest",
                        extent=(0.5, v.shape[1] + 0.5, lag.min() - 0.5, lag.max() + 0.5))
         ax.set_title(p["label"])
-        ax.set_xlabel("singular value index $i$ (largest first)")
+        ax.set_xlabel("singular value index $i$")
         ax.grid(False)
     axes[0].set_ylabel("lag $k$ (steps)")
     if im is not None:
-        fig.colorbar(im, ax=axes, label=r"$\log_{10}\,\sigma_i(\partial h_T/\partial h_{T-k})$", shrink=0.9)
+        fig.colorbar(im, ax=axes, label=r"$\log_{10}\,\sigma_i(\partial s_T/\partial s_{T-k})$",
+                     shrink=0.9)
     return fig
 
 
@@ -138,8 +144,9 @@ def horizon_figure(curves, *, threshold=None, study=None):
         ax.set_xlabel(study[0].get("xlabel", ""))
         if study[0].get("xlog"):
             ax.set_xscale("log")
+        log_if_spans_decades(ax, np.concatenate([np.ravel(s["horizon"]) for s in study]), "y", 1.0)
         ax.set_ylabel("effective horizon (steps)")
-        ax.set_title("Horizon against the setting")
+        ax.set_title(study[0].get("title", "Horizon against the setting"))
         ax.legend(frameon=False)
     return fig
 

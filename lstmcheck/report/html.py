@@ -22,7 +22,7 @@ figcaption{margin-top:.4em} figcaption a{font-size:.85em;color:#555}
 _MARK = {"pass": "✓ pass", "fail": "✗ FAIL", "info": "·"}
 
 
-def render_html(report, meta: dict | None = None) -> str:
+def render_html(report, meta: dict | None = None, formats=("png", "svg")) -> str:
     """The page for a :class:`~lstmcheck.report.document.Report` (summary table first)."""
     e = escape
     verdict = "pass" if report.passed else "fail"
@@ -47,11 +47,13 @@ def render_html(report, meta: dict | None = None) -> str:
     if report.figures:
         parts.append("<h2>Figures</h2>")
     for i, f in enumerate(report.figures, 1):
-        png, svg = f"figures/{f.name}.png", f"figures/{f.name}.svg"
+        files = {ext: f"figures/{f.name}.{ext}" for ext in formats}
+        big = files.get("svg", files["png"])   # the click-through: vector when there is one
+        links = " ".join(f'<a href="{e(path)}">[{ext.upper()}]</a>' for ext, path in files.items())
         parts.append(
-            f'<figure id="{e(f.name)}"><a href="{e(svg)}"><img src="{e(png)}" alt="{e(f.caption)}">'
-            f"</a><figcaption><b>Figure {i}.</b> {e(f.caption)} "
-            f'<a href="{e(svg)}">[SVG]</a> <a href="{e(png)}">[PNG]</a></figcaption></figure>')
+            f'<figure id="{e(f.name)}"><a href="{e(big)}"><img src="{e(files["png"])}" '
+            f'alt="{e(f.caption)}"></a><figcaption><b>Figure {i}.</b> {e(f.caption)} {links}'
+            f"</figcaption></figure>")
     parts += ['<p class="meta">Numbers behind every figure: <a href="results.json">results.json</a>'
               ' · plain-text summary: <a href="summary.md">summary.md</a></p>', "</body>", "</html>"]
     return "\n".join(parts) + "\n"

@@ -6,7 +6,7 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report, meta: dict | None = None) -> str:
+def render_markdown(report, meta: dict | None = None, formats=("png", "svg")) -> str:
     lines = [f"# {report.title}", ""]
     if meta:
         lines += [" · ".join(f"{k}: {v}" for k, v in meta.items()), ""]
@@ -17,7 +17,9 @@ def render_markdown(report, meta: dict | None = None) -> str:
     for n in report.notes:
         lines += [n, ""]
     for i, f in enumerate(report.figures, 1):
-        lines += [f"**Figure {i}.** {f.caption}", "", f"![{_cell(f.caption)}](figures/{f.name}.png)", ""]
+        other = " ".join(f"[{ext.upper()}](figures/{f.name}.{ext})" for ext in formats if ext != "png")
+        lines += [f"**Figure {i}.** {f.caption} {other}".rstrip(), "",
+                  f"![{_cell(f.caption)}](figures/{f.name}.png)", ""]
     return "\n".join(lines)
 
 

@@ -64,6 +64,7 @@ def atomic_folder(out, force: bool = False):
     out = check_destination(out, force)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's private 0700 would stick to the report
     except OSError as exc:
         raise OutputError(f"cannot write the report to {out}: {exc.strerror or exc}.") from None
     try:
@@ -73,6 +74,12 @@ def atomic_folder(out, force: bool = False):
     except BaseException:  # KeyboardInterrupt included: nothing half-written survives
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -97,13 +104,17 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_json(path: Path, data) -> Path:
-    """JSON with NumPy scalars/arrays converted, NaN/Inf written as null (strict JSON)."""
-    return write_text(path, json.dumps(to_jsonable(data), indent=1, allow_nan=False) + "\n")
+def write_json(path: Path, data, digits: int | None = None, indent=1) -> Path:
+    """JSON with NumPy scalars/arrays converted, NaN/Inf written as null (strict JSON);
+    ``digits``: round floats to that many significant digits (smaller files)."""
+    seps = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(to_jsonable(data, digits), indent=indent, separators=seps, allow_nan=False)
+    return write_text(path, text + "\n")
 
 
-def to_jsonable(obj):
-    """Plain JSON types from dicts, lists, NumPy arrays/scalars and objects with to_dict()."""
+def to_jsonable(obj, digits: int | None = None):
+    """Plain JSON types from dicts, lists, NumPy arrays/scalars and objects with to_dict();
+    ``digits``: round floats to that many significant digits."""
     import math
 
     import numpy as np
@@ -111,46 +122,58 @@ def to_jsonable(obj):
     from .. import backend
 
     if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return to_jsonable(obj.to_dict())
+        return to_jsonable(obj.to_dict(), digits)
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [to_jsonable(v, digits) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     obj = backend.to_host(obj)
     if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
+        return to_jsonable(obj.tolist(), digits)
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, complex):
-        return {"real": to_jsonable(obj.real), "imag": to_jsonable(obj.imag)}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
+        return {"real": to_jsonable(obj.real, digits), "imag": to_jsonable(obj.imag, digits)}
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return None
+        return float(f"{obj:.{digits}g}") if digits else obj
     if isinstance(obj, np.dtype):
         return obj.name
     return obj
 
 
+RESULT_DIGITS = 8   # significant digits kept in results.json (plots need far fewer)
+
+
 def write_report(report, out, *, force: bool = False, meta: dict | None = None,
-                 progress=None) -> Path:
+                 progress=None, formats=None) -> Path:
     """Write ``report`` as a folder: index.html, summary.md, results.json, figures/*.png|svg.
 
-    ``progress(label)`` is called once per file group written (for the CLI's progress bar).
+    ``progress(label)`` is called once per file group written (for the CLI's progress bar);
+    ``formats`` picks the figure files (default PNG and SVG; the index shows the PNG).
     Returns the final folder. Nothing appears at ``out`` unless every file was written.
     """
     from .html import render_html
     from .markdown import render_markdown
-    from .style import save_figure
+    from .style import FORMATS, save_figure
 
+    formats = tuple(formats or FORMATS)
+    if "png" not in formats:
+        raise ValueError("a report needs PNG figures (the index page shows them)")
     tick = progress or (lambda label: None)
+    meta = {k: v for k, v in (meta or {}).items()}
     with atomic_folder(out, force) as tmp:
         for f in report.figures:
-            save_figure(f.figure, tmp / "figures", f.name)
+            save_figure(f.figure, tmp / "figures", f.name, formats=formats)
             tick(f.name)
-        results = {"meta": meta or {}, "summary": report.summary_dict(), "results": report.results}
-        write_json(tmp / "results.json", results)
-        write_text(tmp / "summary.md", render_markdown(report, meta))
-        write_text(tmp / "index.html", render_html(report, meta))
+        results = {"meta": meta, "summary": report.summary_dict(formats),
+                   "results": report.results}
+        write_json(tmp / "results.json", results, digits=RESULT_DIGITS, indent=None)
+        brief = {k: v for k, v in meta.items() if not isinstance(v, dict)}
+        write_text(tmp / "summary.md", render_markdown(report, brief, formats))
+        write_text(tmp / "index.html", render_html(report, brief, formats))
         tick("index.html")
     return Path(out).expanduser().absolute()
