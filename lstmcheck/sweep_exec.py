@@ -174,6 +174,10 @@ class DaskExecutor:
         try:
             for f in distributed.as_completed(futures, loop=self.client.loop):
                 yield index[f.key], f.result()
+        except distributed.KilledWorker as exc:
+            raise BackendError(
+                f"Dask gave up on a sweep point after the workers running it died repeatedly "
+                f"({exc}); it probably crashes the interpreter (out of memory?).") from None
         finally:
             self.client.cancel(futures)
 

@@ -316,3 +316,15 @@ def test_named_lyapunov_gates_and_gradcheck_measures():
         assert r["passed"] is True and r["max_rel_error"] < 1e-6
         assert (r["forget_mean"] is None) == (p["cell"] == "rnn")
         assert 0 <= r["saturation"] <= 1
+
+
+def always_crash(study):
+    os._exit(1)
+
+
+def test_dask_gives_up_on_a_point_that_always_kills_with_a_clear_error():
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with pytest.raises(BackendError, match="died repeatedly"):
+            lc.sweep({**SMALL, "seed": [0]}, always_crash, executor="dask", workers=1)
