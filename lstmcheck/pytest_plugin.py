@@ -1,6 +1,184 @@
-"""pytest plugin (entry point ``pytest11`` name ``lstmcheck``): oracle fixtures for conformance tests.
+"""pytest plugin (entry point ``pytest11`` name ``lstmcheck``): the oracle in a downstream test suite.
 
-Loaded by every pytest run once lstmcheck is installed, so importing it must stay cheap: heavy
-modules are imported inside the fixtures.
+Installed with lstmcheck, it gives every test session these fixtures:
+
+``assert_matches_oracle(impl, cell="lstm", layout="torch", **audit_options)``
+    audits ``impl`` (a callable in ``layout``, a torch module, an .npz dump or an .onnx model;
+    see :func:`lstmcheck.audit.audit`) and fails the test with the audit's text report when it
+    disagrees with the oracle. For a callable, ``input_size``/``hidden_size`` and the model's
+    options (``num_layers``, ``bidirectional``, ``variant``, ...) choose the configuration.
+    Returns the AuditReport. Also importable: ``from lstmcheck.pytest_plugin import
+    assert_matches_oracle``.
+``lstm_oracle``
+    a factory ``lstm_oracle(cell="lstm", input_size=3, hidden_size=4, **model_options)`` of
+    oracle models (float64, NumPy).
+``oracle_case``
+    a factory ``oracle_case(cell="lstm", layout="torch", seq_len=5, batch=2, seed=None,
+    **model_options)`` of an :class:`OracleCase`: weights in the layout, inputs, a non-zero
+    initial state, cotangents, and the oracle's outputs and gradients (in the layout's names).
+``lstm_vectors``
+    the golden-vector suite exported once per session; ``lc.vectors.verify(lstm_vectors, impl)``.
+
+Command-line option: ``--lstmcheck-seed N`` (default 0) seeds every fixture that draws numbers.
+
+Loaded by every pytest run once lstmcheck is installed, so importing it stays cheap: the rest
+of lstmcheck is imported inside the fixtures.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lstmcheck", "lstmcheck oracle fixtures")
+    group.addoption("--lstmcheck-seed", type=int, default=0, dest="lstmcheck_seed",
+                    help="seed of the lstmcheck fixtures' weights, inputs and cotangents (default 0)")
+
+
+@dataclass
+class OracleCase:
+    """One configuration with everything a conformance test compares against."""
+
+    model: object                 # the oracle model (float64)
+    layout: str
+    options: dict                 # the layout's load options (ONNX attributes, forget_bias, ...)
+    params: dict                  # weights in the layout's names
+    canonical: dict               # the same weights in the oracle's (PyTorch) names
+    x: object                     # (T, B, input_size)
+    state: object                 # h0, or (h0, c0) for LSTM
+    dy: object
+    dstate: object
+    y: object                     # the oracle's outputs
+    final_state: object
+    grads: dict = field(default_factory=dict)   # dL/d(layout tensor), "x", "h0" (, "c0")
+
+    def check(self, y, final_state=None, grads=None, *, rtol=None, atol=None):
+        """Assert that an implementation's outputs (and gradients) match this case."""
+        from . import audit as A
+        n = 2 if self.model.kind == "lstm" else 1
+        tol = A.tolerances("float64", len(self.x), self.model.num_layers,
+                           max(self.model.layer_input_size(k) for k in range(self.model.num_layers))
+                           + self.model.output_size)
+        if rtol is not None or atol is not None:
+            fixed = {"rtol": rtol or 0.0, "atol": atol or 0.0}
+            tol = {"forward": fixed, "gradient": fixed}
+        pairs = [("y", y, self.y, "forward")]
+        if final_state is not None:
+            got = final_state if isinstance(final_state, (tuple, list)) else (final_state,)
+            want = self.final_state if n == 2 else (self.final_state,)
+            pairs += [(k, g, w, "forward") for k, g, w in zip(("h_n", "c_n"), got, want)]
+        for k, g in (grads or {}).items():
+            if k not in self.grads:
+                raise AssertionError(f"gradient {k!r} is neither a {self.layout} tensor nor x, h0, c0")
+            pairs.append((f"d{k}", g, self.grads[k], "gradient"))
+        bad = []
+        for name, got, want, kind in pairs:
+            got = _host(got)
+            if got.shape != want.shape:
+                bad.append(f"{name} has shape {got.shape}, expected {want.shape}")
+                continue
+            c = A.compare(got, want, **tol[kind])
+            if not c["passed"]:
+                bad.append(f"{name} off by {c['max_abs']:.3g} ({c['ratio']:.3g} x tolerance) at "
+                           f"index {c['worst']}")
+        if bad:
+            raise AssertionError(f"{self.model.describe()} in the {self.layout} layout does not "
+                                 f"match the oracle: " + "; ".join(bad))
+
+
+def _host(a):
+    import numpy as np
+    if hasattr(a, "detach"):          # a torch tensor
+        a = a.detach().cpu().numpy()
+    from . import backend
+    return np.asarray(backend.to_host(a))
+
+
+def make_case(cell="lstm", layout="torch", *, input_size=3, hidden_size=4, seq_len=5, batch=2,
+              seed=0, layout_options=None, **model_options) -> OracleCase:
+    """An :class:`OracleCase` with per-gate-distinct weights (see lstmcheck.audit.exposing_params)."""
+    from . import audit as A
+    from . import layouts
+    from .models import build
+    model = build(cell, input_size, hidden_size, **model_options)
+    canonical = A.exposing_params(model, seed)
+    dump_opts = A._dump_options(layout, layout_options)
+    tensors = A.dump_layout(layout, model, canonical, **dump_opts)
+    options = {**layouts.options(layout, model, **dump_opts), **dict(layout_options or {})}
+    x, state = A.random_inputs(model, seq_len, batch, seed)
+    dy, dstate = A.random_cotangents(model, seq_len, batch, seed)
+    y, fin, g = A.oracle_run(model, canonical, x, state, dy, dstate)
+    grads = A.GradientMap(layout, tensors, model.kind, options).pullback(g)
+    grads.update({k: g[k] for k in ("x", "h0", "c0") if k in g})
+    one = (lambda s: tuple(s) if len(s) == 2 else s[0])
+    return OracleCase(model=model, layout=layout, options=options, params=tensors,
+                      canonical={k: _host(v) for k, v in canonical.items()}, x=x, state=one(state),
+                      dy=dy, dstate=one(dstate), y=y, final_state=one(fin), grads=grads)
+
+
+def assert_matches_oracle(impl, cell="lstm", layout="torch", *, input_size=3, hidden_size=4,
+                          model=None, params=None, seed=0, fd=True, options=None, vjp=None,
+                          rtol=None, atol=None, **model_options):
+    """Audit ``impl`` against the oracle and fail with the audit's report if they disagree."""
+    from . import audit as A
+    from .models import build
+    own_layout = callable(impl) and not _is_torch_module(impl)   # files and modules say theirs
+    if own_layout and model is None and params is None:
+        model = build(cell, input_size, hidden_size, **model_options)
+    report = A.audit(impl, layout=layout if own_layout else None, cell=cell if own_layout else None,
+                     model=model, params=params, seed=seed, fd=fd, options=options, vjp=vjp,
+                     rtol=rtol, atol=atol)
+    if not report.passed:
+        raise AssertionError("implementation disagrees with the lstmcheck oracle:\n" + report.to_text())
+    return report
+
+
+def _is_torch_module(obj) -> bool:
+    return any(c.__module__.startswith("torch.nn") for c in type(obj).__mro__)
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture
+def lstmcheck_seed(request) -> int:
+    """The --lstmcheck-seed option (default 0)."""
+    return request.config.getoption("lstmcheck_seed", 0)
+
+
+@pytest.fixture
+def lstm_oracle():
+    """Factory of oracle models: lstm_oracle(cell='lstm', input_size=3, hidden_size=4, **opts)."""
+    from .models import build
+
+    def factory(cell="lstm", input_size=3, hidden_size=4, **model_options):
+        return build(cell, input_size, hidden_size, **model_options)
+    return factory
+
+
+@pytest.fixture
+def oracle_case(lstmcheck_seed):
+    """Factory of :class:`OracleCase`: oracle_case(cell, layout, **options)."""
+
+    def factory(cell="lstm", layout="torch", *, seed=None, **options):
+        return make_case(cell, layout, seed=lstmcheck_seed if seed is None else seed, **options)
+    return factory
+
+
+@pytest.fixture(name="assert_matches_oracle")
+def _assert_matches_oracle_fixture(lstmcheck_seed):
+    """assert_matches_oracle(impl, cell=..., layout=..., **options), seeded by --lstmcheck-seed."""
+
+    def check(impl, cell="lstm", layout="torch", **options):
+        options.setdefault("seed", lstmcheck_seed)
+        return assert_matches_oracle(impl, cell, layout, **options)
+    return check
+
+
+@pytest.fixture(scope="session")
+def lstm_vectors(tmp_path_factory, pytestconfig):
+    """Folder of the golden-vector suite, exported once per session."""
+    from . import vectors
+    folder = tmp_path_factory.mktemp("lstmcheck") / "vectors"
+    vectors.export(folder, seed=pytestconfig.getoption("lstmcheck_seed", 0))
+    return folder
