@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -192,6 +194,39 @@ def test_interrupted_sweep_resumes_with_nothing_lost_or_recomputed(tmp_path, ref
     assert lc.sweep(GRID, counting, out=tmp_path) == reference and CALLS == []
     assert lc.sweep({**SMALL, "seed": [0]}, flow, out=tmp_path, resume=False)[0] == reference[0]
     assert lc.sweep({**SMALL, "seed": [0]}, flow, out=tmp_path)[0] == reference[0]
+
+
+def slow_flow(study):
+    """flow, noting the point; slow when SWEEP_TEST_SLOW is set (to be killed midway)."""
+    time.sleep(float(os.environ.get("SWEEP_TEST_SLOW", 0)))
+    CALLS.append(study.point["seed"])
+    return flow(study)
+
+
+def test_a_killed_sweep_process_resumes_with_nothing_lost(tmp_path):
+    grid = {**SMALL, "cell": "gru", "seed": list(range(30))}
+    out = tmp_path / "run"
+    results = out / sw.RESULTS_FILE
+    code = ("import sys, lstmcheck as lc, test_sweep as t; "
+            f"lc.sweep({grid!r}, t.slow_flow, out={str(out)!r})")
+    env = {**os.environ, "SWEEP_TEST_SLOW": "0.05",
+           "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (results.exists() and results.read_text().count("\n") >= 4):
+            assert proc.poll() is None and time.monotonic() < deadline, "the sweep did not start"
+            time.sleep(0.01)
+    finally:
+        proc.kill()                                  # SIGKILL: no chance to clean up
+        proc.wait()
+    done = results.read_text().count("\n")
+    assert 4 <= done < 30
+    CALLS.clear()
+    recs = lc.sweep(grid, slow_flow, out=out)
+    assert len(CALLS) == 30 - done                   # finished points were not recomputed
+    assert recs == lc.sweep(grid, flow)              # and none was lost
+    assert results.read_text().count("\n") == 30
 
 
 def test_a_corrupt_results_file_is_reported(tmp_path):
