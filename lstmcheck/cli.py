@@ -25,6 +25,8 @@ from .models import LSTM_VARIANTS
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 CELLS = ("rnn", "lstm", "gru")
+SWEEP_INITS = ("pytorch", "orthogonal", "gaussian", "chrono")
+PROBES = ("flow", "jacobian", "lyapunov", "horizon", "gates")
 DTYPES = ("float64", "float32")
 BACKENDS = ("numpy", "cupy", "auto")
 
@@ -412,6 +414,202 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
     emit_json({"results": str(Path(out) / sw.RESULTS_FILE), "records": records}, json_path)
     say(f"{total} points ({len(failed)} could not run); records in {Path(out) / sw.RESULTS_FILE}")
     return EXIT_PASS
+
+
+# --------------------------------------------------------------------------- probe
+@cli.command()
+@click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
+              help="Cell to probe (repeat for several) [default: lstm].")
+@click.option("--variant", default="vanilla", show_default=True,
+              type=click.Choice(sorted(LSTM_VARIANTS)), help="LSTM variant.")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead.")
+@click.option("--layout", help="Layout of --weights (torch, keras, tf, onnx, cudnn) [default: detect].")
+@click.option("--hidden-size", type=int, default=32, show_default=True, callback=positive)
+@click.option("--seq-len", type=int, default=100, show_default=True, callback=positive)
+@click.option("--batch", type=int, default=8, show_default=True, callback=positive)
+@click.option("--init", type=click.Choice(SWEEP_INITS), default="pytorch", show_default=True,
+              help="Initialisation (chrono: Tallec & Ollivier, T_max = seq_len + 2).")
+@click.option("--spectral-radius", type=float, help="Rescale W_hh's gate blocks to this radius.")
+@click.option("--forget-bias", type=float, help="LSTM forget-gate (GRU update-gate) bias.")
+@click.option("--task", default="noise", show_default=True,
+              help="Input workload: noise, adding, copy_memory, temporal_order.")
+@click.option("--probe", "probes", multiple=True, type=click.Choice(PROBES),
+              help="Probe to run (repeat for several) [default: all].")
+@backend_option
+@dtype_option
+@seed_option
+@out_option
+@force_option
+@json_option
+@common
+def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, spectral_radius,
+          forget_bias, task, probes, backend, dtype, seed, out, force, json_path):
+    """Gradient-flow probes: gradient norms, Jacobian and Lyapunov spectra, horizon, gates.
+
+    For models built from the options, or for trained weights loaded with --weights.
+    """
+    from . import study
+    from .report.markdown import render_text
+    from .report.writer import check_destination
+
+    if out:
+        check_destination(out, force)
+    if weights:
+        if cells and len(cells) > 1:
+            raise click.BadParameter("give at most one --cell with --weights.", param_hint="--cell")
+        subjects = [study.subject_from_weights(weights, layout=layout, cell=cells[0] if cells
+                                               else None, seq_len=seq_len, batch=batch,
+                                               task=task, seed=seed, backend=backend)]
+    else:
+        grid = {"cell": list(cells or ("lstm",)), "hidden_size": hidden_size, "seq_len": seq_len,
+                "batch": batch, "init": init, "spectral_radius": spectral_radius,
+                "forget_bias": forget_bias, "task": task, "seed": seed, "dtype": dtype,
+                "backend": backend}
+        if variant != "vanilla":
+            grid["variant"] = variant
+        subjects = study.subjects_from_grid(grid)
+    sections = probes or study.PROBE_SECTIONS
+    rep = run_study(study.probe_study, len(sections), "probing", subjects=subjects,
+                    sections=sections, seed=seed)
+    emit_json({"rows": rep.rows, "results": rep.results}, json_path)
+    if out:
+        write_report_folder(rep, out, force, {"command": "lstmcheck probe", "seed": seed})
+    say(render_text(rep))
+    return EXIT_PASS
+
+
+# --------------------------------------------------------------------------- audit
+def import_object(spec: str):
+    """'package.module:attr.path' -> the object (the current folder is importable)."""
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise click.BadParameter(f"expected module:callable, got {spec!r}.")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module!r}: {exc}.") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise click.BadParameter(f"{module!r} has no attribute {attr!r}.") from None
+    return obj
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--layout", help="Layout of the target's tensors (torch, keras, tf, onnx, cudnn).")
+@click.option("--cell", type=click.Choice(CELLS), help="Cell of the target (when not recorded).")
+@click.option("--rtol", type=float, help="Relative tolerance [default: derived from the dtype].")
+@click.option("--atol", type=float, help="Absolute tolerance [default: derived from the dtype].")
+@click.option("--input-size", type=int, default=3, show_default=True, callback=positive,
+              help="Input size of the model a callable TARGET is tested as (with --cell).")
+@click.option("--hidden-size", type=int, default=4, show_default=True, callback=positive,
+              help="Hidden size of the model a callable TARGET is tested as (with --cell).")
+@click.option("--seq-len", type=int, default=5, show_default=True, callback=positive)
+@click.option("--batch", type=int, default=2, show_default=True, callback=positive)
+@click.option("--no-fd", is_flag=True, help="Skip the finite-difference check of the target.")
+@seed_option
+@out_option
+@force_option
+@json_option
+@common
+def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, batch, no_fd, seed,
+          out, force, json_path):
+    """Audit a foreign implementation against the oracle.
+
+    TARGET is module:callable (a function with --layout, or a torch module object), or the path
+    of an .npz dump or an .onnx model. Exit code 1 when it disagrees.
+    """
+    from . import audit as audit_module
+    from .report import Report, fig_check
+    from .report.writer import check_destination
+
+    if out:
+        check_destination(out, force)
+    obj, model = target, None
+    if not os.path.exists(target) and ":" in target:
+        obj = import_object(target)
+        if cell and not hasattr(obj, "state_dict"):  # a function (not a torch module): test it as this model
+            from .models import build
+            model = build(cell, input_size, hidden_size)
+    with progress(1, "auditing") as advance:
+        result = audit_module.audit(obj, layout=layout, cell=cell, model=model, rtol=rtol,
+                                    atol=atol, seq_len=seq_len, batch=batch, seed=seed,
+                                    fd=not no_fd)
+        advance("done")
+    emit_json(result, json_path)
+    if out:
+        rep = Report(f"lstmcheck audit: {result.target}")
+        for r in result.rows:
+            rep.add_row(f"{r['check']}: {r['tensor']}", f"max |diff| {r['max_abs']:.3g}, "
+                        f"{r['ratio']:.3g} × tolerance", "pass" if r["passed"] else "fail")
+        rep.notes += [result.summary, *result.diagnosis, *result.notes]
+        if result.rows:
+            rep.add_figure("audit", "Worst difference from the oracle per compared tensor, in "
+                           "units of its tolerance (≤ 1 passes).", fig_check.audit_bars(result.rows))
+        rep.results["audit"] = result.to_dict()
+        write_report_folder(rep, out, force, {"command": "lstmcheck audit", "seed": seed})
+    say(result.to_text())
+    return exit_code(result.passed)
+
+
+# --------------------------------------------------------------------------- vectors
+@cli.group()
+@common
+def vectors():
+    """Golden vectors: export a conformance suite, or verify an implementation against one."""
+
+
+@vectors.command("export")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
+              help="Cells to include (repeat for several) [default: all].")
+@seed_option
+@force_option
+@json_option
+@common
+def vectors_export(folder, cells, seed, force, json_path):
+    """Write the golden-vector suite (npz cases, manifest.json, README.md) to FOLDER."""
+    from . import vectors as vectors_module
+    from .report.writer import OutputError
+
+    if os.path.exists(folder) and not force and (not os.path.isdir(folder) or os.listdir(folder)):
+        raise OutputError(f"{folder} already exists; choose another folder or pass --force to "
+                          f"replace the suite in it.")
+    with progress(1, "exporting") as advance:
+        manifest = vectors_module.export(folder, cells=cells or CELLS, seed=seed)
+        advance("done")
+    emit_json(manifest, json_path)
+    say(f"{len(manifest['cases'])} cases written to {folder}")
+    return EXIT_PASS
+
+
+@vectors.command("verify")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--impl", required=True, metavar="MODULE:CALLABLE",
+              help="impl(config, params, x, state) -> (y, final_state[, grads]).")
+@click.option("--case", "cases", multiple=True, help="Only this case (repeat for several).")
+@click.option("--rtol", type=float, help="Relative tolerance [default: derived].")
+@click.option("--atol", type=float, help="Absolute tolerance [default: derived].")
+@json_option
+@common
+def vectors_verify(folder, impl, cases, rtol, atol, json_path):
+    """Run an implementation against the suite in FOLDER; exit code 1 if a case fails."""
+    from . import vectors as vectors_module
+
+    fn = import_object(impl)
+    with progress(1, "verifying") as advance:
+        result = vectors_module.verify(folder, fn, cases=list(cases) or None, rtol=rtol, atol=atol)
+        advance("done")
+    emit_json(result, json_path)
+    say(result.to_text())
+    return exit_code(result.passed)
 
 
 if __name__ == "__main__":  # python -m lstmcheck.cli

@@ -464,6 +464,29 @@ def run_sections(report, ctx, sections, progress=None):
     return report
 
 
+PROBE_SECTIONS = ("flow", "jacobian", "lyapunov", "horizon", "gates")
+
+
+def probe_study(subjects, *, sections=PROBE_SECTIONS, seed=0, progress=None) -> Report:
+    """Chosen probe sections on chosen subjects (models from a grid, or a user's weights)."""
+    from .errors import OptionError
+
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise OptionError(f"unknown probe {unknown[0]!r}; choose from {', '.join(PROBE_SECTIONS)}.")
+    if not subjects:
+        raise OptionError("nothing to probe: give at least one cell or a weights file.")
+    first = subjects[0].setting
+    settings = {"seed": seed, "hidden_size": subjects[0].model.hidden_size,
+                "seq_len": int(subjects[0].x.shape[0]), "batch": int(subjects[0].x.shape[1]),
+                "task": first.get("task", "noise"), "dtype": subjects[0].model.dtype.name,
+                "backend": subjects[0].model.backend}
+    ctx = Context(list(subjects), settings)
+    report = Report("lstmcheck probe: gradient flow of " + ", ".join(s.label for s in subjects))
+    report.results["settings"] = {"subjects": [s.setting for s in subjects], **settings}
+    return run_sections(report, ctx, sections, progress)
+
+
 def default_study(*, cells=DEFAULTS["cells"], hidden_size=DEFAULTS["hidden_size"],
                   seq_len=DEFAULTS["seq_len"], batch=DEFAULTS["batch"], task=DEFAULTS["task"],
                   seed=DEFAULTS["seed"], dtype=DEFAULTS["dtype"], backend=DEFAULTS["backend"],
