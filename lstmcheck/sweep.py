@@ -399,7 +399,7 @@ class ResultsFile:
 
 # ------------------------------------------------------------------------------------ sweep
 def run_sweep(grid, measure="gradient_flow", *, executor=None, workers=None, scheduler=None,
-          out=None, resume=True, progress=None, connect_timeout=5.0) -> list[dict]:
+              out=None, resume=True, progress=None, connect_timeout=5.0) -> list[dict]:
     """Run ``measure`` at every point of ``grid``; one record per point, in grid order.
 
     measure: a name in :data:`MEASURES`, a callable ``f(study) -> dict`` (module-level, so that
@@ -411,9 +411,14 @@ def run_sweep(grid, measure="gradient_flow", *, executor=None, workers=None, sch
         ``connect_timeout`` seconds -> BackendError.
     out: folder of the append-only results file; with ``resume`` its finished points are reused.
     progress: ``f(done, total)`` called as points finish (resumed points count as done).
+
+    Every random draw of a point comes from its seed, so the records are the same on every
+    executor and in any order of completion.
     """
     points = expand_grid(grid)
     name = measure_name(measure)
+    ex = make_executor(executor, workers=workers, scheduler=scheduler,
+                       connect_timeout=connect_timeout)   # bad options fail before any work
     keys = [point_key(p, name) for p in points]
     records: dict = {}
     results = ResultsFile(out) if out is not None else None
@@ -432,8 +437,6 @@ def run_sweep(grid, measure="gradient_flow", *, executor=None, workers=None, sch
     if progress is not None:
         progress(finished, total)
     if jobs:
-        ex = make_executor(executor, workers=workers, scheduler=scheduler,
-                           connect_timeout=connect_timeout)
         with ex, (results if results is not None else _NoFile()) as sink:
             for j, rec in ex.imap(run_point, [(measure, points[i]) for i in jobs]):
                 rec = json.loads(json.dumps(rec))   # exactly what a resumed run reads back

@@ -70,6 +70,8 @@ class ProcessPool:
 
     def imap(self, fn, items):
         pending = dict(enumerate(items))
+        if pending:
+            _check_picklable(fn, pending[0])
         fruitless = 0
         while pending:
             finished_any = False
@@ -103,6 +105,16 @@ class ProcessPool:
                         f"sweep workers died {fruitless} times in a row without finishing a point; "
                         f"a point probably crashes the interpreter (out of memory?), "
                         f"{len(pending)} points are left undone.")
+
+
+def _check_picklable(fn, item):
+    """Worker processes get the work by pickle: say so clearly when it cannot travel."""
+    import pickle
+    try:
+        pickle.dumps((fn, item))
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise OptionError(f"the work cannot be sent to worker processes ({exc}); a measure must "
+                          f"be a module-level function, not a lambda or a local function.") from None
 
 
 @contextlib.contextmanager

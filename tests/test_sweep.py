@@ -101,6 +101,8 @@ def test_bad_measure_and_executor_options():
         lc.sweep({"seed": [0]}, flow, executor="process", scheduler="tcp://127.0.0.1:8786")
     with pytest.raises(OptionError, match="clashes"):
         lc.sweep({"seed": [0]}, lambda s: {"seed": 1})
+    with pytest.raises(OptionError, match="module-level function"):
+        lc.sweep({"seed": [0]}, lambda s: {}, workers=2)
 
 
 # ---------------------------------------------------------------------------- records
