@@ -1101,7 +1101,6 @@ def _map_tensors(model, params, base, fn):
 
 def _permute_gates(model, params, perm, scope):
     """Oracle gate j takes the target's block perm[j], in the tensors of ``scope``."""
-    H = model.hidden_size
     out = dict(params)
     for n, a in params.items():
         if n.split("_l")[0] in scope:

@@ -103,7 +103,7 @@ def test_torch_modules_audit_clean(dtype):
     torch.manual_seed(0)
     for k, mod in enumerate(_torch_modules(torch, dtype)):
         mod = mod.to(getattr(torch, dtype))
-        rep = lc.audit(mod, seed=k, fd_elements=3)
+        rep = lc.audit(mod, seed=k, fd_elements=2)
         assert rep.passed, rep.to_text()
         checks = {r["check"] for r in rep.rows}
         assert checks == {"forward", "gradient", "fd"}
@@ -366,10 +366,11 @@ def test_bad_input_is_one_clear_sentence(tmp_path):
                  "input_size")
     one_sentence(ShapeError, lambda: lc.audit(lambda p, x, s: (x, s), layout="torch", model=model),
                  "the target's y")
-    assert missing  # (a dict missing a name is refused by the layout: see the keras case above)
+    one_sentence(ParameterError, lambda: lc.audit(f, layout="torch", params=missing, cell="lstm"),
+                 "bias_hh_l0")
     (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
     one_sentence(FileFormatError, lambda: lc.audit(tmp_path / "junk.npz"), "junk.npz")
-    np.savez(tmp_path / "weights_only.npz, ".strip(", "), w=np.zeros(3))
+    np.savez(tmp_path / "weights_only.npz", w=np.zeros(3))
     one_sentence(FileFormatError, lambda: lc.audit(tmp_path / "weights_only.npz"), "lacks")
     one_sentence(FileFormatError, lambda: lc.audit(tmp_path / "model.h5"), "model.h5")
     one_sentence(OptionError, lambda: lc.audit(42), "cannot audit")
