@@ -83,7 +83,7 @@ def test_bad_input_is_refused_clearly():
     x = lc.tasks.noise(20, 1, 2).x
     with pytest.raises(OptionError, match="k=4 is larger than the state size"):
         lyapunov_spectrum(model, params, x, k=4)
-    with pytest.raises(OptionError, match="leaves fewer than reorth"):
+    with pytest.raises(OptionError, match="leaves no steps"):
         lyapunov_spectrum(model, params, x, warmup=20)
     with pytest.raises(OptionError, match="reorth"):
         lyapunov_spectrum(model, params, x, reorth=0)

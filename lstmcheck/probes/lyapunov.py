@@ -46,29 +46,32 @@ class LyapunovSpectrum(C.Result):
     meta: dict = field(default_factory=dict)
 
 
-def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=None, reorth=1,
-                      perturbation=1e-7, seed=0, chunk=None):
+def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=None,
+                      reorth="auto", perturbation=1e-7, seed=0, method="auto", chunk=None):
     """The k largest Lyapunov exponents (default all n) along sequence ``sample`` of x.
 
     warmup: steps propagated before accumulating (default T // 10) so Q aligns with the
-            dominant directions; reorth: QR every this many steps (1 is exact; larger is faster
-            but loses the smallest exponents once exp(reorth * (lambda_1 - lambda_k)) nears
-            1e16); perturbation: relative size of the finite perturbation for the lambda_1 check.
+            dominant directions (QR after every warm-up step).
+    reorth: QR every this many steps after the warm-up. 1 is exact; larger is faster but the
+            smallest exponents lose digits as exp(reorth * (lambda_1 - lambda_k)) grows.
+            "auto" picks the largest interval (at most 10) that keeps that factor below 1e8,
+            from the spread of the exponents seen during the warm-up (1 without warm-up).
+    perturbation: relative size of the finite perturbation for the lambda_1 cross-check.
+    method: per-step Jacobians "analytic", "vjp" or "auto" (see jacobian_spectrum).
     """
     x, state0 = C.prepare(model, params, x, state)
     T, B, _ = x.shape
     sample = C.check_sample(sample, B)
     n = C.state_size(model)
     k = C.check_k(k, n)
-    reorth = C.positive_int("reorth", reorth, allow_none=False)
+    if reorth != "auto":
+        reorth = C.positive_int("reorth", reorth, allow_none=False)
     warmup = T // 10 if warmup is None else warmup
     if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
         raise OptionError(f"warmup must be a non-negative integer, got {warmup!r}.")
-    # accumulate over whole re-orthonormalisation intervals after the warm-up: (start, T]
-    start = -(-warmup // reorth) * reorth
-    if T - start < reorth:
-        raise OptionError(f"T={T} leaves fewer than reorth={reorth} steps after warmup={warmup}; "
-                          f"give a longer sequence or a shorter warmup.")
+    if warmup >= T:
+        raise OptionError(f"warmup={warmup} leaves no steps of the T={T} to measure; give a "
+                          f"longer sequence or a shorter warmup.")
     xs = x[:, sample]
     xp = backend.array_module(xs)
     rng = backend.rng(seed)
@@ -78,41 +81,62 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
     d = rng.standard_normal(n)
     eps = perturbation * max(1.0, float(xp.linalg.norm(s0)))
     pair = xp.stack([s0, s0 + eps * backend.asarray(d / np.linalg.norm(d), xp, s0.dtype)])
-    S, growth = _trajectory_pair(model, params, xs, pair, eps, start, reorth, perturbation)
+    S, growth = _trajectory_pair(model, params, xs, pair, eps, warmup, perturbation)
 
     Q = backend.asarray(np.linalg.qr(rng.standard_normal((n, k)))[0], xp, s0.dtype)
     acc = np.zeros(k)
-    every = max(1, (T // reorth) // MAX_CONVERGENCE_ROWS) * reorth
+    warm = np.zeros(k)                 # summed logs over the warm-up, for reorth="auto"
+    interval = 1 if warmup else _interval(reorth, None)      # every step during the warm-up
+    every = max(1, (T - warmup) // MAX_CONVERGENCE_ROWS)
     conv, conv_t = [], []
-    for t, J in iter_jacobians(model, params, xs, S, range(1, T + 1), chunk):
+    last_qr = last_rec = 0
+    for t, J in iter_jacobians(model, params, xs, S, range(1, T + 1), chunk, method):
         Q = J @ Q
-        if t % reorth:
+        if t - last_qr < interval and t != T and t != warmup:
             continue
+        last_qr = t
         Q, R = xp.linalg.qr(Q)
         with np.errstate(divide="ignore"):
             logs = np.log(np.abs(backend.to_host(xp.diagonal(R))))
-        if not np.all(np.isfinite(logs) | (logs == -np.inf)):
+        if np.isnan(logs).any() or np.isposinf(logs).any():
             C.raise_nonfinite("the tangent vectors J_t ... J_1 Q", t, T)
-        if t > start:
-            acc += logs
-            if t % every == 0:
-                conv.append(acc / (t - start))
-                conv_t.append(t)
-    steps = (T - start) // reorth * reorth
+        if t <= warmup:
+            warm += logs
+            if t == warmup:
+                interval = _interval(reorth, warm / warmup)
+            continue
+        acc += logs
+        if t - last_rec >= every or t == T:
+            conv.append(acc / (t - warmup))
+            conv_t.append(t)
+            last_rec = t
+    steps = T - warmup
     exponents = np.sort(acc / steps)[::-1]
     lam1 = growth / steps
     return LyapunovSpectrum(
-        exponents=exponents, convergence=np.array(conv).reshape(-1, k), convergence_steps=np.array(conv_t),
-        lambda1_perturbation=float(lam1), lambda1_gap=float(abs(exponents[0] - lam1)),
-        kaplan_yorke=kaplan_yorke(exponents),
+        exponents=exponents, convergence=np.array(conv).reshape(-1, k),
+        convergence_steps=np.array(conv_t), lambda1_perturbation=float(lam1),
+        lambda1_gap=float(abs(exponents[0] - lam1)), kaplan_yorke=kaplan_yorke(exponents),
         meta=dict(model=model.describe(), T=T, sample=sample, k=k, n=n, warmup=int(warmup),
-                  reorth=reorth, perturbation=perturbation, seed=seed))
+                  reorth=interval, reorth_option=reorth, perturbation=perturbation, seed=seed,
+                  method=method))
 
 
-def _trajectory_pair(model, params, xs, pair, eps, warmup, reorth, perturbation):
+def _interval(reorth, warm_rates):
+    """Steps between QRs after the warm-up."""
+    if reorth != "auto":
+        return reorth
+    finite = warm_rates[np.isfinite(warm_rates)] if warm_rates is not None else np.array([])
+    if finite.size < 2:
+        return 1
+    spread = float(finite.max() - finite.min())
+    return int(np.clip(np.floor(np.log(1e8) / spread), 1, 10)) if spread > 0 else 10
+
+
+def _trajectory_pair(model, params, xs, pair, eps, warmup, perturbation):
     """States s_0..s_T of the reference (row 0), and the summed log-growth (after warmup) of a
-    perturbed copy (row 1) renormalised every ``reorth`` steps back to a distance of
-    ``perturbation`` relative to the state's size (so round-off never swamps it)."""
+    perturbed copy (row 1) renormalised every step back to a distance of ``perturbation``
+    relative to the state's size (so round-off never swamps it)."""
     xp = backend.array_module(pair)
     T = xs.shape[0]
     S = xp.empty((T + 1, pair.shape[1]), pair.dtype)
@@ -120,19 +144,19 @@ def _trajectory_pair(model, params, xs, pair, eps, warmup, reorth, perturbation)
     growth = 0.0
     state = C.split_state(model, pair)
     for t in range(1, T + 1):
-        state = C.step(model, params, xp.stack([xs[t - 1]] * 2), state)
+        with np.errstate(over="ignore", invalid="ignore"):      # overflow is reported below
+            state = C.step(model, params, xp.stack([xs[t - 1]] * 2), state)
         s = C.join_state(state)
         if not bool(xp.isfinite(s).all()):
             C.raise_nonfinite("the state", t, T)
         S[t] = s[0]
-        if t % reorth == 0:
-            dist = float(xp.linalg.norm(s[1] - s[0]))
-            if t > warmup:
-                growth += np.log(dist / eps) if dist > 0 else -np.inf
-            eps = perturbation * max(1.0, float(xp.linalg.norm(s[0])))
-            if dist > 0:
-                s = xp.stack([s[0], s[0] + (s[1] - s[0]) * (eps / dist)])
-            state = C.split_state(model, s)
+        dist = float(xp.linalg.norm(s[1] - s[0]))
+        if t > warmup:
+            growth += np.log(dist / eps) if dist > 0 else -np.inf
+        eps = perturbation * max(1.0, float(xp.linalg.norm(s[0])))
+        if dist > 0:
+            s = xp.stack([s[0], s[0] + (s[1] - s[0]) * (eps / dist)])
+        state = C.split_state(model, s)
     return S, growth
 
 

@@ -41,11 +41,13 @@ class JacobianSpectrum(C.Result):
 
 
 def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k=None,
-                      chunk=None):
+                      method="auto", chunk=None):
     """Singular values of ds_T/ds_t for lags 1..max_lag (default T) of sequence ``sample``.
 
     For an LSTM the state is s = (h, c): the Jacobian is of the full state, n = H_out + H.
-    k: how many of the largest singular values to keep (default all n)."""
+    k: how many of the largest singular values to keep (default all n).
+    method: per-step Jacobians "analytic" (RNN, vanilla LSTM, GRU), "vjp" (through the model's
+    backward; every variant) or "auto" (analytic where available)."""
     x, state0 = C.prepare(model, params, x, state)
     T, B, _ = x.shape
     sample = C.check_sample(sample, B)
@@ -61,7 +63,7 @@ def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k
     M = xp.eye(n, dtype=S.dtype)
     log_scale = 0.0
     log_sv = np.empty((max_lag, n))
-    for lag, (t, J) in enumerate(iter_jacobians(model, params, xs, S, range(T, T - max_lag, -1)), 1):
+    for lag, (t, J) in enumerate(iter_jacobians(model, params, xs, S, range(T, T - max_lag, -1), chunk, method), 1):
         M = M @ J
         m = float(xp.abs(M).max())
         if m > 0:
