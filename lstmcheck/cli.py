@@ -137,9 +137,15 @@ def positive(ctx, param, value):
 
 # --------------------------------------------------------------------------- shared output
 def say(text: str = "") -> None:
-    """A message for the human on stdout; silent with --quiet."""
+    """The human-readable result on stdout; silent with --quiet or after --json -."""
     if not _flag_set("quiet"):
         click.echo(text)
+
+
+def note(text: str) -> None:
+    """A message about what was done (not the result) on stderr; silent with --quiet."""
+    if not _flag_set("quiet"):
+        click.echo(text, err=True)
 
 
 def emit_json(data, path) -> None:
@@ -151,6 +157,7 @@ def emit_json(data, path) -> None:
     text = json.dumps(to_jsonable(data), indent=1, allow_nan=False) + "\n"
     if path == "-":
         click.echo(text, nl=False)
+        click.get_current_context().meta["lstmcheck.quiet"] = True  # keep stdout pure JSON
         return
     tmp = f"{path}.partial-{os.getpid()}"
     try:  # written beside and renamed: an interrupted run never leaves a truncated file
@@ -228,7 +235,7 @@ def write_report_folder(report, out, force, meta):
 
     with progress(len(report.figures) + 1, "writing report") as advance:
         path = write_report(report, out, force=force, meta=meta, progress=advance)
-    say(f"report written to {path / 'index.html'}")
+    note(f"report written to {path / 'index.html'}")
     return path
 
 
@@ -383,6 +390,13 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
     The grid comes from GRID_FILE (TOML or JSON, parameter = [values]) and/or --param. Records
     are appended to DIR/results.jsonl as points finish, so rerunning the same command resumes an
     interrupted sweep. Heatmaps and the vanishing/exploding phase diagram go to DIR/report/.
+
+    \b
+    Grid keys: cell, variant, input_size, hidden_size, num_layers, seq_len, batch, init
+    (pytorch, orthogonal, gaussian, chrono), spectral_radius, forget_bias, task (noise, adding,
+    copy_memory, temporal_order), dtype, backend, seed.
+    Example: lstmcheck sweep --param cell=rnn,lstm --param spectral_radius=0.5,1,1.5 \\
+               --param init=orthogonal --param seed=0:4 --workers 2 --out runs/rho
     """
     from pathlib import Path
 
@@ -535,7 +549,7 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
     obj, model = target, None
     if not os.path.exists(target) and ":" in target:
         obj = import_object(target)
-        if cell and not hasattr(obj, "state_dict"):  # a function (not a torch module): test it as this model
+        if cell and not hasattr(obj, "state_dict"):  # a function, not a torch module
             from .models import build
             model = build(cell, input_size, hidden_size)
     with progress(1, "auditing") as advance:
@@ -586,7 +600,7 @@ def vectors_export(folder, cells, seed, force, json_path):
         manifest = vectors_module.export(folder, cells=cells or CELLS, seed=seed)
         advance("done")
     emit_json(manifest, json_path)
-    say(f"{len(manifest['cases'])} cases written to {folder}")
+    note(f"{len(manifest['cases'])} cases written to {folder}")
     return EXIT_PASS
 
 

@@ -93,9 +93,16 @@ def _cached(ctx, probe, subject, **kwargs):
     return ctx.cache[key]
 
 
+def _n_spectrum(subject):
+    """How many singular values / exponents to keep: N_SPECTRUM, or the whole state if smaller."""
+    m = subject.model
+    return min(N_SPECTRUM, m.output_size + (m.hidden_size if m.cell.has_cell_state else 0))
+
+
 def _lyapunov(ctx, subject):
     from .probes import lyapunov_spectrum
-    return _cached(ctx, lyapunov_spectrum, subject, k=N_SPECTRUM, seed=ctx.settings.get("seed", 0))
+    return _cached(ctx, lyapunov_spectrum, subject, k=_n_spectrum(subject),
+                   seed=ctx.settings.get("seed", 0))
 
 
 def _norms(ctx, subject):
@@ -178,7 +185,7 @@ def section_jacobian(report, ctx):
 
     panels, data = [], {}
     for s in ctx.subjects:
-        r = _cached(ctx, jacobian_spectrum, s, k=N_SPECTRUM)
+        r = _cached(ctx, jacobian_spectrum, s, k=_n_spectrum(s))
         log10_sv = r.log_singular_values / np.log(10)
         panels.append({"label": s.label, "lag": r.lags, "log10_sv": log10_sv})
         data[s.label] = {"lags": r.lags, "log10_singular_values": log10_sv,
