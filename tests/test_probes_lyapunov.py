@@ -87,3 +87,16 @@ def test_bad_input_is_refused_clearly():
         lyapunov_spectrum(model, params, x, warmup=20)
     with pytest.raises(OptionError, match="reorth"):
         lyapunov_spectrum(model, params, x, reorth=0)
+
+
+def test_auto_interval_keeps_the_spectrum_and_vjp_route_agrees():
+    model = lc.LSTM(2, 3)
+    params = model.init_params(4)
+    x = lc.tasks.noise(300, 1, 2, seed=3).x
+    exact = lyapunov_spectrum(model, params, x, reorth=1)
+    auto = lyapunov_spectrum(model, params, x)                # reorth="auto"
+    vjp = lyapunov_spectrum(model, params, x, reorth=1, method="vjp")
+    assert auto.meta["reorth"] >= 1
+    np.testing.assert_allclose(auto.exponents, exact.exponents, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(vjp.exponents, exact.exponents, rtol=1e-12)
+    assert exact.lambda1_gap < 0.01
