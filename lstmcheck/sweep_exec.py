@@ -102,9 +102,11 @@ class ProcessPool:
                 fruitless = 0 if finished_any else fruitless + 1
                 if fruitless >= self.max_restarts:
                     raise BackendError(
-                        f"sweep workers died {fruitless} times in a row without finishing a point; "
-                        f"a point probably crashes the interpreter (out of memory?), "
-                        f"{len(pending)} points are left undone.")
+                        f"sweep workers died {fruitless} times in a row without finishing a "
+                        f"point ({len(pending)} left undone): a point crashes the interpreter "
+                        f"(out of memory?), or a script started the sweep without an "
+                        f"`if __name__ == '__main__':` guard (spawned workers import the main "
+                        f"module).")
 
 
 def _check_picklable(fn, item):
