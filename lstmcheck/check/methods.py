@@ -40,16 +40,19 @@ def _central(ev, name, idx, theta, h, dtype, f0, F, nondet):
     return d, err, 2 * n
 
 
-def element_derivatives(ev, name, idx, theta, method, dtype, f0, F, nondet=0.0) -> Numeric:
-    """Derivatives of f with respect to the flat elements ``idx`` of tensor ``name``."""
+def element_derivatives(ev, name, idx, theta, method, dtype, f0, F, nondet=0.0,
+                        step_scale=1.0) -> Numeric:
+    """Derivatives of f with respect to the flat elements ``idx`` of tensor ``name``
+    (``step_scale`` scales the finite-difference base step, for a second opinion)."""
     idx = np.asarray(idx, dtype=np.int64)
     theta = np.asarray(theta, dtype=float)
     u = tol.unit_roundoff(dtype)
     if method == "central":
-        d, err, n = _central(ev, name, idx, theta, tol.central_step(theta, dtype), dtype, f0, F, nondet)
+        h = tol.central_step(theta, dtype) * step_scale
+        d, err, n = _central(ev, name, idx, theta, h, dtype, f0, F, nondet)
         return Numeric(d, err, n)
     if method == "richardson":
-        h = tol.richardson_step(theta, dtype)
+        h = tol.richardson_step(theta, dtype) * step_scale
         ds, errs, n = [], [], 0
         for k in range(3):                                    # steps h, h/2, h/4
             d, e, m = _central(ev, name, idx, theta, h / 2 ** k, dtype, f0, F, nondet)
