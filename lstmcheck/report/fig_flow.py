@@ -105,8 +105,7 @@ def lyapunov_figure(spectra, convergence=None):
         ax.set_xscale("log")
         ax.set_xlabel("steps averaged (log scale)")
         ax.set_ylabel(r"running estimate of $\lambda_i$ (nats per step)")
-        ax.set_title("Convergence of the leading exponents")
-        ax.legend(frameon=False)
+        ax.set_title("Convergence of the leading exponents")  # colours as on the left
     return fig
 
 
@@ -135,7 +134,9 @@ def horizon_figure(curves, *, threshold=None, study=None):
     ax.set_xlabel(LAG)
     ax.set_ylabel(r"share of $\|\partial L/\partial W_{hh}\|$ from lags $0 \ldots k$")
     ax.set_title("Effective horizon (dashed)")
-    ax.legend(frameon=False, loc="lower right")
+    handles, labels = ax.get_legend_handles_labels()   # below the panels: no line is hidden
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6),
+               frameon=False)
     if study:
         ax = axes[1]
         for i, (s, colour) in enumerate(zip(study, series_colours(s.get("cell") for s in study))):

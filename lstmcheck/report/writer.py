@@ -145,7 +145,7 @@ def to_jsonable(obj, digits: int | None = None):
     return obj
 
 
-RESULT_DIGITS = 8   # significant digits kept in results.json (plots need far fewer)
+RESULT_DIGITS = 6   # significant digits kept in results.json (plots need far fewer)
 
 
 def write_report(report, out, *, force: bool = False, meta: dict | None = None,

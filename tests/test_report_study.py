@@ -1,4 +1,5 @@
-"""index.html in a real headless browser: the page renders and every figure loads from disk."""
+"""The default study end to end (`lstmcheck report` on defaults, run once), and report pages in a
+real headless browser: the page renders and every figure loads from disk."""
 import json
 import re
 import shutil
@@ -7,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from click.testing import CliRunner
+
+from lstmcheck import study
+from lstmcheck.cli import cli
 from lstmcheck.report import Report, write_report
 from lstmcheck.report.style import new_figure
 
@@ -74,3 +79,51 @@ def test_small_report_renders_and_a_missing_image_is_detected(tmp_path):
     # The page keeps working once the folder is moved: nothing points outside it.
     moved = shutil.move(str(out), str(tmp_path / "moved"))
     assert_report_renders(Path(moved), tmp_path)
+
+
+# ----------------------------------------------------------------------------- the default report
+EXPECTED_FIGURES = ["gradcheck_errors", "gradcheck_heatmap", "gradient_flow", "jacobian_spectrum",
+                    "lyapunov", "horizon", "gate_saturation", "time_constants", "phase_diagram"]
+
+
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory):
+    """`lstmcheck report` exactly as the README's first command runs it (once per module)."""
+    out = tmp_path_factory.mktemp("default") / "lstmcheck-report"
+    r = CliRunner().invoke(cli, ["report", "--out", str(out)])
+    return r, out
+
+
+def test_default_report_is_complete(default_report):
+    r, out = default_report
+    assert r.exit_code == 0, r.output
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert files == {"index.html", "results.json", "summary.md"} | {
+        f"figures/{n}.{e}" for n in EXPECTED_FIGURES for e in ("png", "svg")}
+    data = json.loads((out / "results.json").read_text())
+    summary = data["summary"]
+    assert summary["passed"] and [f["name"] for f in summary["figures"]] == EXPECTED_FIGURES
+    assert all(f["caption"] and "\n" not in f["caption"] for f in summary["figures"])
+    # the oracle's self-check ran every cell and variant with two methods, and passed
+    checks = data["results"]["gradcheck"]
+    assert len(checks) == 2 * len(study.self_check_cases()) and all(c["report"]["passed"] for c in checks)
+    assert [row["status"] for row in summary["rows"][:2]] == ["pass", "pass"]
+    # the numbers behind the figures are there, for every model of the study
+    labels = {"RNN", "LSTM", "GRU", "LSTM chrono"}
+    for key in ("gradient_norms", "jacobian_spectrum", "lyapunov_spectrum", "gate_statistics"):
+        assert set(data["results"][key]) == labels, key
+    flow = data["results"]["gradient_norms"]
+    # what the study is about: chrono initialisation keeps gradients alive far longer
+    assert flow["LSTM chrono"]["decay_rate"] < 0.2 * flow["LSTM"]["decay_rate"]
+    phase = data["results"]["phase"]["records"]
+    assert len(phase) == 3 * len(study.PHASE_RADII) and not any(p["error"] for p in phase)
+    md = (out / "summary.md").read_text()
+    assert "All checks passed" in md and "figures/phase_diagram.png" in md
+
+
+@needs_chromium
+def test_default_report_renders_in_browser(default_report, tmp_path):
+    r, out = default_report
+    assert r.exit_code == 0
+    images = assert_report_renders(out, tmp_path)
+    assert len(images) == len(EXPECTED_FIGURES)
