@@ -438,7 +438,7 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
               type=click.Choice(sorted(LSTM_VARIANTS)), help="LSTM variant.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead.")
-@click.option("--layout", help="Layout of --weights (torch, keras, tf, onnx, cudnn) [default: detect].")
+@click.option("--layout", help="Layout of --weights: torch, keras, tf, onnx, cudnn [default: detect].")
 @click.option("--hidden-size", type=int, default=32, show_default=True, callback=positive)
 @click.option("--seq-len", type=int, default=100, show_default=True, callback=positive)
 @click.option("--batch", type=int, default=8, show_default=True, callback=positive)
@@ -566,7 +566,8 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
         rep.notes += [result.summary, *result.diagnosis, *result.notes]
         if result.rows:
             rep.add_figure("audit", "Worst difference from the oracle per compared tensor, in "
-                           "units of its tolerance (≤ 1 passes).", fig_check.audit_bars(result.rows))
+                           "units of its tolerance (≤ 1 passes).",
+                           fig_check.audit_bars(result.rows))
         rep.results["audit"] = result.to_dict()
         write_report_folder(rep, out, force, {"command": "lstmcheck audit", "seed": seed})
     say(result.to_text())

@@ -212,7 +212,8 @@ def section_lyapunov(report, ctx):
                      "estimates": r.convergence[:, :3]})
         data[s.label] = {**r.to_dict(), "convergence": r.convergence[:, :3]}  # what is plotted
         report.add_row(f"Lyapunov spectrum: {s.label}",
-                       f"λ₁ = {r.exponents[0]:.4g} nats/step ({'chaotic' if r.exponents[0] > 0 else 'contracting'}); "
+                       f"λ₁ = {r.exponents[0]:.4g} nats/step "
+                       f"({'chaotic' if r.exponents[0] > 0 else 'contracting'}); "
                        f"finite-perturbation λ₁ differs by {r.lambda1_gap:.2g}")
     report.results["lyapunov_spectrum"] = data
     report.add_figure(

@@ -180,7 +180,8 @@ def phase_diagram(panels, decay=None):
         ax.grid(False)
     axes[0].set_ylabel("lag $k$ (steps)")
     if mesh is not None:
-        fig.colorbar(mesh, ax=axes[:len(panels)], label=r"$\log_{10}\|\partial L/\partial h_{T-k}\|$", shrink=0.9)
+        fig.colorbar(mesh, ax=axes[:len(panels)], shrink=0.9,
+                     label=r"$\log_{10}\|\partial L/\partial h_{T-k}\|$")
     if decay:
         fig.get_layout_engine().set(wspace=0.12)  # room between the colour bar and this panel
         ax = axes[-1]
