@@ -68,8 +68,9 @@ def test_step_terms_sum_to_the_recurrent_weight_gradient(cell, opts):
     y, _, tape = model.forward(params, x)
     grads = model.backward(tape, dy)
     ctape = tape.layers[0][1]
+    zero_state = tuple(np.zeros((3, s[-1])) for s in model.state_shapes(3))
     du, _, _, _ = model.cell.backward(np, {b: params[b + "_l0"] for b in model.base_names()},
-                                      ctape, dy, tuple(np.zeros((3, s[-1])) for s in model.state_shapes(3)))
+                                      ctape, dy, zero_state)
     terms = flow._recurrent_terms(model, ctape, du, ctape["hs"][:9])
     W = np.concatenate([np.einsum("tbg,tbh->gh", d, v) for d, v in terms], axis=0)
     np.testing.assert_allclose(W, grads["weight_hh_l0"], rtol=1e-12, atol=1e-14)

@@ -241,7 +241,9 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, meta):
     share = np.cumsum(contrib) / total if total > 0 else np.zeros(T)
     horizon = {s: (int(np.searchsorted(share, s - 1e-12)) if total > 0 else None) for s in shares}
     rate = fit_decay(h_rel)
-    reach = np.nan_to_num(h_rel) if c is None else np.fmax(np.nan_to_num(h_rel), np.nan_to_num(c_fields[2]))
+    reach = np.nan_to_num(h_rel)
+    if c is not None:
+        reach = np.fmax(reach, np.nan_to_num(c_fields[2]))
     above = np.nonzero(reach >= tol)[0]
     return GradientNorms(
         lags=np.arange(T), h_norm=h_med, h_iqr=h_iqr, h_norm_rel=h_rel, h_iqr_rel=h_rel_iqr,

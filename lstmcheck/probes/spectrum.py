@@ -63,7 +63,8 @@ def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k
     M = xp.eye(n, dtype=S.dtype)
     log_scale = 0.0
     log_sv = np.empty((max_lag, n))
-    for lag, (t, J) in enumerate(iter_jacobians(model, params, xs, S, range(T, T - max_lag, -1), chunk, method), 1):
+    jacobians = iter_jacobians(model, params, xs, S, range(T, T - max_lag, -1), chunk, method)
+    for lag, (t, J) in enumerate(jacobians, 1):
         M = M @ J
         m = float(xp.abs(M).max())
         if m > 0:
