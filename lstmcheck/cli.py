@@ -36,8 +36,9 @@ Examples:
   lstmcheck report --out study --force    # replace an earlier report in ./study
   lstmcheck gradcheck --cell lstm --variant peephole --dtype float32
   lstmcheck probe --cell lstm --seq-len 200 --forget-bias 1 --out flow
-  lstmcheck audit model.pt --cell lstm    # a foreign implementation vs the oracle
-  lstmcheck vectors export vectors/ && lstmcheck vectors verify vectors/
+  lstmcheck audit mymod:lstm_forward --layout torch --cell lstm   # your function vs the oracle
+  lstmcheck audit exported.onnx --json audit.json                 # an ONNX model or .npz dump
+  lstmcheck vectors export vectors/ && lstmcheck vectors verify vectors/ --impl mymod:impl
   lstmcheck info                          # versions, backends, GPU seen or not and why
 
 \b
