@@ -138,7 +138,7 @@ def test_bad_input_is_refused_clearly():
         gradient_norms(deep, deep.init_params(0), x)
     bad = x.copy()
     bad[7, 1, 0] = np.nan
-    with pytest.raises(NonFiniteError, match="time step 7"):
+    with pytest.raises(NonFiniteError, match=r"x\[7\] \(time step t=8\)"):
         gradient_norms(model, params, bad)
     relu = lc.RNN(3, 4, nonlinearity="relu")
     p = relu.init_params(0)

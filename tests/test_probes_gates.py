@@ -63,7 +63,7 @@ def test_bad_input():
         gate_statistics(model, params, lc.tasks.noise(5, 1, 3).x, low=0.6, high=0.4)
     x = lc.tasks.noise(5, 1, 3).x
     x[3, 0, 1] = np.inf
-    with pytest.raises(NonFiniteError, match="time step 3"):
+    with pytest.raises(NonFiniteError, match=r"x\[3\] \(time step t=4\)"):
         gate_statistics(model, params, x)
 
 

@@ -63,7 +63,8 @@ def prepare(model, params, x, state=None):
     xp = backend.array_module(x)
     bad = first_nonfinite(x)
     if bad is not None:
-        raise NonFiniteError(f"x contains NaN or Inf at time step {bad}; probes need finite inputs.")
+        raise NonFiniteError(f"x contains NaN or Inf at x[{bad}] (time step t={bad + 1}); probes "
+                             f"need finite inputs.")
     B = x.shape[1]
     dtype = params[model.param_names[0]].dtype
     if state is None:
