@@ -17,7 +17,7 @@ def _orthogonal(rng, rows, cols):
     return q if rows >= cols else q.T
 
 
-def _gate_blocks(model, name):
+def _gate_blocks(model):
     """Row slices of a stacked (G*H, ...) tensor, keyed by gate letter."""
     H = model.hidden_size
     return {g: slice(j * H, (j + 1) * H) for j, g in enumerate(model.gates)}
@@ -54,7 +54,7 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
     rng = backend.rng(seed)
     H = model.hidden_size
     k = 1.0 / np.sqrt(H)
-    blocks = _gate_blocks(model, None)
+    blocks = _gate_blocks(model)
     params = {}
     for name, shape in model.param_shapes().items():
         base = name.split("_l")[0]

@@ -355,8 +355,8 @@ class LSTM(RecurrentModel):
                 raise OptionError("activations must be three names (gate f, cell input g, output h), "
                                   "e.g. ('sigmoid', 'tanh', 'tanh').")
             for k, a in zip(("act_f", "act_g", "act_h"), activations):
-                acts[k] = A.get(a).name if A.get(a).alpha is None else a
-                A.get(a)  # validate
+                act = A.get(a)   # validates the name and its parameters
+                acts[k] = act.name if act.alpha is None else a
         self.flags = parse_variant(variant, clip=clip, cell_clip=cell_clip, **acts)
         self.variant = variant_name(self.flags)
         self.cell = LSTMCell(self.flags, proj=bool(self.proj_size))
