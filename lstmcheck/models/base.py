@@ -8,6 +8,8 @@ gradients. Everything that is a GEMM over all time steps at once lives here.
 """
 from __future__ import annotations
 
+import inspect
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +27,7 @@ class Tape:
     layers: list                   # per (layer, direction): (layer input, cell tape)
     batch_first: bool
     extras: dict = field(default_factory=dict)
+    owner: object = field(default=None, repr=False)   # the model whose forward wrote it
 
 
 @dataclass
@@ -49,10 +52,41 @@ def _positive_int(name, v, allow_zero=False):
     return int(v)
 
 
+def _flag(name, v):
+    """A yes/no option: bool or 0/1; anything else (e.g. the string 'no') is refused rather than
+    read by truthiness."""
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, np.integer)) and v in (0, 1)):
+        return bool(v)
+    raise OptionError(f"{name} must be True or False, got {v!r}.")
+
+
+def _positive_number(name, v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not 0 < v < np.inf:
+        raise OptionError(f"{name} must be a positive finite number, got {v!r}.")
+    return float(v)
+
+
 class RecurrentModel:
     """Base class of RNN, LSTM and GRU. Subclasses set ``kind`` and build ``self.cell``."""
 
     kind = "rnn"
+
+    def __new__(cls, *args, **options):
+        # a wrong call would otherwise be Python's TypeError about __init__'s signature
+        # (pickle and copy call __new__ without arguments: nothing to check then)
+        sig = inspect.signature(cls.__init__)
+        unknown = [k for k in options if k not in sig.parameters or k == "self"]
+        if unknown:
+            allowed = [n for n, q in sig.parameters.items() if q.kind is q.KEYWORD_ONLY]
+            raise OptionError(f"{cls.__name__} has no option {unknown[0]!r}; its options are "
+                              f"{', '.join(allowed)}.")
+        if args or options:
+            try:
+                sig.bind(None, *args, **options)
+            except TypeError as exc:
+                raise OptionError(f"{cls.__name__}(input_size, hidden_size, **options) was called "
+                                  f"wrongly: {exc}.") from None
+        return super().__new__(cls)
 
     def __init__(self, input_size, hidden_size, *, num_layers=1, bidirectional=False,
                  backend="numpy", dtype="float64", batch_first=False, proj_size=0):
@@ -65,8 +99,8 @@ class RecurrentModel:
         if self.proj_size and self.proj_size >= self.hidden_size:
             raise OptionError(f"proj_size ({self.proj_size}) must be smaller than hidden_size "
                               f"({self.hidden_size}), as in PyTorch.")
-        self.bidirectional = bool(bidirectional)
-        self.batch_first = bool(batch_first)
+        self.bidirectional = _flag("bidirectional", bidirectional)
+        self.batch_first = _flag("batch_first", batch_first)
         self.backend = backend
         self.xp = be.get_xp(backend)
         self.dtype = be.resolve_dtype(dtype)
@@ -181,25 +215,27 @@ class RecurrentModel:
             if extra:
                 parts.append("unexpected " + ", ".join(map(str, extra[:6])) + (" ..." if len(extra) > 6 else ""))
             raise ParameterError(f"params do not match the {self.describe()}: {'; '.join(parts)}.")
-        dtype = None
+        ref = None   # (name, dtype) of the first array: a mismatch names both
         for n, shape in shapes.items():
             a = params[n]
             if not hasattr(a, "shape") or not hasattr(a, "dtype"):
                 raise ParameterError(f"parameter {n} is a {type(a).__name__}, not an array.")
             if tuple(a.shape) != shape:
                 raise ShapeError(f"parameter {n} has shape {tuple(a.shape)}, expected {shape}.")
-            dtype = self._check_dtype(n, a, dtype)
-        return dtype
+            ref = self._check_dtype(n, a, ref)
+        return ref
 
-    def _check_dtype(self, name, a, dtype):
+    def _check_dtype(self, name, a, ref=None):
+        """Refuse a dtype the model does not compute in, or one that differs from ``ref`` =
+        (name, dtype) of an input checked before. Returns the ref for the next check."""
         dt = np.dtype(a.dtype)
         if dt.kind not in "fc" or backend.real_of(dt) != self.dtype:
             allowed = f"{self.dtype.name} (or {backend.complex_of(self.dtype).name} for the complex step)"
             raise DTypeError(f"{name} has dtype {dt.name}, but this model computes in {allowed}.")
-        if dtype is not None and dt != dtype:
-            raise DTypeError(f"{name} has dtype {dt.name} while other inputs are {dtype.name}; "
+        if ref is not None and dt != ref[1]:
+            raise DTypeError(f"{name} has dtype {dt.name} while {ref[0]} has {ref[1].name}; "
                              f"all inputs must share one dtype.")
-        return dt
+        return ref or (name, dt)
 
     def _check_finite(self, arrays: dict, xp):
         for n, a in arrays.items():
@@ -213,22 +249,33 @@ class RecurrentModel:
                 + (f", proj_size={self.proj_size}" if self.proj_size else "")
                 + self.cell.describe() + ")")
 
+    def _state_names(self, what="state") -> tuple:
+        """How errors name the parts of ``state`` (h0, c0) or of ``dstate``."""
+        if what == "state":
+            return ("h0", "c0")[: len(self.state_shapes(1))]
+        if self.cell.has_cell_state:
+            return ("dstate[0] (dL/dh_T)", "dstate[1] (dL/dc_T)")
+        return ("dstate (dL/dh_T)",)
+
     def _split_state(self, state, B, xp, dtype, what="state"):
         """state (None, h0, or (h0, c0)) -> tuple of arrays with the right shapes."""
         shapes = self.state_shapes(B)
-        names = ("h0", "c0")[: len(shapes)]
+        names = self._state_names(what)
         if state is None:
             return tuple(xp.zeros(s, dtype) for s in shapes)
         parts = tuple(state) if isinstance(state, (tuple, list)) else (state,)
         if len(parts) != len(shapes):
             want = "the pair (h0, c0)" if len(shapes) == 2 else "h0 alone"
-            raise ShapeError(f"{what} for {self.kind.upper()} must be {want}, got {len(parts)} array(s).")
+            raise ShapeError(f"{what} for {self.kind.upper()} must be {want}, got {len(parts)} "
+                             f"item(s).")
         out = []
         for n, a, s in zip(names, parts, shapes):
             if a is None:
                 a = xp.zeros(s, dtype)
+            if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+                raise ShapeError(f"{n} must be an array of shape {s}, got {type(a).__name__}.")
             if tuple(a.shape) != s:
-                raise ShapeError(f"{n if what == 'state' else 'd' + n[0] + 'T'} has shape {tuple(a.shape)}, expected {s}.")
+                raise ShapeError(f"{n} has shape {tuple(a.shape)}, expected {s}.")
             out.append(a)
         return tuple(out)
 
@@ -236,14 +283,15 @@ class RecurrentModel:
     def forward(self, params, x, state=None):
         """y, final state and tape. x: (T, B, input_size), or (B, T, input_size) if batch_first."""
         xp = backend.array_module(x, *params.values()) if isinstance(params, dict) else self.xp
-        dtype = self._check_params(params, xp)
+        ref = self._check_params(params, xp)
+        dtype = ref[1]
         if not hasattr(x, "ndim") or x.ndim != 3:
             got = f"rank {x.ndim}" if hasattr(x, "ndim") else type(x).__name__
             layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
             raise ShapeError(f"x must be a rank-3 array {layout}, got {got}.")
         if x.shape[-1] != self.input_size:
             raise ShapeError(f"x has {x.shape[-1]} features, but the model's input_size is {self.input_size}.")
-        self._check_dtype("x", x, dtype)
+        self._check_dtype("x", x, ref)
         if self.batch_first:
             x = x.transpose(1, 0, 2)
         T, B, _ = x.shape
@@ -251,7 +299,7 @@ class RecurrentModel:
             raise ShapeError(f"x must have at least one time step and one sequence, got T={T}, B={B}.")
         state0 = self._split_state(state, B, xp, dtype)
         for n, a in zip(("h0", "c0"), state0):
-            self._check_dtype(n, a, dtype)
+            self._check_dtype(n, a, ref)
         self._check_finite({**params, "x": x, **dict(zip(("h0", "c0"), state0))}, xp)
 
         with backend.gpu_errors(f"the forward pass of {self.describe()} on x of shape {tuple(x.shape)}"):
@@ -285,7 +333,8 @@ class RecurrentModel:
                     lst.append(a)
             inp = outs[0] if dirs == 1 else xp.concatenate(outs, axis=-1)
         final = tuple(xp.stack(lst) for lst in finals)
-        return inp, final, Tape(x=x, params=params, layers=layers, batch_first=self.batch_first)
+        return inp, final, Tape(x=x, params=params, layers=layers, batch_first=self.batch_first,
+                                owner=self)
 
     def _project(self, xp, xin, p):
         """u = x W_ih^T + b_ih (+ b_hh when the cell folds it in), all time steps in one GEMM."""
@@ -310,6 +359,10 @@ class RecurrentModel:
         """backward, plus a :class:`Trace` of per-step dL/dh_t (and dL/dc_t) when trace=True."""
         if not isinstance(tape, Tape):
             raise OptionError("tape must be the third value returned by forward().")
+        if tape.owner is not self and (tape.owner is None or tape.owner.config() != self.config()):
+            raise OptionError(f"tape was recorded by the forward of another model "
+                              f"({tape.owner.describe() if tape.owner is not None else 'unknown'}), "
+                              f"not of {self.describe()}.")
         x, params = tape.x, tape.params
         xp = backend.array_module(x)
         T, B, _ = x.shape
@@ -317,23 +370,23 @@ class RecurrentModel:
         dirs = self.num_directions
         if truncate is not None:
             truncate = _positive_int("truncate", truncate)
-        if clip_norm is not None and not (np.isscalar(clip_norm) and clip_norm > 0):
-            raise OptionError(f"clip_norm must be a positive number, got {clip_norm!r}.")
-        if not hasattr(dy, "shape"):
-            raise ShapeError(f"dy must be an array, got {type(dy).__name__}.")
+        if clip_norm is not None:
+            clip_norm = _positive_number("clip_norm", clip_norm)
+        want = (B, T, Ho * dirs) if tape.batch_first else (T, B, Ho * dirs)
+        if not hasattr(dy, "shape") or not hasattr(dy, "dtype"):
+            raise ShapeError(f"dy must be an array of shape {want} (the shape of y), got "
+                             f"{type(dy).__name__}.")
+        if tuple(dy.shape) != want:
+            raise ShapeError(f"dy has shape {tuple(dy.shape)}, expected {want} (the shape of y).")
         if tape.batch_first:
             dy = dy.transpose(1, 0, 2)
-        if tuple(dy.shape) != (T, B, Ho * dirs):
-            want = (T, B, Ho * dirs)
-            if tape.batch_first:
-                want, got = (B, T, Ho * dirs), tuple(dy.transpose(1, 0, 2).shape)
-            else:
-                got = tuple(dy.shape)
-            raise ShapeError(f"dy has shape {got}, expected {want} (the shape of y).")
-        dtype = params[next(iter(params))].dtype
-        self._check_dtype("dy", dy, dtype)
-        dfinal = self._split_state(dstate, B, xp, dtype, what="dstate")
-        self._check_finite({"dy": dy, **dict(zip(("dhT", "dcT"), dfinal))}, xp)
+        ref = ("the parameters", np.dtype(params[next(iter(params))].dtype))
+        self._check_dtype("dy", dy, ref)
+        dfinal = self._split_state(dstate, B, xp, ref[1], what="dstate")
+        names = self._state_names("dstate")
+        for n, a in zip(names, dfinal):
+            self._check_dtype(n, a, ref)
+        self._check_finite({"dy": dy, **dict(zip(names, dfinal))}, xp)
 
         grads = {}
         dstate0 = [[None] * (self.num_layers * dirs) for _ in dfinal]
