@@ -198,7 +198,11 @@ class RecurrentModel:
     # ----------------------------------------------------------------- init
     def init_params(self, seed=0, **scheme):
         """Parameters as a dict of arrays on the model's backend (see models/init.py)."""
-        from .init import init_params
+        from .init import OPTIONS, init_params
+        unknown = [k for k in scheme if k not in OPTIONS]
+        if unknown:
+            raise OptionError(f"init_params has no option {unknown[0]!r}; its options are "
+                              f"{', '.join(OPTIONS)}.")
         return init_params(self, seed, **scheme)
 
     # ----------------------------------------------------------------- validation

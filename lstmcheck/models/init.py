@@ -2,12 +2,33 @@
 order, then move to the model's backend, so a seed means the same numbers on NumPy and CuPy."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import backend
 from ..errors import OptionError
 
 SCHEMES = ("pytorch", "orthogonal", "gaussian")
+OPTIONS = ("scheme", "gain", "spectral_radius", "forget_bias", "chrono", "scale")
+
+
+def _real(name, v, *, low=-np.inf, strict=False, what="a finite number"):
+    """A finite real scalar (not bool) above ``low``; anything else is one OptionError."""
+    ok = (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+          and np.isfinite(v) and (v > low if strict else v >= low))
+    if not ok:
+        raise OptionError(f"{name} must be {what}, got {v!r}.")
+    return float(v)
+
+
+def _seed(seed):
+    """An explicit seed: a non-negative integer, a SeedSequence or a Generator."""
+    if isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise OptionError(f"seed must be a non-negative integer or a numpy Generator, got {seed!r}.")
+    return int(seed)
 
 
 def _orthogonal(rng, rows, cols):
@@ -23,6 +44,7 @@ def _gate_blocks(model):
     return {g: slice(j * H, (j + 1) * H) for j, g in enumerate(model.gates)}
 
 
+@np.errstate(over="ignore", invalid="ignore")   # out-of-range results are refused below
 def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=None,
                 forget_bias=None, chrono=None, scale=1.0):
     """Initial parameters for ``model``.
@@ -38,7 +60,7 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
             b_i = -b_f for LSTM; b_z ~ log U[1, T_max - 1] for GRU.
     scale: multiply every weight matrix (not biases), e.g. 4 to saturate the gates.
     """
-    if scheme not in SCHEMES:
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
         raise OptionError(f"unknown init scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
     keep_gate = {"lstm": "f", "gru": "z"}.get(model.kind)
     for opt, val in (("forget_bias", forget_bias), ("chrono", chrono)):
@@ -46,10 +68,18 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
             raise OptionError(f"{opt} applies to LSTM and GRU, not to {model.kind.upper()}.")
         if val is not None and keep_gate not in model.gates:
             raise OptionError(f"{opt} needs a forget gate, which LSTM variant {model.variant!r} lacks.")
-    if chrono is not None and not (np.isscalar(chrono) and chrono > 2):
-        raise OptionError(f"chrono is T_max, a number of time steps > 2, got {chrono!r}.")
-    if spectral_radius is not None and not (np.isscalar(spectral_radius) and spectral_radius >= 0):
-        raise OptionError(f"spectral_radius must be a non-negative number, got {spectral_radius!r}.")
+    if chrono is not None:
+        chrono = _real("chrono", chrono, low=2, strict=True,
+                       what="T_max, a finite number of time steps > 2")
+    if spectral_radius is not None:
+        spectral_radius = _real("spectral_radius", spectral_radius, low=0,
+                                what="a finite non-negative number")
+    if forget_bias is not None:
+        forget_bias = _real("forget_bias", forget_bias)
+    # zero would give all-zero weights, which no scheme means
+    gain = _real("gain", gain, low=0, strict=True, what="a finite positive number")
+    scale = _real("scale", scale, low=0, strict=True, what="a finite positive number")
+    seed = _seed(seed)
 
     rng = backend.rng(seed)
     H = model.hidden_size
@@ -96,4 +126,9 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
                 params[name][kg] = 0.0
                 if model.kind == "lstm" and "i" in blocks:
                     params[name][blocks["i"]] = 0.0
+    limit = np.finfo(model.dtype).max
+    bad = next((n for n, a in params.items() if not np.all(np.abs(a) <= limit)), None)
+    if bad is not None:   # e.g. scale * spectral_radius beyond the dtype's range
+        raise OptionError(f"init options scale={scale!r}, spectral_radius={spectral_radius!r}, "
+                          f"gain={gain!r} give {bad} values outside the {model.dtype.name} range.")
     return {n: backend.asarray(a, model.xp, dtype=model.dtype) for n, a in params.items()}
