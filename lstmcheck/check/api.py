@@ -7,7 +7,8 @@ import copy
 import numpy as np
 
 from .. import backend
-from ..errors import DTypeError, NonFiniteError, OptionError, ParameterError, ShapeError
+from ..errors import (DTypeError, LstmcheckError, NonFiniteError, OptionError, ParameterError,
+                      ShapeError)
 from . import methods, tolerance as tol
 from .evaluate import FunctionEvaluator
 from .localize import localize
@@ -40,7 +41,11 @@ def _validate(params, grads):
             raise DTypeError(f"params[{n!r}] has dtype {np.dtype(a.dtype).name}; only floating-"
                              f"point parameters can be perturbed (cast to float64).")
         if np.dtype(a.dtype).itemsize < 4:
-            backend.resolve_dtype(a.dtype)   # float16: one clear sentence
+            # refused, not upcast: fn itself computes in float16, so its round-off (1e-3) swamps
+            # any finite difference; upcasting the perturbation would check a different function
+            raise DTypeError(f"params[{n!r}] has dtype {np.dtype(a.dtype).name}, too coarse for "
+                             f"gradient checking (finite differences drown in its 3-digit "
+                             f"round-off); cast the parameters to float32 or float64.")
         if not bool(np.all(np.isfinite(backend.to_host(a)))):
             raise NonFiniteError(f"params[{n!r}] contains NaN or Inf; the check needs finite "
                                  f"parameters.")
@@ -50,14 +55,44 @@ def _validate(params, grads):
             raise ShapeError(f"grads[{n!r}] has shape {got}, but params[{n!r}] has shape "
                              f"{tuple(a.shape)}.")
         theta[n] = np.asarray(backend.to_host(a))
-        g[n] = np.real(np.asarray(backend.to_host(gn), dtype=np.result_type(gn.dtype, float)))
+        g[n] = _analytic(n, gn)
     # tolerances follow the least precise tensor
     dtype = min((t.dtype for t in theta.values()), key=lambda d: np.finfo(d).bits)
     return theta, g, np.dtype(dtype)
 
 
+def _analytic(n, gn):
+    """grads[n] as a real float host array; non-numeric or truly complex gradients are refused."""
+    kind = np.dtype(gn.dtype).kind if hasattr(gn, "dtype") else "O"
+    if kind not in "biufc":
+        raise DTypeError(f"grads[{n!r}] has dtype {np.dtype(gn.dtype).name}; analytic gradients "
+                         f"must be numeric arrays.")
+    a = np.asarray(backend.to_host(gn))
+    if kind == "c":
+        if np.any(a.imag != 0):
+            raise DTypeError(f"grads[{n!r}] is complex with a nonzero imaginary part; the "
+                             f"gradient of a real loss is real.")
+        a = a.real
+    return a.astype(np.result_type(a.dtype, float))
+
+
+def _check_number(name, v):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(v) or v < 0:
+        raise OptionError(f"{name} must be a non-negative number or None, got {v!r}.")
+    return float(v)
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise OptionError(f"seed must be a non-negative integer, got {seed!r}.")
+    return int(seed)
+
+
 def _check_options(method, elements):
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise OptionError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     if not (elements == "all" or (isinstance(elements, (int, np.integer))
                                   and not isinstance(elements, bool) and elements > 0)):
@@ -107,14 +142,14 @@ class _Check:
     # ---- per element
     def elementwise(self, name, idx, method, label=None, n_total=None):
         theta = self.theta[name].ravel()[idx]
-        num = methods.element_derivatives(self.ev, name, idx, theta, method,
-                                          self.theta[name].dtype, self.f0, self.F, self.nondet)
+        dt = self.dtype          # f rounds at the precision of its coarsest input
+        num = methods.element_derivatives(self.ev, name, idx, theta, method, dt, self.f0, self.F,
+                                          self.nondet)
         g = self.grads[name].ravel()[idx]
         scale = _finite_max(np.abs(num.value)) if len(idx) else 0.0
         gnd = self.grad_nondet.get(name)
         nd = gnd.ravel()[idx] if gnd is not None else 0.0
-        band = tol.element_tolerance(num.err, g, scale, self.theta[name].dtype, nd,
-                                     self.rtol, self.atol)
+        band = tol.element_tolerance(num.err, g, scale, dt, nd, self.rtol, self.atol)
         value, err = num.value, num.err
         bad = ~(np.abs(g - value) <= band)
         if method in ("central", "richardson") and bad.any() and self.rtol is None \
@@ -125,12 +160,12 @@ class _Check:
             # is the value, their spread joins their error bars. Costs evaluations only on
             # failures; a wrong gradient still fails, since both estimates agree with each other.
             a, b = (methods.element_derivatives(self.ev, name, idx[bad], theta[bad], "richardson",
-                                                self.theta[name].dtype, self.f0, self.F,
-                                                self.nondet, step_scale=k) for k in (0.37, 0.61))
+                                                dt, self.f0, self.F, self.nondet, step_scale=k)
+                    for k in (0.37, 0.61))
             value, err = value.copy(), err.copy()
             value[bad] = (a.value + b.value) / 2
             err[bad] = np.maximum(a.err, b.err) + np.abs(a.value - b.value)
-            band = tol.element_tolerance(err, g, scale, self.theta[name].dtype, nd)
+            band = tol.element_tolerance(err, g, scale, dt, nd)
             self.details.setdefault("second_opinions", {})[name] = int(bad.sum())
         self._row(name, label or method, idx, g, value, err, band, n_total)
 
@@ -150,7 +185,8 @@ class _Check:
                "n_checked": int(n_total if n_total is not None else len(idx)),
                "n_failed": int((~ok).sum()),
                "nan_analytic": int((~np.isfinite(g)).sum()),
-               "nan_numeric": int((~np.isfinite(d)).sum())}
+               "nan_numeric": int((~np.isfinite(d)).sum()),
+               "resolution": tol.resolution(band, np.fmax(np.abs(g), np.abs(d)))}
         self._gate_pattern(row, name, idx, g, d, ok)
         self.rows.append(row)
         ratio = np.where(ok, diff / np.maximum(band, np.finfo(float).tiny), np.inf)
@@ -196,7 +232,7 @@ class _Check:
         for n in names:
             m = owner == n
             if ok[m].all():
-                self._direction_row(n, label, r, diff, band, m)
+                self._direction_row(n, label, r, diff, band, m, [d[n] for d, o in zip(dirs, m) if o])
                 continue
             loc = localize(self.ev, self.grads, self.theta, n, mode, self.dtype, self.f0,
                            self.F, self.rng, gates=self.gates.get(n, 1), nondet=self.nondet,
@@ -210,7 +246,7 @@ class _Check:
                 idx += list(a + self.rng.choice(b - a, size=k, replace=False))
             idx = np.unique(np.array(idx, dtype=np.int64))
             if len(idx) == 0:                # the direction failed but no segment does: keep it
-                self._direction_row(n, label, r, diff, band, m)
+                self._direction_row(n, label, r, diff, band, m, [d[n] for d, o in zip(dirs, m) if o])
                 continue
             self.elementwise(n, idx, elements_method or mode, label=f"{label}+elements",
                              n_total=int(np.size(self.theta[n])))
@@ -219,8 +255,13 @@ class _Check:
                 self.notes.append(f"{n}: directional derivatives disagree but no single element "
                                   f"could be isolated; the error is spread thinly.")
 
-    def _direction_row(self, name, label, r, diff, band, m):
+    def _direction_row(self, name, label, r, diff, band, m, vs):
         d = r.numeric[m]
+        # one element j wrong by a relative delta moves g.v_k by delta g_j v_kj: the best of the
+        # directions resolves delta > band_k / |g_j v_kj|
+        g = np.abs(self.grads[name])
+        per_dir = [band[k] / np.maximum(g * np.abs(v), 1e-300) for k, v in zip(np.flatnonzero(m), vs)]
+        res = tol.resolution(np.min(per_dir, axis=0) * g, g)
         self.rows.append({
             "name": name, "shape": list(np.shape(self.theta[name])), "method": label,
             "max_abs_err": _finite_max(diff[m]),
@@ -228,14 +269,21 @@ class _Check:
             "normwise_rel_err": float(np.linalg.norm(diff[m]) / max(np.linalg.norm(d), 1e-300)),
             "cosine": None, "tolerance": _finite_max(band[m]), "passed": True,
             "n_checked": int(np.size(self.theta[name])), "n_failed": 0, "nan_analytic": 0,
-            "nan_numeric": 0})
+            "nan_numeric": 0, "resolution": res})
 
     # ---- Taylor remainder per tensor
     def taylor(self, names):
         for n in names:
             v = {n: self.rng.standard_normal(np.shape(self.theta[n]))}
-            t = methods.taylor(self.ev, self.grads, self.theta, v, self.theta[n].dtype, self.f0,
-                               self.F, self.nondet)
+            t = methods.taylor(self.ev, self.grads, self.theta, v, self.dtype, self.f0, self.F,
+                               self.nondet)
+            # a linear term E e stays hidden while it is below the quadratic remainder at the
+            # smallest step of the window, r/e; one element wrong by delta adds delta g_j v_j to E
+            g = np.abs(self.grads[n])
+            last = (int(np.searchsorted(-t.steps, -t.window[1])) if t.window else 2)
+            hidden = 4 * max(float(t.remainders[last]), 10 * 16 * tol.unit_roundoff(self.dtype)
+                             * self.F) / t.steps[last]
+            res = tol.resolution(hidden / np.maximum(np.abs(v[n]), 1e-300), g)
             self.rows.append({
                 "name": n, "shape": list(np.shape(self.theta[n])), "method": "taylor",
                 "max_abs_err": None, "max_rel_err": None, "normwise_rel_err": None,
@@ -243,7 +291,7 @@ class _Check:
                 "n_checked": int(np.size(self.theta[n])), "n_failed": 0 if t.passed else 1,
                 "nan_analytic": int((~np.isfinite(self.grads[n])).sum()), "nan_numeric": 0,
                 "slope": t.slope, "window": list(t.window) if t.window else None,
-                "reason": t.reason})
+                "reason": t.reason, "resolution": res})
 
     # ---- the report
     def report(self, method):
@@ -307,12 +355,49 @@ def check_gradients(fn, params, grads, *, method="auto", elements="all", seed=0,
                     atol=None, locate=None) -> GradcheckReport:
     """Verify analytic ``grads`` of a scalar ``fn(params)`` numerically (see issue/DESIGN)."""
     _check_options(method, elements)
+    seed, rtol, atol = _check_seed(seed), _check_number("rtol", rtol), _check_number("atol", atol)
     if not callable(fn):
         raise OptionError(f"fn must be callable, got {type(fn).__name__}.")
     theta, g, dtype = _validate(params, grads)
-    ev = FunctionEvaluator(fn, params, dtype)
+    empty = [n for n, t in theta.items() if t.size == 0]
+    if len(empty) == len(theta):
+        raise ParameterError(f"every tensor of params is empty ({', '.join(empty[:6])}); there is "
+                             f"nothing to check.")
+    theta = {n: t for n, t in theta.items() if t.size}      # empty tensors: nothing to perturb
+    g = {n: a for n, a in g.items() if n in theta}
+    ev = FunctionEvaluator(_guarded(fn), params, dtype)
     chk = _Check(ev, theta, g, dtype, seed, rtol, atol, locate, gates=_gates_from(locate, theta))
+    for n in empty:
+        chk.notes.append(f"{n} is empty (shape {tuple(params[n].shape)}): nothing to check.")
     return run_check(chk, method, elements)
+
+
+class FunctionError(LstmcheckError, RuntimeError):
+    """The user's fn raised, or returned something that is not a real scalar loss."""
+
+
+def _guarded(fn):
+    """fn with its failures on real parameters turned into one clear sentence. On complex
+    parameters exceptions pass through: the complex-step probe reads them as "does not apply"."""
+    def call(p):
+        cplx = any(np.iscomplexobj(a) for a in p.values())
+        try:
+            out = fn(p)
+        except LstmcheckError:
+            raise
+        except Exception as exc:
+            if cplx:
+                raise
+            raise FunctionError(f"fn raised {type(exc).__name__} ({exc}) at the parameters or a "
+                                f"small perturbation of them; check_gradients needs fn(params) to "
+                                f"return the loss there.") from exc
+        if not cplx and np.iscomplexobj(out):
+            if np.any(np.imag(out) != 0):
+                raise DTypeError(f"fn returned the complex number {complex(np.ravel(out)[0])!r} "
+                                 f"for real parameters; the loss must be real.")
+            out = np.real(out)
+        return out
+    return call
 
 
 def _gates_from(locate, theta):
@@ -353,6 +438,7 @@ def gradcheck(model, params, x, state=None, *, method="auto", elements="all", se
     from .float32 import float32_rows
 
     _check_options(method, elements)
+    seed, rtol, atol = _check_seed(seed), _check_number("rtol", rtol), _check_number("atol", atol)
     y, final, tape = model.forward(params, x, state)          # validates everything
     xp = backend.array_module(x, *params.values())
     if model.batch_first:

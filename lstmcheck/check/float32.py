@@ -12,6 +12,7 @@ import copy
 import numpy as np
 
 from .. import backend
+from . import tolerance as tol
 from .summary import summarize
 
 K_ROUNDING = 64
@@ -42,7 +43,8 @@ def float32_rows(report, model, params, x, state0, names, w, grads64):
             "normwise_rel_err": float(np.linalg.norm(g - g64) / max(np.linalg.norm(g64), 1e-300)),
             "cosine": None, "tolerance": float(band.max()) if band.size else 0.0,
             "passed": bool(ok.all()), "n_checked": int(g.size), "n_failed": int((~ok).sum()),
-            "nan_analytic": int((~np.isfinite(g)).sum()), "nan_numeric": 0})
+            "nan_analytic": int((~np.isfinite(g)).sum()), "nan_numeric": 0,
+            "resolution": tol.resolution(band, np.abs(g64))})
     report.passed = all(r["passed"] for r in report.tensors)
     report.summary = summarize(report.tensors, report.worst, report.method)
     report.notes.append(f"the derivative code was checked in float64 on upcast inputs; {dt.name} "

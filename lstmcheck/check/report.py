@@ -48,8 +48,25 @@ class GradcheckReport:
     notes: list = field(default_factory=list)       # fallbacks, windows, localisation paths
     details: dict = field(default_factory=dict)     # floors, evaluation counts, seed
 
+    @property
+    def verdict(self) -> str:
+        """"failed", "inconclusive" (no disagreement, but some tensor's check cannot resolve a
+        wrong element: resolution >= 1) or "passed"."""
+        from .summary import inconclusive
+        if not self.passed:
+            return "failed"
+        return "inconclusive" if inconclusive(self.tensors) else "passed"
+
+    @property
+    def resolution(self):
+        """The coarsest per-tensor resolution: one significant element wrong by more than this
+        relative error fails the check (None when no tensor has a relative statement)."""
+        res = [r["resolution"] for r in self.tensors if r.get("resolution") is not None]
+        return max(res) if res else None
+
     def to_dict(self) -> dict:
-        d = {"passed": self.passed, "method": self.method, "dtype": self.dtype,
+        d = {"passed": self.passed, "verdict": self.verdict, "resolution": self.resolution,
+             "method": self.method, "dtype": self.dtype,
              "summary": self.summary, "tensors": self.tensors, "worst": self.worst,
              "notes": self.notes, "details": self.details}
         d = plain(d)
@@ -61,16 +78,16 @@ class GradcheckReport:
 
     def to_text(self) -> str:
         head = ["tensor", "shape", "method", "checked", "max abs", "max rel", "norm rel",
-                "cosine", "tolerance", "verdict"]
+                "cosine", "tolerance", "resolution", "verdict"]
         rows = []
         for r in self.tensors:
             rows.append([r["name"], "x".join(map(str, r["shape"])) or "()", r["method"],
                          str(r["n_checked"]), _fmt(r["max_abs_err"]), _fmt(r["max_rel_err"]),
                          _fmt(r["normwise_rel_err"]), _fmt(r["cosine"]), _fmt(r["tolerance"]),
-                         "ok" if r["passed"] else "FAIL"])
+                         _fmt(r.get("resolution")), "ok" if r["passed"] else "FAIL"])
         widths = [max(len(h), *(len(str(x).strip()) for x in col)) if rows else len(h)
                   for h, col in zip(head, zip(*rows) if rows else [[]] * len(head))]
-        lines = [("PASSED" if self.passed else "FAILED") + f" ({self.method}, {self.dtype}): "
+        lines = [self.verdict.upper() + f" ({self.method}, {self.dtype}): "
                  + self.summary, ""]
         lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
         for r in rows:

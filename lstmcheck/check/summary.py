@@ -38,6 +38,31 @@ def _describe(row, worst):
     return what
 
 
+INCONCLUSIVE = 1.0     # resolution at which even a 100% error of one element could pass
+
+
+def inconclusive(rows):
+    """Names of passing tensors whose check cannot resolve a wrong element (resolution >= 1)."""
+    return [r["name"] for r in rows if r["passed"] and (r.get("resolution") or 0) >= INCONCLUSIVE]
+
+
+def resolution_sentence(rows):
+    """What a pass is worth: the coarsest per-element resolution over the tensors, and which
+    tensors the method could not resolve at all."""
+    res = [(r["resolution"], r["name"]) for r in rows if r.get("resolution") is not None]
+    if not res:
+        return ""
+    coarse, name = max(res)
+    unresolved = inconclusive(rows)
+    if unresolved:
+        return (f" Inconclusive for {', '.join(unresolved[:4])}"
+                f"{' and more' if len(unresolved) > 4 else ''}: an element wrong by 100% or more "
+                f"could pass there (resolution {coarse:.2g}, e.g. derivatives below what the "
+                f"precision or the method can resolve).")
+    return (f" Resolution: one element wrong by more than {coarse:.2g} relative would have failed "
+            f"(coarsest tensor {name}; derivatives >= 1% of their tensor's largest).")
+
+
 def summarize(rows, worst, method):
     bad = [r for r in rows if not r["passed"]]
     if not bad:
@@ -47,7 +72,8 @@ def summarize(rows, worst, method):
             w = worst[0]
             ratio = (f"; the closest call used {abs(w['analytic'] - w['numeric']) / w['tolerance']:.2g}"
                      f" of its tolerance")
-        return f"All {n} checked numbers in {len(rows)} tensors agree with {method} derivatives{ratio}."
+        return (f"All {n} checked numbers in {len(rows)} tensors agree with {method} derivatives"
+                f"{ratio}." + resolution_sentence(rows))
     parts = [_describe(r, worst) for r in bad[:3]]
     more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
     return (f"{len(bad)} of {len(rows)} tensors fail: " + "; ".join(parts) + more + ".")

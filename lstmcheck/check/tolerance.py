@@ -45,3 +45,22 @@ def element_tolerance(err, analytic, scale, dtype, nondet=0.0, rtol=None, atol=N
     u = unit_roundoff(dtype)
     floor = ANALYTIC_ROUNDING * u * (np.abs(analytic) + scale)
     return SAFETY * (np.nan_to_num(err, nan=np.inf) + floor + nondet)
+
+
+SIGNIFICANT = 1e-2      # elements whose derivative is at least this share of the tensor's largest
+
+
+def resolution(band, magnitude):
+    """The relative error of one element that a check is sure to catch: the largest band/|dL/dθ_j|
+    over the significant elements (|dL/dθ_j| >= SIGNIFICANT x the tensor's largest). ``band`` is
+    the absolute error each element may show undetected. None when every derivative is zero (the
+    check is then absolute only)."""
+    band, mag = np.broadcast_arrays(np.asarray(band, float), np.asarray(magnitude, float))
+    ok = np.isfinite(mag)
+    top = float(mag[ok].max()) if ok.any() else 0.0
+    if top <= 0:
+        return None
+    sig = ok & (mag >= SIGNIFICANT * top)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        r = np.nan_to_num(band[sig] / mag[sig], nan=np.inf)
+    return float(r.max())
