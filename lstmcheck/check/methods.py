@@ -68,8 +68,14 @@ def element_derivatives(ev, name, idx, theta, method, dtype, f0, F, nondet=0.0,
         h = tol.complex_step(theta, dtype)
         f = ev.elements(name, idx, 1j * h)
         d = np.imag(f) / h
-        return Numeric(d, 4 * u * np.abs(d), len(idx))
+        return Numeric(d, 4 * u * np.abs(d) + _underflow(dtype) / h, len(idx))
     raise AssertionError(method)
+
+
+def _underflow(dtype):
+    """Absolute error of Im f(t + ih) where h * dL/dθ leaves the normal range: one smallest
+    subnormal per operation (the derivative then comes back as 0, however large h * it was)."""
+    return tol.ANALYTIC_ROUNDING * float(np.finfo(np.dtype(dtype)).smallest_subnormal)
 
 
 # ------------------------------------------------------------------ along directions
@@ -113,7 +119,7 @@ def directional(ev, grads, theta, dirs, mode, dtype, f0, F, nondet=0.0) -> Direc
         h = tol.complex_step(0.0, dtype)
         f = ev.directions(dirs, np.full(K, 1j * h))
         d = np.imag(f) / h
-        return Directional(A, d, 4 * u * np.abs(d), S, K)
+        return Directional(A, d, 4 * u * np.abs(d) + _underflow(dtype) / h, S, K)
     theta_inf = max(float(np.max(np.abs(theta[n]))) for n in dirs[0]) if dirs else 1.0
     vmax = np.array([max(float(np.max(np.abs(vn))) for vn in v.values()) for v in dirs])
     steps = [1] if mode == "central" else [1, 2, 4]

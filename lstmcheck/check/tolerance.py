@@ -43,7 +43,9 @@ def element_tolerance(err, analytic, scale, dtype, nondet=0.0, rtol=None, atol=N
     if rtol is not None or atol is not None:
         return (atol or 0.0) + (rtol or 0.0) * np.abs(analytic)
     u = unit_roundoff(dtype)
-    floor = ANALYTIC_ROUNDING * u * (np.abs(analytic) + scale)
+    # below the normal range round-off is absolute: one smallest subnormal per operation
+    floor = ANALYTIC_ROUNDING * (u * (np.abs(analytic) + scale)
+                                 + np.finfo(np.dtype(dtype)).smallest_subnormal)
     return SAFETY * (np.nan_to_num(err, nan=np.inf) + floor + nondet)
 
 
