@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from .base import RecurrentModel
+from .base import RecurrentModel, _flag
 from .activations import sigmoid
 
 
@@ -118,5 +118,5 @@ class GRU(RecurrentModel):
         super().__init__(input_size, hidden_size, num_layers=num_layers,
                          bidirectional=bidirectional, backend=backend, dtype=dtype,
                          batch_first=batch_first)
-        self.reset_after = bool(reset_after)
+        self.reset_after = _flag("reset_after", reset_after)
         self.cell = GRUCell(self.reset_after)
