@@ -24,6 +24,7 @@ prefix (ONNX stacks its directions in axis 0 instead; torch keeps its own suffix
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 from . import cudnn, keras, onnx, tf
@@ -39,6 +40,26 @@ def _module(layout):
     if not isinstance(layout, str) or layout.lower() not in LAYOUTS:
         raise OptionError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
     return LAYOUTS[layout.lower()]
+
+
+def _model(model, layout):
+    from ..models import RecurrentModel
+    if not isinstance(model, RecurrentModel):
+        raise OptionError(f"the {layout} layout needs an lstmcheck RNN, LSTM or GRU model, got "
+                          f"{type(model).__name__}.")
+    return model
+
+
+def _known_options(fn, options, what):
+    """Refuse options ``fn`` does not take, naming them (not Python's TypeError)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = [k for k in options if k not in params or params[k].kind is not params[k].KEYWORD_ONLY]
+    if unknown:
+        allowed = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+        raise OptionError(f"{what} has no option {unknown[0]!r}; "
+                          f"{'its options are ' + ', '.join(allowed) if allowed else 'it takes none'}.")
 
 
 def _tensors(tensors):
@@ -65,9 +86,10 @@ def load(layout: str, tensors, cell: str | None = None, /, **options):
 def dump(layout: str, model, params, /, **options) -> dict:
     """Host NumPy arrays in ``layout`` for ``model`` and its canonical ``params``."""
     mod = _module(layout)
-    if model.kind not in mod.CELLS:
+    if _model(model, layout).kind not in mod.CELLS:
         raise OptionError(f"the {layout} layout holds {', '.join(mod.CELLS)} cells, "
                           f"not {model.kind}.")
+    _known_options(mod.dump, options, f"dump for the {layout} layout")
     return mod.dump(model, params, **options)
 
 
@@ -75,7 +97,9 @@ def options(layout: str, model, /, **dump_options) -> dict:
     """The ``load`` options that rebuild ``model`` from ``dump(layout, model, params,
     **dump_options)``: what the tensor names and shapes cannot tell (ONNX attributes, Keras
     activations, TF forget_bias, nonlinearity, ...)."""
-    return _module(layout).options(model, **dump_options)
+    mod = _module(layout)
+    _known_options(mod.options, dump_options, f"options for the {layout} layout")
+    return mod.options(_model(model, layout), **dump_options)
 
 
 def detect(tensors) -> str:

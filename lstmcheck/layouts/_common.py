@@ -13,10 +13,37 @@ import re
 import numpy as np
 
 from .. import backend
-from ..errors import ConversionError, DTypeError, ParameterError, ShapeError
+from ..errors import ConversionError, DTypeError, NonFiniteError, OptionError, ParameterError, ShapeError
 from ..models import build
 
 _PREFIX = re.compile(r"^(?:layer(\d+)/)?(?:(forward|backward)/)?(.+)$")
+
+
+# ------------------------------------------------------------------ values
+def host_array(a, name, layout: str):
+    """A layout tensor as a host NumPy array (array-likes such as nested lists convert); one
+    that is not a real floating-point array is a DTypeError naming it."""
+    try:
+        a = np.asarray(backend.to_host(a))
+    except (ValueError, TypeError):   # ragged nested lists
+        raise DTypeError(f"{layout} tensor {name!r} is a {type(a).__name__} that is not a "
+                         f"rectangular array of numbers.") from None
+    if a.dtype.kind != "f":
+        raise DTypeError(f"{layout} tensor {name!r} has dtype {a.dtype.name}; weights must be "
+                         f"floating point.")
+    return a
+
+
+def option_number(name: str, v, kind=float, layout: str = "layout"):
+    """A numeric load option (ONNX attributes arrive as int/float or their strings)."""
+    try:
+        out = kind(v)
+    except (TypeError, ValueError):
+        raise OptionError(f"{layout} option {name} must be a{'n integer' if kind is int else ' number'}, "
+                          f"got {v!r}.") from None
+    if not np.isfinite(out):
+        raise OptionError(f"{layout} option {name} must be finite, got {v!r}.")
+    return out
 
 
 # ------------------------------------------------------------------ gate blocks
@@ -78,7 +105,7 @@ def anchor(tensors: dict, name: str, ndim: int, layout: str):
     if name not in tensors:
         have = ", ".join(sorted(map(str, tensors))[:8]) or "nothing"
         raise ParameterError(f"{layout} tensors have no {name!r} (found: {have}).")
-    a = np.asarray(backend.to_host(tensors[name]))
+    a = host_array(tensors[name], name, layout)
     if a.ndim != ndim:
         raise ShapeError(f"{layout} tensor {name!r} has rank {a.ndim} (shape {a.shape}), "
                          f"expected rank {ndim}.")
@@ -87,16 +114,21 @@ def anchor(tensors: dict, name: str, ndim: int, layout: str):
 
 # ------------------------------------------------------------------ building and checking
 def tensor_dtype(tensors: dict, dtype=None):
-    """The model dtype: the one asked for, else the tensors' common float type."""
+    """The model dtype: the one asked for, else the common type of the floating-point tensors
+    (others are refused by name in check_tensors, or ignored as extra names)."""
     if dtype is not None:
         return backend.resolve_dtype(dtype)
-    kinds = {np.asarray(backend.to_host(a)).dtype for a in tensors.values()}
-    if not kinds:
-        raise ParameterError("no tensors were given.")
-    dt = np.result_type(*kinds)
-    if dt.kind != "f":
-        raise DTypeError(f"layout tensors must be floating point, got {dt.name}.")
-    return backend.resolve_dtype(dt)
+    kinds = set()
+    for a in tensors.values():
+        try:
+            kinds.add(np.asarray(backend.to_host(a)).dtype)
+        except (ValueError, TypeError):
+            pass
+    floats = [k for k in kinds if k.kind == "f"]
+    if not floats:
+        raise DTypeError(f"layout tensors must be floating point, got "
+                         f"{', '.join(sorted(k.name for k in kinds)) or 'nothing'}.")
+    return backend.resolve_dtype(np.result_type(*floats))
 
 
 def make_model(cell, input_size, hidden_size, **options):
@@ -116,10 +148,13 @@ def check_tensors(tensors: dict, expected: dict, layout: str, model, strict: boo
                              f" (pass strict=False to ignore them).")
     out = {}
     for n, ref in expected.items():
-        a = np.asarray(backend.to_host(tensors[n]))
+        a = host_array(tensors[n], n, layout)
         if a.shape != ref.shape:
             raise ShapeError(f"{layout} tensor {n!r} has shape {a.shape}, expected {ref.shape} "
                              f"for {model.describe()}.")
+        if not np.isfinite(a).all():
+            bad = "NaN" if np.isnan(a).any() else "Inf"
+            raise NonFiniteError(f"{layout} tensor {n!r} contains {bad}; weights must be finite.")
         out[n] = a
     return out
 

@@ -141,7 +141,7 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
     if dirs not in (1, 2):
         raise ShapeError(f"ONNX W has {dirs} directions in axis 0; expected 1 or 2.")
     direction = _direction(direction, dirs)
-    if hidden_size is not None and int(hidden_size) != H:
+    if hidden_size is not None and C.option_number("hidden_size", hidden_size, int, "onnx") != H:
         raise ShapeError(f"ONNX hidden_size attribute is {hidden_size}, but R has shape {R.shape}.")
     n = _N_ACTS[cell]
     acts = parse_activations(activations or [], activation_alpha, activation_beta) if activations \
@@ -154,7 +154,7 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
                               "the ONNX node gives the reverse direction different ones.")
     acts = acts[:n]
     opts = dict(model_options)
-    if int(layout):
+    if C.option_number("layout", layout, int, "onnx"):
         opts["batch_first"] = True
     if cell == "lstm":
         if acts != list(_DEFAULT_ACTS["lstm"]):
@@ -162,11 +162,11 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
         parts = [opts.pop("variant", "vanilla")]
         if first + "P" in tensors:
             parts.append("peephole")
-        if int(input_forget):
+        if C.option_number("input_forget", input_forget, int, "onnx"):
             parts.append("cifg")
         opts["variant"] = "+".join(parts)
         if clip is not None:
-            opts["clip"] = float(clip)
+            opts["clip"] = C.option_number("clip", clip, float, "onnx")
     else:
         if clip is not None:
             raise ConversionError(f"the oracle's {cell.upper()} has no pre-activation clip.")
@@ -174,7 +174,8 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
             if acts != list(_DEFAULT_ACTS["gru"]):
                 raise ConversionError(f"the oracle's GRU uses (Sigmoid, Tanh), not "
                                       f"{tuple(acts)}.")
-            opts["reset_after"] = bool(int(linear_before_reset))
+            opts["reset_after"] = bool(C.option_number("linear_before_reset", linear_before_reset,
+                                                       int, "onnx"))
         else:
             opts["nonlinearity"] = acts[0]
     model = C.make_model(cell, W.shape[2], H, num_layers=L, bidirectional=dirs == 2,
