@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import LstmcheckError
 from . import tolerance as tol
 from .evaluate import ComplexStepUnsupported
 
@@ -212,8 +211,6 @@ def complex_probe(ev, grads, theta, dtype, f0, F, rng, nondet=0.0):
         c = directional(ev, grads, theta, [v], "complex", dtype, f0, F, nondet)
     except ComplexStepUnsupported as exc:
         return False, str(exc)
-    except LstmcheckError:
-        raise
     except Exception as exc:       # whatever fn does with complex numbers, real differences remain
         return False, f"fn fails on complex parameters ({exc.__class__.__name__}: {exc})"
     if not np.all(np.isfinite(c.numeric)):
