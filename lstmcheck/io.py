@@ -44,11 +44,12 @@ def _read_npz(path):
     if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and say so, confusingly
         raise FileFormatError(f"{path!r} is not a readable .npz archive (not a zip file).")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        # our own handle: np.load leaks the one it opens when the zip directory is corrupt
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             if not isinstance(f, Mapping) and not hasattr(f, "files"):
                 raise ValueError("a single array, not an archive")
             return {n: f[n] for n in f.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # zipfile, zlib and numpy's header parsing raise many kinds
         raise FileFormatError(f"{path!r} is not a readable .npz archive ({_reason(exc)}).") from None
 
 
