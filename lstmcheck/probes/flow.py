@@ -48,6 +48,10 @@ class GradientNorms(C.Result):
     grad_norm       global norm of all parameter gradients before clipping.
     clipped         whether clip_norm rescaled them; clip_scale the factor (1.0 when not).
     meta            model description, T, B, loss, truncate, clip_norm, segment, tol.
+    underflow_lag   the first lag at which h_norm falls below the smallest normal number of the
+                    dtype (subnormal or exactly 0), or None: from there on the stored norms carry
+                    no relative precision and plots/fits must stop (never log(0)).
+                    c_underflow_lag: the same for c_norm (None for RNN/GRU or no underflow).
     """
 
     probe = "gradient_norms"
@@ -72,6 +76,8 @@ class GradientNorms(C.Result):
     clipped: bool
     clip_scale: float
     meta: dict = field(default_factory=dict)
+    underflow_lag: int | None = None
+    c_underflow_lag: int | None = None
 
 
 def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, clip_norm=None,
@@ -133,7 +139,7 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
     grad_norm = float(sum(float(xp.vdot(g, g).real) for g in grads.values())) ** 0.5
     scale = min(1.0, clip_norm / grad_norm) if clip_norm is not None and grad_norm > 0 else 1.0
     contrib = contrib * scale
-    return _summarise(model, h_norm, c_norm, contrib, shares, tol, grad_norm, scale, dict(
+    return _summarise(model, h_norm, c_norm, contrib, shares, tol, grad_norm, scale, x.dtype, dict(
         model=model.describe(), T=T, B=B, loss=loss if isinstance(loss, str) else "array",
         truncate=truncate, clip_norm=clip_norm, segment=segment, tol=tol, seed=seed))
 
@@ -214,33 +220,42 @@ def _relative(norms):
         return np.where(last > 0, norms / np.where(last > 0, last, 1.0), np.nan)
 
 
-def fit_decay(rel):
-    """Least-squares slope of -log(rel) against the lag, over lags with finite positive rel."""
+def underflow_lag(norms, dtype):
+    """The first lag whose norm is below the dtype's smallest normal number (or 0), else None."""
+    low = np.nonzero(np.asarray(norms) < np.finfo(np.dtype(dtype)).tiny)[0]
+    return int(low[0]) if low.size else None
+
+
+def fit_decay(rel, stop=None):
+    """Least-squares slope of -log(rel) against the lag, over lags with finite positive rel
+    (before ``stop``, the lag where the norms underflow)."""
     lags = np.arange(rel.size)
-    ok = np.isfinite(rel) & (rel > 0)
+    ok = np.isfinite(rel) & (rel > 0) & (lags < (rel.size if stop is None else stop))
     if ok.sum() < 2:
         return float("nan")
     slope = np.polyfit(lags[ok], np.log(rel[ok]), 1)[0]
     return float(-slope)
 
 
-def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, meta):
+def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta):
     T = h.shape[0]
     lagged = lambda a: a[::-1]                               # noqa: E731  index t -> lag T - t
     h_med, h_iqr = _median_iqr(lagged(h))
     h_rel, h_rel_iqr = _median_iqr(lagged(_relative(h)))
+    h_under = underflow_lag(h_med, dtype)
     c_fields = (None,) * 4
-    c_rate = None
+    c_rate = c_under = None
     if c is not None:
         c_med, c_iqr = _median_iqr(lagged(c))
         c_rel, c_rel_iqr = _median_iqr(lagged(_relative(c)))
         c_fields = (c_med, c_iqr, c_rel, c_rel_iqr)
-        c_rate = fit_decay(c_rel)
+        c_under = underflow_lag(c_med, dtype)
+        c_rate = fit_decay(c_rel, c_under)
     contrib = lagged(contrib)
     total = contrib.sum()
     share = np.cumsum(contrib) / total if total > 0 else np.zeros(T)
     horizon = {s: (int(np.searchsorted(share, s - 1e-12)) if total > 0 else None) for s in shares}
-    rate = fit_decay(h_rel)
+    rate = fit_decay(h_rel, h_under)
     reach = np.nan_to_num(h_rel)
     if c is not None:
         reach = np.fmax(reach, np.nan_to_num(c_fields[2]))
@@ -252,4 +267,5 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, meta):
         c_decay_rate=c_rate, decay_factor=float(np.exp(-rate)),
         half_life=float(np.log(2) / rate) if rate > 0 else float("inf"),
         steps_in_past=int(above.max() + 1) if above.size else 0, grad_norm=grad_norm,
-        clipped=scale < 1.0, clip_scale=scale, meta=meta)
+        clipped=scale < 1.0, clip_scale=scale, meta=meta, underflow_lag=h_under,
+        c_underflow_lag=c_under)

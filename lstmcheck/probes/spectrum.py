@@ -27,6 +27,9 @@ class JacobianSpectrum(C.Result):
     condition_number (L,) largest / smallest of all n singular values (inf when singular).
     state            "h" (RNN, GRU) or "h,c" (LSTM: s = (h, c), n = H_out + H).
     meta             model description, T, sample, k, n.
+    underflow_lag    the first lag whose spectral norm is below the dtype's smallest normal number
+                     (singular_values are then subnormal or 0; log_singular_values stay exact),
+                     or None.
     """
 
     probe = "jacobian_spectrum"
@@ -38,6 +41,7 @@ class JacobianSpectrum(C.Result):
     condition_number: np.ndarray
     state: str
     meta: dict = field(default_factory=dict)
+    underflow_lag: int | None = None
 
 
 def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k=None,
@@ -84,4 +88,10 @@ def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k
         lags=np.arange(1, max_lag + 1), singular_values=sv[:, :k], log_singular_values=log_sv[:, :k],
         spectral_norm=sv[:, 0], frobenius_norm=frob, condition_number=cond,
         state="h,c" if model.cell.has_cell_state else "h",
-        meta=dict(model=model.describe(), T=T, sample=sample, k=k, n=n))
+        meta=dict(model=model.describe(), T=T, sample=sample, k=k, n=n),
+        underflow_lag=_first_lag_below(log_sv[:, 0], np.log(np.finfo(S.dtype).tiny)))
+
+
+def _first_lag_below(log_norm, log_tiny):
+    low = np.nonzero(log_norm < log_tiny)[0]
+    return int(low[0]) + 1 if low.size else None            # lags start at 1
