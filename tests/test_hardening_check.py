@@ -36,7 +36,7 @@ HYP = settings(derandomize=True, deadline=None, max_examples=25,
 
 
 def _check(bug, method, dtype=np.float64, scale=1.0, seed=0, **kw):
-    p, w = P.make(seed, T=6, scale=scale, dtype=dtype)
+    p, w = P.make(seed, T=4, scale=scale, dtype=dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # no stray warnings either ...
         if scale > 1:                           # ... but the planted sigmoid overflows exp()
@@ -290,7 +290,7 @@ def test_saturated_gates_scale_100(method):
     """Weights x100: every gate saturated. No false alarm; structural bugs still caught; the one
     planted element sits in a saturated gate (derivative < 1% of its tensor's largest), outside
     the stated resolution's claim, so a pass there is honest."""
-    p, w = P.make(1, T=6, scale=100.0)
+    p, w = P.make(1, T=4, scale=100.0)
     assert _check(None, method, scale=100.0, seed=1).passed
     for bug in ("gate_derivative", "no_cec", "swapped_gates", "off_by_one", "no_bias_grad",
                 "nan"):
