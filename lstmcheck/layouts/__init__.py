@@ -34,6 +34,9 @@ from ..errors import OptionError, ParameterError
 _CELL_OPTIONS = {"lstm": {"variant", "proj_size", "cell_clip", "input_forget"},
                  "rnn": {"nonlinearity"}}
 LAYOUTS = {"torch": torch_layout, "keras": keras, "onnx": onnx, "tf": tf, "cudnn": cudnn}
+# what the tensors' names and shapes determine: an option can only restate it where the
+# layout's own load takes it (ONNX's hidden_size attribute)
+_STRUCTURE = ("input_size", "hidden_size", "num_layers", "bidirectional", "proj_size")
 
 
 def _module(layout):
@@ -80,6 +83,11 @@ def load(layout: str, tensors, cell: str | None = None, /, **options):
     tensors = _tensors(tensors)
     if not tensors:
         raise ParameterError(f"no {layout} tensors were given.")
+    own = inspect.signature(mod.load).parameters
+    clash = [k for k in options if k in _STRUCTURE and k not in own]
+    if clash:
+        raise OptionError(f"the {layout} tensors determine {clash[0]}; it cannot be given as an "
+                          f"option.")
     return mod.load(tensors, cell, **options)
 
 
