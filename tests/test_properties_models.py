@@ -456,3 +456,34 @@ def test_control_property_catches_a_broken_validator(monkeypatch, kind, drawn, v
     monkeypatch.setattr(RecurrentModel, validator, disabled)
     with pytest.raises(AssertionError, match="forward accepted x"):
         check_corrupted(model, inputs, "x", kind, _Fixed(drawn))
+
+
+# ============================================================ locate and state_shapes
+@settings(max_examples=200, **SETTINGS)
+@given(cfg=configs(max_layers=2), data=st.data())
+def test_locate_decodes_or_names_the_bad_index(cfg, data):
+    model = build(cfg)
+    if model is None:
+        return
+    shapes = model.param_shapes()
+    name = data.draw(st.sampled_from(sorted(shapes) + ["bogus", "weight_ih_l9", "weight_ih_lx"]))
+    size = int(np.prod(shapes.get(name, (1,))))
+    index = data.draw(st.one_of(st.integers(-2, size + 2), st.sampled_from(("a", 1.5, None)),
+                                st.tuples(st.integers(-1, 5), st.integers(-1, 5))))
+    loc = outcome(lambda: model.locate(name, index), name, "index")
+    if loc is None:
+        return
+    assert name in shapes
+    flat = index if np.ndim(index) == 0 else np.ravel_multi_index(index, shapes[name])
+    assert 0 <= flat < size and loc["tensor"] == name
+    k, rest = name.split("_l")[1].split("_")[0], name.endswith("_reverse")
+    assert loc["layer"] == int(k) and loc["direction"] == ("reverse" if rest else "forward")
+    if "gate" in loc and name.split("_l")[0] in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        row = np.unravel_index(flat, shapes[name])[0]
+        H = model.hidden_size
+        assert loc["gate"] == model.gates[row // H] and loc["row"] == row % H
+
+
+def test_state_shapes_refuses_a_bad_batch():
+    for batch in (-1, 1.5, "a", None):
+        assert outcome(lambda: lc.LSTM(3, 4).state_shapes(batch), "batch") is None

@@ -161,6 +161,7 @@ class RecurrentModel:
         return int(sum(np.prod(s) for s in self.param_shapes().values()))
 
     def state_shapes(self, batch: int) -> tuple:
+        batch = _positive_int("batch", batch, allow_zero=True)
         L = self.num_layers * self.num_directions
         shapes = ((L, batch, self.output_size),)
         if self.cell.has_cell_state:
@@ -187,10 +188,25 @@ class RecurrentModel:
         shapes = self.param_shapes()
         if name in ("x", "h0", "c0"):
             return {"tensor": name}
+        if name not in shapes:
+            raise ParameterError(f"{self.describe()} has no parameter {name!r}.")
         base, _, rest = name.partition("_l")
         layer = int(rest.split("_")[0])
         direction = "reverse" if name.endswith("_reverse") else "forward"
-        idx = np.unravel_index(index, shapes[name]) if np.ndim(index) == 0 else tuple(index)
+        idx = index if np.ndim(index) == 0 else tuple(index)
+        ok = all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+                 for i in np.ravel(np.asarray(idx, dtype=object)))
+        size = int(np.prod(shapes[name]))
+        if np.ndim(index) == 0:
+            ok = ok and 0 <= idx < size
+        else:
+            ok = ok and 1 <= len(idx) <= len(shapes[name]) and all(
+                0 <= i < n for i, n in zip(idx, shapes[name]))
+        if not ok:
+            raise ShapeError(f"index {index!r} is not a flat index below {size} or an index tuple "
+                             f"into {name} of shape {shapes[name]}.")
+        if np.ndim(index) == 0:
+            idx = np.unravel_index(int(index), shapes[name])
         loc = {"tensor": name, "layer": layer, "direction": direction}
         loc.update(self.cell.locate(base, idx, self.hidden_size))
         return loc
