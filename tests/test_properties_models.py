@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import lstmcheck as lc
-from lstmcheck.errors import DTypeError, LstmcheckError, NonFiniteError, OptionError
+from lstmcheck.errors import LstmcheckError, OptionError
 from lstmcheck.models.base import RecurrentModel
 from numeric import complex_step_directional, dot, loss_fn
 
