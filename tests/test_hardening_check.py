@@ -110,7 +110,8 @@ def test_stated_resolution_is_true(dtype, rel):
             flat = bad[name].reshape(-1)
             j = int(np.argmax(np.abs(flat)))
             flat[j] *= 1 + 3 * res * rel
-            assert not lc.check_gradients(P.loss_fn(w), p, bad, method=method).passed, (method, name)
+            r_bad = lc.check_gradients(P.loss_fn(w), p, bad, method=method)
+            assert not r_bad.passed, (method, name)
 
 
 # ------------------------------------------------------------------ bad input, never a crash
