@@ -78,8 +78,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend
-from .errors import (ConversionError, FileFormatError, OptionError, ParameterError, ShapeError,
-                     require)
+from .errors import (ConversionError, FileFormatError, LstmcheckError, OptionError, ParameterError,
+                     ShapeError, require)
 
 TARGET_KINDS = ("callable", "torch", "npz", "onnx")
 
@@ -459,8 +459,8 @@ def _callable_target(fn, layout, cell, options, model, params, dtype, vjp, seed)
         raise OptionError(f"vjp must be a callable, got {type(user_vjp).__name__}.")
     one = (lambda s: s[0] if len(s) == 1 else tuple(s))
     vjp_t = None if user_vjp is None else (
-        lambda t, x, s, dy, ds: {n: np.asarray(backend.to_host(g)) for n, g in
-                                 dict(user_vjp(t, x, one(s), dy, one(ds))).items()})
+        lambda t, x, s, dy, ds: {n: np.asarray(backend.to_host(g)) for n, g in dict(
+            call_target("the audited vjp", user_vjp, t, x, one(s), dy, one(ds))).items()})
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
     return Target("callable", f"callable {name}", layout, m64.kind, options, tensors, dtype,
                   forward=lambda t, x, s: _call_forward(fn, t, x, s), vjp=vjp_t,
@@ -474,8 +474,25 @@ def _requantize(p64, tensors, layout, cell, options, dtype):
     return load_layout(layout, tensors, cell, options)[1]
 
 
+class TargetError(LstmcheckError, RuntimeError):
+    """The implementation under test raised an exception of its own (not lstmcheck's bug)."""
+
+
+def call_target(what: str, fn, *args, **kwargs):
+    """Call the user's code; its own exceptions become one sentence naming ``what`` failed."""
+    try:
+        return fn(*args, **kwargs)
+    except (LstmcheckError, NotImplementedError, MemoryError):
+        raise
+    except Exception as exc:
+        text = " ".join(str(exc).split()) or "no message"
+        raise TargetError(f"{what} raised {type(exc).__name__}: {text}") from exc
+
+
 def _call_forward(fn, tensors, x, state):
-    out = fn(tensors, x, state[0] if len(state) == 1 else state)
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    out = call_target(f"the audited callable {name}", fn, tensors, x,
+                      state[0] if len(state) == 1 else state)
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise ShapeError("the audited callable must return (y, final_state), got "
                          f"{type(out).__name__}{'' if not isinstance(out, (tuple, list)) else f' of length {len(out)}'}.")

@@ -51,12 +51,19 @@ Exit codes: 0 pass, 1 a check failed, 2 usage or input error,
 class LstmcheckGroup(click.Group):
     """A click group whose ``main`` turns every outcome into one of the documented exit codes."""
 
+    group_class = type   # subgroups (``vectors``) are LstmcheckGroups too
+
+    def parse_args(self, ctx, args):
+        if not args and self.no_args_is_help:   # click would put the whole help in the error
+            raise click.UsageError(f"missing a command; choose one of "
+                                   f"{', '.join(sorted(self.commands))}.", ctx)
+        return super().parse_args(ctx, args)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or bool(os.environ.get("LSTMCHECK_DEBUG"))
-        try:
-            rv = super().main(argv, prog_name or "lstmcheck", complete_var,
-                              standalone_mode=False, **extra)
+        try:  # the program's name, also in CliRunner (which would say 'cli')
+            rv = super().main(argv, "lstmcheck", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else EXIT_PASS
         except (KeyboardInterrupt, click.Abort):
             code = _fail(EXIT_INTERRUPTED, "interrupted; nothing half-written was left behind.",
@@ -68,6 +75,9 @@ class LstmcheckGroup(click.Group):
             code = _fail(EXIT_INPUT, exc.format_message() + hint, debug)
         except LstmcheckError as exc:
             code = _fail(EXIT_INPUT, str(exc), debug)
+        except MemoryError as exc:  # sizes the up-front estimate let through
+            code = _fail(EXIT_INPUT, f"ran out of memory ({exc or 'MemoryError'}); choose smaller "
+                         f"sizes.", debug)
         except OSError as exc:  # unreadable input, full disk, permission denied
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             code = _fail(EXIT_INPUT, f"{exc.strerror or exc}{where}.", debug)
@@ -111,8 +121,21 @@ def _flag_set(name: str) -> bool:
     return bool(ctx and ctx.meta.get(f"lstmcheck.{name}"))
 
 
+def _json_destination(ctx, param, value):
+    """Refuse a --json PATH that cannot be written before any work is done."""
+    if value and value != "-":
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"cannot write {value}: the folder {folder} does not exist "
+                                     f"or is not a folder.")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"cannot write {value}: the folder {folder} is not writable.")
+    return value
+
+
 json_option = click.option(
     "--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False, allow_dash=True),
+    callback=_json_destination,
     help="Also write everything behind the result as JSON to PATH ('-' for stdout).")
 out_option = click.option(
     "--out", metavar="DIR", type=click.Path(file_okay=False),
@@ -123,8 +146,11 @@ backend_option = click.option("--backend", type=click.Choice(BACKENDS), default=
                               show_default=True, help="Array backend (cupy needs a GPU).")
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float64",
                             show_default=True, help="Floating-point precision.")
-seed_option = click.option("--seed", type=int, default=0, show_default=True,
-                           help="Seed of every random draw (parameters, inputs, probes).")
+SEED_MAX = 2**32 - 1   # the range every generator lstmcheck seeds (NumPy, torch, CuPy) accepts
+seed_option = click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0,
+                           show_default=True,
+                           help=f"Seed of every random draw (parameters, inputs, probes); "
+                                f"0 to {SEED_MAX}.")
 
 
 def positive(ctx, param, value):
@@ -134,6 +160,47 @@ def positive(ctx, param, value):
         if v is not None and v < 1:
             raise click.BadParameter(f"must be a positive integer, got {v}.")
     return value
+
+
+def tolerance(ctx, param, value):
+    """Click callback: a tolerance is a finite number >= 0."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"must be a finite number >= 0, got {value}.")
+    return value
+
+
+def given(name: str) -> bool:
+    """Whether option ``name`` (its Python name) was typed on the command line."""
+    ctx = click.get_current_context()
+    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
+def only_with(needed: str, present: bool, names) -> None:
+    """Refuse options that mean nothing unless ``needed`` is given (instead of ignoring them)."""
+    for name in names:
+        if given(name) and not present:
+            raise click.UsageError(f"--{name.replace('_', '-')} only applies with {needed}.")
+
+
+def refuse_huge(cells, *, hidden_size, seq_len, batch, input_size=4, num_layers=1,
+                directions=1) -> None:
+    """Refuse sizes whose tape alone would not fit in this machine's memory, before any work
+    (a clear sentence instead of a MemoryError, or the OOM killer minutes later)."""
+    from .sweep import format_bytes, memory_estimate, physical_memory
+
+    have = physical_memory()
+    need = max(memory_estimate(c, input_size, hidden_size, seq_len, batch, num_layers,
+                               directions) for c in cells)
+    if have and need > have:
+        sizes = {"--hidden-size": hidden_size, "--seq-len": seq_len, "--batch": batch,
+                 "--input-size": input_size, "--num-layers": num_layers}
+        named = [f"{k} {v}" for k, v in sizes.items() if given(k[2:].replace("-", "_"))]
+        named = named or [f"{k} {v}" for k, v in sizes.items()]
+        raise click.UsageError(f"{', '.join(named)} would need at least about "
+                               f"{format_bytes(need)} of memory, more than this machine's "
+                               f"{format_bytes(have)}; choose smaller sizes.")
 
 
 # --------------------------------------------------------------------------- shared output
@@ -160,11 +227,16 @@ def emit_json(data, path) -> None:
         click.echo(text, nl=False)
         click.get_current_context().meta["lstmcheck.quiet"] = True  # keep stdout pure JSON
         return
+    from .report.writer import OutputError
+
     tmp = f"{path}.partial-{os.getpid()}"
     try:  # written beside and renamed: an interrupted run never leaves a truncated file
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write --json {path}: {exc.strerror or exc}; any earlier "
+                          f"file there is unchanged.") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
@@ -274,6 +346,7 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
 
     out = out or DEFAULT_REPORT_DIR
     check_destination(out, force)  # fail before minutes of work, not after
+    refuse_huge(study.DEFAULTS["cells"], hidden_size=hidden_size, seq_len=seq_len, batch=batch)
     rep = run_study(study.default_study, len(study.DEFAULT_SECTIONS), "running study",
                     seq_len=seq_len, hidden_size=hidden_size, batch=batch, seed=seed, dtype=dtype,
                     backend=backend)
@@ -334,12 +407,17 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     from .report.markdown import render_text
     from .report.writer import check_destination
 
+    only_with("--out", bool(out), ["force"])
     if out:
         check_destination(out, force)
     cases = study.self_check_cases(cells or CELLS, variants or None, dtypes or ("float64",),
                                    backends or ("numpy",), methods or ("auto",))
     sizes = dict(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len, batch=batch,
                  num_layers=num_layers, bidirectional=bidirectional)
+    shape = dict(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len,
+                 num_layers=num_layers, directions=2 if bidirectional else 1)
+    refuse_huge(cells or CELLS, batch=batch, **shape)
+    refuse_slow_gradcheck(len(cases), elements, **shape)
     with progress(len(cases), "checking") as advance:
         results = study.run_self_check(cases, elements=elements, seed=seed, progress=advance,
                                        **sizes)
@@ -357,6 +435,27 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
             say(f"\n{case.label}:\n{r.to_text()}")
     say(f"{sum(r.passed for _, r in results)} of {len(results)} checks passed.")
     return exit_code(passed)
+
+
+GRADCHECK_STEP_LIMIT = 10**9   # cell steps; at ~10 us each, hours of work
+
+
+def refuse_slow_gradcheck(n_cases, elements, *, input_size, hidden_size, seq_len, num_layers,
+                          directions):
+    """Refuse a check whose finite differences would run for hours (each checked element costs
+    two runs of the model over every step, layer and direction); suggest sampling instead."""
+    from .sweep import GATES
+
+    k = num_layers * directions
+    n_params = k * max(GATES.values()) * hidden_size * (
+        max(input_size, hidden_size * directions) + hidden_size + 2)
+    checked = n_params if elements == "all" else min(n_params, elements * 5 * k)
+    steps = n_cases * 2 * checked * seq_len * k
+    if steps > GRADCHECK_STEP_LIMIT:
+        raise click.UsageError(
+            f"checking {checked:,} elements of {n_cases} model(s) with --num-layers {num_layers}, "
+            f"--hidden-size {hidden_size} and --seq-len {seq_len} would run about {steps:.1e} "
+            f"cell steps (hours); sample with --elements or choose smaller sizes.")
 
 
 # --------------------------------------------------------------------------- sweep
@@ -405,6 +504,12 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
     from .errors import OptionError
     from .report.sweep import sweep_report
 
+    if use_dask and scheduler:
+        raise click.UsageError("--dask starts a local cluster and --scheduler names a running "
+                               "one; give only one of them.")
+    if scheduler and workers:
+        raise click.UsageError("--workers sizes a local pool or --dask cluster; a --scheduler's "
+                               "cluster has its own workers, so give only one of them.")
     grid = sw.load_grid(grid_file) if grid_file else {}
     extra = dict(sw.parse_param(p) for p in params)
     grid = [{**g, **extra} for g in grid] if isinstance(grid, list) else {**grid, **extra}
@@ -468,8 +573,17 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
     from .report.markdown import render_text
     from .report.writer import check_destination
 
+    only_with("--out", bool(out), ["force"])
+    only_with("--weights", bool(weights), ["layout"])
+    if weights:  # the file fixes the model: options that build one would be silently ignored
+        for name in ("hidden_size", "variant", "init", "spectral_radius", "forget_bias", "dtype"):
+            if given(name):
+                raise click.UsageError(f"--{name.replace('_', '-')} builds a model, but "
+                                       f"--weights gives one; leave out one of them.")
     if out:
         check_destination(out, force)
+    refuse_huge(cells or ("lstm",), hidden_size=1 if weights else hidden_size, seq_len=seq_len,
+                batch=batch)
     if weights:
         if cells and len(cells) > 1:
             raise click.BadParameter("give at most one --cell with --weights.", param_hint="--cell")
@@ -495,24 +609,32 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
 
 
 # --------------------------------------------------------------------------- audit
-def import_object(spec: str):
-    """'package.module:attr.path' -> the object (the current folder is importable)."""
+def import_object(spec: str, hint: str):
+    """'package.module:attr.path' -> the object (the current folder is importable); errors name
+    the option or argument ``hint`` it came from."""
     import importlib
 
     module, _, attr = spec.partition(":")
-    if not module or not attr:
-        raise click.BadParameter(f"expected module:callable, got {spec!r}.")
+    if not module or not attr or ":" in attr:
+        raise click.BadParameter(f"expected module:callable, got {spec!r}.", param_hint=hint)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         obj = importlib.import_module(module)
     except ImportError as exc:
-        raise click.BadParameter(f"cannot import {module!r}: {exc}.") from None
+        raise click.BadParameter(f"cannot import {module!r}: {exc}.", param_hint=hint) from None
+    except Exception as exc:  # the module itself fails while being imported
+        raise click.BadParameter(f"importing {module!r} raised {type(exc).__name__}: {exc}.",
+                                 param_hint=hint) from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise click.BadParameter(f"{module!r} has no attribute {attr!r}.") from None
+            raise click.BadParameter(f"{module!r} has no attribute {attr!r}.",
+                                     param_hint=hint) from None
+    if not callable(obj):
+        raise click.BadParameter(f"{spec} is a {type(obj).__name__}, not a callable.",
+                                 param_hint=hint)
     return obj
 
 
@@ -520,8 +642,10 @@ def import_object(spec: str):
 @click.argument("target")
 @click.option("--layout", help="Layout of the target's tensors (torch, keras, tf, onnx, cudnn).")
 @click.option("--cell", type=click.Choice(CELLS), help="Cell of the target (when not recorded).")
-@click.option("--rtol", type=float, help="Relative tolerance [default: derived from the dtype].")
-@click.option("--atol", type=float, help="Absolute tolerance [default: derived from the dtype].")
+@click.option("--rtol", type=float, callback=tolerance,
+              help="Relative tolerance [default: derived from the dtype].")
+@click.option("--atol", type=float, callback=tolerance,
+              help="Absolute tolerance [default: derived from the dtype].")
 @click.option("--input-size", type=int, default=3, show_default=True, callback=positive,
               help="Input size of the model a callable TARGET is tested as (with --cell).")
 @click.option("--hidden-size", type=int, default=4, show_default=True, callback=positive,
@@ -545,11 +669,16 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
     from .report import Report, fig_check
     from .report.writer import check_destination
 
+    only_with("--out", bool(out), ["force"])
+    is_callable = not os.path.exists(target) and ":" in target
+    only_with("a module:callable TARGET", is_callable, ["input_size", "hidden_size"])
     if out:
         check_destination(out, force)
+    refuse_huge([cell or "lstm"], input_size=input_size, hidden_size=hidden_size,
+                seq_len=seq_len, batch=batch)
     obj, model = target, None
-    if not os.path.exists(target) and ":" in target:
-        obj = import_object(target)
+    if is_callable:
+        obj = import_object(target, "TARGET")
         if cell and not hasattr(obj, "state_dict"):  # a function, not a torch module
             from .models import build
             model = build(cell, input_size, hidden_size)
@@ -611,15 +740,17 @@ def vectors_export(folder, cells, seed, force, json_path):
 @click.option("--impl", required=True, metavar="MODULE:CALLABLE",
               help="impl(config, params, x, state) -> (y, final_state[, grads]).")
 @click.option("--case", "cases", multiple=True, help="Only this case (repeat for several).")
-@click.option("--rtol", type=float, help="Relative tolerance [default: derived].")
-@click.option("--atol", type=float, help="Absolute tolerance [default: derived].")
+@click.option("--rtol", type=float, callback=tolerance,
+              help="Relative tolerance [default: derived].")
+@click.option("--atol", type=float, callback=tolerance,
+              help="Absolute tolerance [default: derived].")
 @json_option
 @common
 def vectors_verify(folder, impl, cases, rtol, atol, json_path):
     """Run an implementation against the suite in FOLDER; exit code 1 if a case fails."""
     from . import vectors as vectors_module
 
-    fn = import_object(impl)
+    fn = import_object(impl, "--impl")
     with progress(1, "verifying") as advance:
         result = vectors_module.verify(folder, fn, cases=list(cases) or None, rtol=rtol, atol=atol)
         advance("done")

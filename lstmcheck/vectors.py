@@ -159,7 +159,9 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
         raise OptionError(f"{folder} exists and holds files that are not a vectors suite; "
                           f"choose an empty or new folder.")
     parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
+    if not os.path.isdir(parent):  # created folders would outlive a failed export
+        raise OptionError(f"cannot write the suite to {folder}: the folder {parent} does not "
+                          f"exist.")
     tmp = tempfile.mkdtemp(prefix=".vectors-", dir=parent)
     try:
         cases = []
@@ -187,6 +189,10 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
         os.replace(tmp, folder)
         if old:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:  # a full disk: name the suite, not a temporary file
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileFormatError(f"cannot write the suite to {folder}: {exc.strerror or exc}; "
+                              f"nothing there was changed.") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -206,6 +212,12 @@ def load_manifest(folder) -> dict:
         raise FileFormatError(f"{path} is not valid JSON.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise FileFormatError(f"{path} is not an lstmcheck vectors manifest.")
+    cases = manifest.get("cases")
+    keys = ("name", "file", "cell", "layout", "layout_options", "config", "time_reversed")
+    if not isinstance(cases, list) or not all(isinstance(e, dict) and all(k in e for k in keys)
+                                              for e in cases):
+        raise FileFormatError(f"{path} lists its cases wrongly (each needs "
+                              f"{', '.join(keys)}); export the suite again.")
     return manifest
 
 
@@ -303,12 +315,13 @@ def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
         dstate = tuple(d[k] for k in ("dhn", "dcn")[:n_state])
         config = {k: e[k] for k in ("name", "cell", "layout", "layout_options", "config", "time_reversed")}
         st = state if n_state == 2 else state[0]
+        what = f"the implementation, on case {e['name']},"
         try:
             if wants_grads:
-                out = impl(config, tensors, d["x"], st, dy=d["dy"],
-                           dstate=dstate if n_state == 2 else dstate[0])
+                out = _audit.call_target(what, impl, config, tensors, d["x"], st, dy=d["dy"],
+                                         dstate=dstate if n_state == 2 else dstate[0])
             else:
-                out = impl(config, tensors, d["x"], st)
+                out = _audit.call_target(what, impl, config, tensors, d["x"], st)
         except NotImplementedError:
             report.cases.append({"name": e["name"], "passed": True, "skipped": True, "failures": []})
             continue

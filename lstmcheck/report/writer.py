@@ -71,6 +71,13 @@ def atomic_folder(out, force: bool = False):
         yield tmp
         check_destination(out, force)
         _swap_into_place(tmp, out)
+    except OSError as exc:  # a full disk, a vanished folder: name the report, not a temp file
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, LstmcheckError):
+            raise
+        kept = "the earlier report there is unchanged" if out.exists() else "nothing was written"
+        raise OutputError(f"cannot write the report to {out}: {exc.strerror or exc}; "
+                          f"{kept}.") from exc
     except BaseException:  # KeyboardInterrupt included: nothing half-written survives
         shutil.rmtree(tmp, ignore_errors=True)
         raise
