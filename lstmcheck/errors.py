@@ -40,6 +40,10 @@ class ConversionError(LstmcheckError, ValueError):
     """A layout conversion that cannot be exact."""
 
 
+class FunctionError(LstmcheckError, RuntimeError):
+    """The user's fn raised, or returned something that is not a real scalar loss."""
+
+
 class MissingDependencyError(LstmcheckError, ImportError):
     """An optional dependency is needed but not installed."""
 

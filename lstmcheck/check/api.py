@@ -7,8 +7,8 @@ import copy
 import numpy as np
 
 from .. import backend
-from ..errors import (DTypeError, LstmcheckError, NonFiniteError, OptionError, ParameterError,
-                      ShapeError)
+from ..errors import (DTypeError, FunctionError, LstmcheckError, NonFiniteError, OptionError,
+                      ParameterError, ShapeError)
 from . import methods, tolerance as tol
 from .evaluate import FunctionEvaluator
 from .localize import localize
@@ -390,10 +390,6 @@ def check_gradients(fn, params, grads, *, method="auto", elements="all", seed=0,
     for n in empty:
         chk.notes.append(f"{n} is empty (shape {tuple(params[n].shape)}): nothing to check.")
     return run_check(chk, method, elements)
-
-
-class FunctionError(LstmcheckError, RuntimeError):
-    """The user's fn raised, or returned something that is not a real scalar loss."""
 
 
 def _guarded(fn):
