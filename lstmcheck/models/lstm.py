@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import activations as A
+from .. import backend
 from .base import RecurrentModel
 from ..errors import OptionError
 
@@ -140,32 +143,80 @@ class LSTMCell:
         if z.dtype.kind == "c":
             z.imag *= mask_out
 
+    # ---- fused gate activations
+    def _fused(self, dtype, H):
+        """How to activate the gate blocks of one step in a single transcendental call.
+
+        Returns (n, F, s, b): the first n columns of z (every gate but an o that waits for its
+        peephole) become F(s * z) * s + b, elementwise. F is the dtype's faster transcendental:
+        float64 uses the logistic (tanh(z) = 2 sigma(2z) - 1), float32 the SIMD tanh
+        (sigma(z) = tanh(z/2)/2 + 1/2); scaling by powers of two is exact. None when the
+        activations are not the standard sigmoid/tanh pair or the dtype is complex.
+        """
+        if dtype.kind != "f" or self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
+            return None
+        xp = np
+        gates = [g for g in self.gates if not (g == "o" and self.flags.peephole and "o" in self.peep_gates)]
+        is_g = np.repeat([g == "g" for g in gates], H)
+        if dtype == np.float64:
+            F, s, b = backend.expit(xp), np.where(is_g, 2.0, 1.0), np.where(is_g, -1.0, 0.0)
+        else:
+            F, s, b = np.tanh, np.where(is_g, 1.0, 0.5), np.where(is_g, 0.0, 0.5)
+        return len(gates) * H, F, s.astype(dtype), b.astype(dtype)
+
     # ---- forward
     def forward(self, xp, p, u, state0):
         fl = self.flags
         T, B, GH = u.shape
         h0, c0 = state0
         H = c0.shape[-1]
-        sl = self._slices(H)
         dt = u.dtype
-        act = u                                      # z, then gate activations, in place
-        c = xp.empty((T + 1, B, H), dt)
-        c[0] = c0
-        hs = xp.empty((T + 1,) + h0.shape, dt)       # h_{t-1} for every step, h0 first
-        hs[0] = h0
-        ah = xp.empty((T, B, H), dt) if fl.act_h != "identity" else None
-        m = xp.empty((T, B, H), dt) if self.proj else None
-        zmask = xp.empty((T, B, GH), bool) if fl.clip is not None else None
-        cmask = xp.empty((T, B, H), bool) if fl.cell_clip is not None else None
+        tape = dict(act=u,                                 # z, then gate activations, in place
+                    c=xp.empty((T + 1, B, H), dt),
+                    hs=xp.empty((T + 1,) + h0.shape, dt),  # h_{t-1} for every step, h0 first
+                    ah=xp.empty((T, B, H), dt) if fl.act_h != "identity" else None,
+                    m=xp.empty((T, B, H), dt) if self.proj else None,
+                    zmask=xp.empty((T, B, GH), bool) if fl.clip is not None else None,
+                    cmask=xp.empty((T, B, H), bool) if fl.cell_clip is not None else None)
+        tape["c"][0] = c0
+        tape["hs"][0] = h0
+        fused = self._fused(np.dtype(dt), H)
+        if fused is not None and xp is not np:
+            fused = (fused[0], backend.expit(xp) if dt == np.float64 else xp.tanh,
+                     xp.asarray(fused[2]), xp.asarray(fused[3]))
+
+        def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
+            self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
+                                       for k, v in tape.items()}, fused)
+        backend.parallel_blocks(xp, B, rows, work=GH * T, enabled=_shared(xp, p))
+        hs, c = tape["hs"], tape["c"]
+        return hs[1:], (hs[T], c[T]), tape
+
+    def _forward_rows(self, xp, p, tp, fused):
+        fl = self.flags
+        act, c, hs, ah, m, zmask, cmask = (tp[k] for k in ("act", "c", "hs", "ah", "m", "zmask", "cmask"))
+        T, rows, GH = act.shape
+        H = c.shape[-1]
+        sl = self._slices(H)
         W_hh_T = p["weight_hh"].T
+        plain = isinstance(W_hh_T, xp.ndarray)
+        if plain:                   # a contiguous copy: faster small GEMMs, once per forward
+            W_hh_T = xp.ascontiguousarray(W_hh_T)
         W_hr_T = p["weight_hr"].T if self.proj else None
         peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
         gr = fl.gate_recurrence
         pg = [sl[g] for g in self.peep_gates]
+        rec = xp.empty((rows, GH), act.dtype) if plain else None     # h_{t-1} W_hh^T
+        ig = xp.empty((rows, H), act.dtype)
+        nf = fused[0] if fused is not None else 0
         for t in range(T):
             z = act[t]
             c_prev = c[t]
-            z += hs[t] @ W_hh_T
+            if plain:
+                xp.matmul(hs[t], W_hh_T, out=rec)
+                z += rec
+            else:
+                z += hs[t] @ W_hh_T
             if gr and t > 0:
                 a_prev = xp.concatenate([act[t - 1][:, s] for s in pg], axis=1)
                 r = a_prev @ p["weight_gr"].T
@@ -175,9 +226,18 @@ class LSTMCell:
                 z[:, sl["i"]] += peep["i"] * c_prev
             if "f" in peep:
                 z[:, sl["f"]] += peep["f"] * c_prev
+            if fused is not None:
+                _, F, s, b = fused
+                zf = z[:, :nf]
+                if zmask is not None:
+                    self._clip(xp, zf, zmask[t][:, :nf])
+                zf *= s
+                F(zf, out=zf)
+                zf *= s
+                zf += b
             for g in self.gates:
-                if g == "o":
-                    continue  # o may see c_t through its peephole: computed below
+                if g == "o" or sl[g].stop <= nf:
+                    continue  # fused above, or o: it may see c_t through its peephole (below)
                 zg = z[:, sl[g]]
                 if zmask is not None:
                     self._clip(xp, zg, zmask[t][:, sl[g]])
@@ -190,17 +250,23 @@ class LSTMCell:
                 f = z[:, sl["f"]] if fl.forget_gate else 1.0
             c_t = c[t + 1]
             xp.multiply(f, c_prev, out=c_t)
-            c_t += i * g
+            if fl.input_gate:
+                xp.multiply(i, g, out=ig)
+                c_t += ig
+            else:
+                c_t += g
             if cmask is not None:
                 cmask[t] = abs(c_t.real) < fl.cell_clip
                 c_t[...] = xp.where(cmask[t], c_t, xp.clip(c_t.real, -fl.cell_clip, fl.cell_clip))
             if fl.output_gate:
                 zo = z[:, sl["o"]]
-                if "o" in peep:
-                    zo += peep["o"] * c_t
-                if zmask is not None:
-                    self._clip(xp, zo, zmask[t][:, sl["o"]])
-                o = _apply(self.f_act, xp, zo)
+                if sl["o"].stop > nf:
+                    if "o" in peep:
+                        zo += peep["o"] * c_t
+                    if zmask is not None:
+                        self._clip(xp, zo, zmask[t][:, sl["o"]])
+                    _apply(self.f_act, xp, zo)
+                o = zo
             else:
                 o = 1.0
             if ah is not None:
@@ -212,29 +278,76 @@ class LSTMCell:
                 a_h = c_t
             if self.proj:
                 xp.multiply(o, a_h, out=m[t])
-                hs[t + 1] = m[t] @ W_hr_T
+                if isinstance(W_hr_T, xp.ndarray):
+                    xp.matmul(m[t], W_hr_T, out=hs[t + 1])
+                else:
+                    hs[t + 1] = m[t] @ W_hr_T
             else:
                 xp.multiply(o, a_h, out=hs[t + 1])
-        y = hs[1:]
-        tape = dict(act=act, c=c, hs=hs, ah=ah, m=m, zmask=zmask, cmask=cmask)
-        return y, (hs[T], c[T]), tape
 
     # ---- backward
     def backward(self, xp, p, tape, dy, dfinal, *, truncate=None, trace=False):
         fl = self.flags
-        act, c, hs, ah, m = tape["act"], tape["c"], tape["hs"], tape["ah"], tape["m"]
-        zmask, cmask = tape["zmask"], tape["cmask"]
+        act, c, hs, m = tape["act"], tape["c"], tape["hs"], tape["m"]
         T, B, GH = act.shape
+        H = c.shape[-1]
+        dt = act.dtype
+        # dz_all[t] first holds dL/d(gate activations), then dL/d(pre-activations), block by block
+        bufs = dict(tape, dy=dy, dz=xp.empty((T, B, GH), dt),
+                    dH=xp.empty(hs[1:].shape, dt) if (trace or self.proj) else None,
+                    dC=xp.empty((T, B, H), dt) if trace else None)
+        carry = dict(dh=dfinal[0].copy(), dc=dfinal[1].copy())   # into step t from step t+1
+        deriv = self._fused_derivative(xp, dt, H)
+
+        def rows(lo, hi):
+            views = {k: (v[:, lo:hi] if v is not None else None) for k, v in bufs.items()}
+            self._backward_rows(xp, p, views, {k: v[lo:hi] for k, v in carry.items()},
+                                truncate, deriv)
+        backend.parallel_blocks(xp, B, rows, work=GH * T, enabled=_shared(xp, p))
+        dz_all, dH = bufs["dz"], bufs["dH"]
+        # weight gradients: one GEMM each over all time steps
+        sl = self._slices(H)
+        pg = [sl[g] for g in self.peep_gates]
+        TB = T * B
+        dz2 = dz_all.reshape(TB, GH)
+        grads = {"weight_hh": dz2.T @ hs[:T].reshape(TB, -1)}
+        if fl.peephole:
+            rows_ = []
+            for gname in self.peep_gates:
+                cc = c[1:] if gname == "o" else c[:T]
+                rows_.append((dz_all[:, :, sl[gname]] * cc).sum(axis=(0, 1)))
+            grads["weight_peep"] = xp.stack(rows_)
+        if fl.gate_recurrence:
+            dpg = xp.concatenate([dz_all[1:, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
+            apg = xp.concatenate([act[:-1, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
+            grads["weight_gr"] = dpg.T @ apg
+        if self.proj:
+            grads["weight_hr"] = dH.reshape(TB, -1).T @ m.reshape(TB, H)
+        return dz_all, (carry["dh"], carry["dc"]), grads, (dH, bufs["dC"])
+
+    def _fused_derivative(self, xp, dt, H):
+        """(n, p, q): for the first n gate columns d(act)/dz = a (p - a) + q in terms of the
+        activation a (sigmoid: p=1, q=0; tanh: p=0, q=1), or None for other activations."""
+        if self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
+            return None
+        gates = [g for g in self.gates if not (g == "o" and "o" in self.peep_gates and self.flags.peephole)]
+        is_g = np.repeat([g == "g" for g in gates], H)
+        return len(gates) * H, xp.asarray(np.where(is_g, 0, 1), dt), xp.asarray(np.where(is_g, 1, 0), dt)
+
+    def _backward_rows(self, xp, p, v, carry, truncate, deriv):
+        fl = self.flags
+        act, c, ah, zmask, cmask = v["act"], v["c"], v["ah"], v["zmask"], v["cmask"]
+        dy, dz_all, dH, dC = v["dy"], v["dz"], v["dH"], v["dC"]
+        T, rows, GH = act.shape
         H = c.shape[-1]
         sl = self._slices(H)
         dt = act.dtype
-        # dz_all[t] first holds dL/d(gate activations), then dL/d(pre-activations), block by block
-        dz_all = xp.empty((T, B, GH), dt)
-        dH = xp.empty(hs[1:].shape, dt) if (trace or self.proj) else None
-        dC = xp.empty((T, B, H), dt) if trace else None
-        dh_buf, dc_buf, work = (xp.empty((B, n), dt) for n in (hs.shape[-1], H, H))
-        dh_next, dc_next = dfinal[0].copy(), dfinal[1].copy()   # carries into step t from t+1
+        dh_buf, dc_buf, work = (xp.empty((rows, n), dt) for n in (dy.shape[-1], H, H))
+        dwork = xp.empty((rows, deriv[0]), dt) if deriv is not None else None
+        nf = deriv[0] if deriv is not None else 0
+        dh_next, dc_next = carry["dh"], carry["dc"]
         W_hh = p["weight_hh"]
+        plain = isinstance(W_hh, xp.ndarray)
         peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
         pg = [sl[g] for g in self.peep_gates]
         gr = fl.gate_recurrence
@@ -261,11 +374,12 @@ class LSTMCell:
                 xp.multiply(dm, a_h, out=dzo)                    # dL/do
                 if da_next is not None:
                     dzo += da_next[:, pg.index(sl["o"]) * H:][:, :H]
-                self.f_act.backprop(xp, o, dzo, out=dzo, work=work)
-                if zmask is not None:
-                    dzo *= zmask[t][:, sl["o"]]
-                if "o" in peep:
-                    dc += dzo * peep["o"]
+                if sl["o"].stop > nf:                            # o is not in the fused block
+                    self.f_act.backprop(xp, o, dzo, out=dzo, work=work)
+                    if zmask is not None:
+                        dzo *= zmask[t][:, sl["o"]]
+                    if "o" in peep:
+                        dc += dzo * peep["o"]
             if cmask is not None:
                 dc *= cmask[t]
             # dL/d(i, f, g) from c = f c_prev + i g
@@ -276,49 +390,50 @@ class LSTMCell:
             if "f" in sl:
                 xp.multiply(dc, c_prev, out=dz[:, sl["f"]])
             xp.multiply(dc, i, out=dz[:, sl["g"]]) if fl.input_gate else xp.copyto(dz[:, sl["g"]], dc)
-            self.g_act.backprop(xp, g, dz[:, sl["g"]], out=dz[:, sl["g"]], work=work)
-            for j, gname in enumerate(self.peep_gates):
-                if gname == "o":
-                    continue
-                s = sl[gname]
-                if da_next is not None:
-                    dz[:, s] += da_next[:, j * H:(j + 1) * H]
-                self.f_act.backprop(xp, a[:, s], dz[:, s], out=dz[:, s], work=work)
+            if da_next is not None:
+                for j, gname in enumerate(self.peep_gates):
+                    if gname != "o":
+                        dz[:, sl[gname]] += da_next[:, j * H:(j + 1) * H]
+            if deriv is not None:                   # every gate in the block at once
+                _, dp, dq = deriv
+                xp.subtract(dp, a[:, :nf], out=dwork)
+                dwork *= a[:, :nf]
+                dwork += dq
+                dz[:, :nf] *= dwork
+            else:
+                self.g_act.backprop(xp, g, dz[:, sl["g"]], out=dz[:, sl["g"]], work=work)
+                for gname in self.peep_gates:
+                    if gname != "o":
+                        s = sl[gname]
+                        self.f_act.backprop(xp, a[:, s], dz[:, s], out=dz[:, s], work=work)
             if zmask is not None:
                 for gname in self.gates:
-                    if gname != "o":
+                    if gname != "o" or sl["o"].stop <= nf:
                         dz[:, sl[gname]] *= zmask[t][:, sl[gname]]
             # carries to step t-1
             if truncate and t % truncate == 0 and t > 0:
-                dh_next, dc_next, da_next = xp.zeros_like(dh_next), xp.zeros_like(dc_next), None
+                dh_next[...] = 0
+                dc_next[...] = 0
+                da_next = None
                 continue
             xp.multiply(dc, f, out=dc_next)
             if "i" in peep:
                 dc_next += dz[:, sl["i"]] * peep["i"]
             if "f" in peep:
                 dc_next += dz[:, sl["f"]] * peep["f"]
-            xp.matmul(dz, W_hh, out=dh_next)
+            if plain:
+                xp.matmul(dz, W_hh, out=dh_next)
+            else:
+                dh_next[...] = dz @ W_hh
             if gr:
                 dz_pg = xp.concatenate([dz[:, s] for s in pg], axis=1)
                 da_next = dz_pg @ p["weight_gr"] if t > 0 else None
-        # weight gradients: one GEMM each over all time steps
-        TB = T * B
-        dz2 = dz_all.reshape(TB, GH)
-        grads = {"weight_hh": dz2.T @ hs[:T].reshape(TB, -1)}
-        if fl.peephole:
-            rows = []
-            for gname in self.peep_gates:
-                cc = c[1:] if gname == "o" else c[:T]
-                rows.append((dz_all[:, :, sl[gname]] * cc).sum(axis=(0, 1)))
-            grads["weight_peep"] = xp.stack(rows)
-        if gr:
-            dpg = xp.concatenate([dz_all[1:, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
-            apg = xp.concatenate([act[:-1, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
-            grads["weight_gr"] = dpg.T @ apg
-        if self.proj:
-            grads["weight_hr"] = dH.reshape(TB, -1).T @ m.reshape(TB, H)
-        steps = (dH, dC)
-        return dz_all, (dh_next, dc_next), grads, steps
+
+
+def _shared(xp, p):
+    """True when every parameter is one plain array shared by all batch rows (the checker's
+    per-replica stand-ins are not), so that rows may be split across threads."""
+    return all(type(a) is xp.ndarray and (a.ndim < 3) for a in p.values())
 
 
 def _apply(activation, xp, z):

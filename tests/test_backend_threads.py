@@ -1,0 +1,143 @@
+"""backend.parallel_rows / parallel_blocks: the CPU thread pool gives the plain call's results
+bit for bit, covers every row exactly once, and hands worker errors back to the caller."""
+import threading
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+import lstmcheck as lc
+from lstmcheck import backend
+from lstmcheck.errors import OptionError
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (2, 3), (7, 5), (33, 129), (1000,), (5, 4, 3)])
+@pytest.mark.parametrize("threads", [2, 3, 5])
+@pytest.mark.parametrize("ufunc", [np.tanh, expit, np.exp])
+def test_parallel_rows_equals_plain_call_bitwise(shape, threads, ufunc):
+    z = np.random.default_rng(sum(shape)).standard_normal(shape) * 4
+    want = ufunc(z)
+    out = np.full(shape, np.nan)
+    got = backend.parallel_rows(ufunc, out, z, threads=threads, min_size=0)
+    assert got is out
+    assert np.array_equal(out, want)
+
+
+def test_parallel_rows_broadcasts_unsplit_arguments():
+    """Arguments that are not row-aligned (a per-column vector, a scalar) are passed whole."""
+    rng = np.random.default_rng(0)
+    a, col = rng.standard_normal((9, 4)), rng.standard_normal(4)
+    out = np.empty((9, 4))
+    backend.parallel_rows(np.multiply, out, a, col, threads=4, min_size=0)
+    assert np.array_equal(out, a * col)
+    backend.parallel_rows(np.add, out, a, 2.5, threads=4, min_size=0)
+    assert np.array_equal(out, a + 2.5)
+
+
+def test_parallel_rows_in_place_on_a_column_slice():
+    z = np.random.default_rng(1).standard_normal((11, 8))
+    want = z.copy()
+    want[:, 2:5] = np.tanh(want[:, 2:5])
+    zs = z[:, 2:5]
+    backend.parallel_rows(np.tanh, zs, zs, threads=3, min_size=0)
+    assert np.array_equal(z, want)
+
+
+@pytest.mark.parametrize("n,threads", [(1, 4), (2, 2), (3, 2), (7, 3), (100, 8)])
+def test_parallel_blocks_cover_every_row_once(n, threads):
+    seen = np.zeros(n, int)
+    blocks = []
+
+    def fn(lo, hi):
+        seen[lo:hi] += 1
+        blocks.append((lo, hi))
+    backend.parallel_blocks(np, n, fn, threads=threads, min_work=0)
+    assert (seen == 1).all()
+    assert len(blocks) == min(n, threads)
+
+
+def test_small_work_runs_as_one_plain_call():
+    calls = []
+    backend.parallel_blocks(np, 10, lambda lo, hi: calls.append((lo, hi)), work=3, threads=4)
+    assert calls == [(0, 10)]
+
+
+@pytest.mark.parametrize("failing_block", [0, 1, 2])
+def test_a_worker_error_reaches_the_caller_and_the_pool_survives(failing_block):
+    def fn(lo, hi):
+        if lo == [0, 3, 6][failing_block]:
+            raise ValueError(f"block {lo}:{hi} failed")
+    with pytest.raises(ValueError, match="failed"):
+        backend.parallel_blocks(np, 9, fn, threads=3, min_work=0)
+    out = np.empty(9)
+    backend.parallel_rows(np.negative, out, np.arange(9.0), threads=3, min_size=0)
+    assert np.array_equal(out, -np.arange(9.0))
+
+
+def test_nested_and_concurrent_calls_run_serially_without_deadlock():
+    inner = np.zeros(12)
+
+    def outer(lo, hi):
+        backend.parallel_rows(np.add, inner[lo:hi], inner[lo:hi], 1.0, threads=3, min_size=0)
+    backend.parallel_blocks(np, 12, outer, threads=3, min_work=0)
+    assert (inner == 1).all()
+    results = []
+
+    def caller():
+        out = np.empty((50, 7))
+        z = np.linspace(-3, 3, 350).reshape(50, 7)
+        backend.parallel_rows(np.tanh, out, z, threads=2, min_size=0)
+        results.append(np.array_equal(out, np.tanh(z)))
+    ts = [threading.Thread(target=caller) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert results == [True] * 4
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LSTMCHECK_THREADS", "3")
+    assert backend.num_threads() == 3
+    for bad in ("0", "-2", "two"):
+        monkeypatch.setenv("LSTMCHECK_THREADS", bad)
+        with pytest.raises(OptionError, match="LSTMCHECK_THREADS"):
+            backend.num_threads()
+    monkeypatch.delenv("LSTMCHECK_THREADS")
+    assert backend.num_threads() >= 1
+
+
+def test_blas_thread_count_is_restored():
+    ctl = backend._blas_controllers()
+    if not ctl:
+        pytest.skip("threadpoolctl is not installed")
+    before = [c.num_threads for c in ctl]
+    seen = []
+    backend.parallel_blocks(np, 4, lambda lo, hi: seen.append([c.num_threads for c in ctl]),
+                            threads=2, min_work=0)
+    assert all(s == [1] * len(ctl) for s in seen)
+    assert [c.num_threads for c in ctl] == before
+
+
+@pytest.mark.parametrize("variant,opts", [("vanilla", {}), ("peephole", {"clip": 0.8}),
+                                          ("cifg", {"proj_size": 5}), ("fgr", {"cell_clip": 0.6})])
+def test_lstm_split_across_threads_equals_one_thread(monkeypatch, variant, opts):
+    """Batch rows split across threads give the single-thread forward and backward (float64):
+    each row runs the same operations, only BLAS may round a GEMM's row block differently."""
+    model = lc.LSTM(6, 16, variant=variant, **opts)
+    params = model.init_params(seed=3)
+    rng = np.random.default_rng(4)
+    T, B = 9, 131                              # an odd batch: uneven blocks
+    assert B * T * 4 * 16 >= backend.MIN_WORK      # large enough to be split
+    x = rng.standard_normal((T, B, 6))
+    state = (rng.standard_normal((1, B, model.output_size)), rng.standard_normal((1, B, 16)))
+    dy = rng.standard_normal((T, B, model.output_size))
+    out = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("LSTMCHECK_THREADS", threads)
+        y, (h, c), tape = model.forward(params, x, state)
+        grads = model.backward(tape, dy, (h, c))
+        out.append((y, h, c, grads))
+    (y1, h1, c1, g1), (y3, h3, c3, g3) = out
+    for a, b in [(y1, y3), (h1, h3), (c1, c3)] + [(g1[n], g3[n]) for n in g1]:
+        assert np.abs(a - b).max() <= 1e-14 * np.abs(a).max()
