@@ -510,6 +510,10 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
     if scheduler and workers:
         raise click.UsageError("--workers sizes a local pool or --dask cluster; a --scheduler's "
                                "cluster has its own workers, so give only one of them.")
+    for option, axis in (("--x", x_axis), ("--y", y_axis)):  # before the work, not after it
+        if axis is not None and axis not in sw.GRID_KEYS:
+            raise click.BadParameter(f"{axis!r} is not a grid parameter; choose one of "
+                                     f"{', '.join(sw.GRID_KEYS)}.", param_hint=option)
     grid = sw.load_grid(grid_file) if grid_file else {}
     extra = dict(sw.parse_param(p) for p in params)
     grid = [{**g, **extra} for g in grid] if isinstance(grid, list) else {**grid, **extra}

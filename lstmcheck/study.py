@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import LstmcheckError
 from .report import Report
 from .report import fig_flow
 
@@ -76,7 +77,12 @@ def subject_from_weights(path, *, layout=None, cell=None, seq_len=100, batch=8, 
     """A user's trained weights (any file lstmcheck.io reads) driven by a task's inputs."""
     from . import io, tasks
 
-    model, params = io.load_file(path, layout=layout, cell=cell)
+    try:
+        model, params = io.load_file(path, layout=layout, cell=cell)
+    except LstmcheckError as exc:  # every message names the file it is about
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{str(path)!r}: {exc}") from None
     x = tasks.make(task, seq_len, batch, input_size=model.input_size, seed=seed,
                    dtype=model.dtype.name, backend=backend).x
     setting = {"weights": str(path), "cell": model.kind, "seq_len": seq_len, "batch": batch,

@@ -199,6 +199,10 @@ def load_grid(path) -> dict | list:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"{path} is not valid {ext[1:].upper()}: {exc}.") from None
     grid = doc.get("grid", doc) if isinstance(doc, dict) else doc
+    if not (isinstance(grid, dict) or isinstance(grid, list)
+            and all(isinstance(g, dict) for g in grid)):
+        raise FileFormatError(f"{path} holds no grid: write parameter = [values] entries (or a "
+                              f"list of such tables), not a {type(grid).__name__} of values.")
     return _nones(grid)
 
 
