@@ -433,9 +433,14 @@ class ResultsFile:
 
     def append(self, key, record):
         line = json.dumps({"key": key, "record": record}) + "\n"
-        self._f.write(line.encode("utf-8"))   # one write per record: a kill cuts at most this line
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        try:
+            self._f.write(line.encode("utf-8"))   # one write per record: a kill cuts at most it
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:  # a full disk: say which file, and that nothing is lost
+            raise OSError(exc.errno, f"{exc.strerror or exc} while recording a finished point; "
+                          f"the points recorded before are kept and rerunning resumes",
+                          self.path) from None
 
     def __exit__(self, *exc):
         self._f.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import errno
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -112,7 +113,6 @@ def scratch(tmp_path, suite, monkeypatch):
         if name == "no_manifest":
             manifest.unlink()
         elif name == "caseless_manifest":
-            import json
             data = json.loads(manifest.read_text())
             data["cases"] = [{"name": "x"}]
             manifest.write_text(json.dumps(data))
@@ -550,7 +550,7 @@ def test_every_command_has_rows():
     assert names <= covered, names - covered
 
 
-# ------------------------------------------------------------------------------- the real entry point
+# ------------------------------------------------------------------------- the real entry point
 @pytest.mark.parametrize("args, mention, code", [
     (["gradcheck", "--seed", "-1"], "--seed", 2),
     (["probe", "--weights", "corrupt.npz"], "corrupt.npz", 2),
@@ -595,3 +595,58 @@ def test_sweep_ctrl_c_keeps_finished_points_and_the_earlier_report(scratch, monk
     assert len((out / "results.jsonl").read_text().splitlines()) == 2   # one more point kept
     assert snapshot(out / "report") == earlier
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+SWEEP = ["sweep", "--param", "cell=rnn", "--param", "seed=0,1,2", "--param", "seq_len=4",
+         "--param", "hidden_size=3", "--param", "batch=1", "--out", "run", "--quiet"]
+
+
+def test_sweep_full_disk_mid_log_then_resumes(scratch, monkeypatch):
+    """The disk fills while a record is appended: one line naming results.jsonl, the points
+    recorded before are kept, and the same command later finishes with whole records only."""
+    with monkeypatch.context() as mp:
+        full_disk(mp, scratch, budget=1500)              # one record fits, the second does not
+        r = CliRunner().invoke(cli, SWEEP)
+    line = error_line(r, 2)
+    assert "No space left" in line and "results.jsonl" in line
+    assert not (scratch / "run" / "report").exists()
+    whole, torn = (scratch / "run" / "results.jsonl").read_text().split("\n")
+    assert json.loads(whole)["record"] and torn          # the disk filled mid-line
+    r = CliRunner().invoke(cli, SWEEP)
+    assert r.exit_code == 0, r.output
+    lines = (scratch / "run" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and lines[0] == whole          # resumed: the cut line was dropped
+    assert all(json.loads(line)["record"] for line in lines)
+
+
+def test_json_output_on_a_full_disk_keeps_the_earlier_file(scratch, monkeypatch):
+    (scratch / "env.json").write_text('{"earlier": true}')
+    before = snapshot(scratch)
+    with monkeypatch.context() as mp:
+        full_disk(mp, scratch, budget=100)
+        r = CliRunner().invoke(cli, ["info", "--json", "env.json"])
+    assert "--json" in error_line(r, 2) and "No space left" in error_line(r, 2)
+    assert snapshot(scratch) == before
+
+
+def test_real_ctrl_c_during_the_study(scratch):
+    """SIGINT to the real process while it computes: exit 130, one line, no folder appears."""
+    import signal
+
+    before = snapshot(scratch)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "lstmcheck.cli", "report", "--out", "fresh",
+                             "--seq-len", "3000"], cwd=scratch, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().strip() == "running study"   # the work has begun
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()    # only if something above failed: the process has ended otherwise
+    assert proc.returncode == 130, err
+    assert out == ""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == ["lstmcheck: error: interrupted; nothing half-written was left behind."]
+    assert snapshot(scratch) == before
