@@ -159,6 +159,7 @@ class ModelEvaluator:
         return s
 
     def value(self):
+        self.calls += 1
         return float(np.real(self._run_chunk(1, {}, {}, cplx=False)[0]))
 
     # ---- one batched forward of K replicas
@@ -166,7 +167,6 @@ class ModelEvaluator:
         """sparse: {name: (k, flat_idx, delta)}; dense: {name: (V (K, *shape), s (K,))}."""
         B, dt = self.B, self.dtype
         cdt = backend.complex_of(dt) if cplx else dt
-        self.calls += K
         p = {}
         shapes = self.model.param_shapes()
         for n in self.model.param_names:
@@ -218,29 +218,43 @@ class ModelEvaluator:
         return self._loss(y, final, K)
 
     # ---- the evaluator interface (see evaluate.py)
+    def _chunked(self, n, run):
+        """run(lo, hi) -> f for replicas lo..hi-1, in chunks of at most K_max replicas; chunks
+        are independent, so the CPU threads take equal shares of them."""
+        threads = backend.num_threads()
+        chunks = -(-n // self.K_max)
+        chunks = -(-chunks // threads) * threads if n >= threads else chunks
+        edges = [n * j // chunks for j in range(chunks + 1)]
+        out = [None] * chunks
+
+        def block(c0, c1):
+            for c in range(c0, c1):
+                if edges[c + 1] > edges[c]:
+                    out[c] = run(edges[c], edges[c + 1])
+        backend.parallel_blocks(np, chunks, block, work=backend.MIN_WORK)
+        self.calls += n
+        parts = [o for o in out if o is not None]
+        return np.concatenate(parts) if parts else np.empty(0)
+
     def elements(self, name, idx, deltas):
         idx, deltas = np.asarray(idx), np.asarray(deltas)
-        out = np.empty(len(idx), complex if np.iscomplexobj(deltas) else float)
-        for lo in range(0, len(idx), self.K_max):
-            j, d = idx[lo:lo + self.K_max], deltas[lo:lo + self.K_max]
-            K = len(j)
-            out[lo:lo + K] = self._run_chunk(K, {name: (np.arange(K), j, d)}, {},
-                                             np.iscomplexobj(d))
-        return out
+        cplx = np.iscomplexobj(deltas)
+        f = self._chunked(len(idx), lambda lo, hi: self._run_chunk(
+            hi - lo, {name: (np.arange(hi - lo), idx[lo:hi], deltas[lo:hi])}, {}, cplx))
+        return f.astype(complex if cplx else float, copy=False)
 
     def directions(self, dirs, scales):
         scales = np.asarray(scales)
         cplx = np.iscomplexobj(scales)
-        out = np.empty(len(dirs), complex if cplx else float)
-        for lo in range(0, len(dirs), self.K_max):
-            chunk, s = dirs[lo:lo + self.K_max], scales[lo:lo + self.K_max]
-            names = sorted({n for v in chunk for n in v})
+
+        def run(lo, hi):
+            chunk, s = dirs[lo:hi], scales[lo:hi]
             dense = {}
-            for n in names:
+            for n in sorted({n for v in chunk for n in v}):
                 V = np.zeros((len(chunk),) + self.theta[n].shape, self.dtype)
                 for k, v in enumerate(chunk):
                     if n in v:
                         V[k] = v[n]
                 dense[n] = (V, s)
-            out[lo:lo + len(chunk)] = self._run_chunk(len(chunk), {}, dense, cplx)
-        return out
+            return self._run_chunk(len(chunk), {}, dense, cplx)
+        return self._chunked(len(dirs), run).astype(complex if cplx else float, copy=False)
