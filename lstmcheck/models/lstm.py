@@ -144,25 +144,33 @@ class LSTMCell:
             z.imag *= mask_out
 
     # ---- fused gate activations
-    def _fused(self, dtype, H):
+    def _fused(self, xp, dtype, H):
         """How to activate the gate blocks of one step in a single transcendental call.
 
-        Returns (n, F, s, b): the first n columns of z (every gate but an o that waits for its
-        peephole) become F(s * z) * s + b, elementwise. F is the dtype's faster transcendental:
-        float64 uses the logistic (tanh(z) = 2 sigma(2z) - 1), float32 the SIMD tanh
-        (sigma(z) = tanh(z/2)/2 + 1/2); scaling by powers of two is exact. None when the
-        activations are not the standard sigmoid/tanh pair or the dtype is complex.
+        Returns (n, F, runs): the first n columns of z (every gate but an o that waits for its
+        peephole) become F(z), then each run (columns, k, b) of the gates F does not fit is
+        mapped z -> k z before and F -> k F + b after. F is the dtype's faster transcendental:
+        for float64 the logistic (tanh(z) = 2 sigma(2z) - 1: no SIMD tanh for doubles), for
+        float32 the SIMD tanh (sigma(z) = tanh(z/2)/2 + 1/2); scaling by powers of two is exact.
+        None when the activations are not the standard sigmoid/tanh pair or z is complex.
         """
         if dtype.kind != "f" or self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
             return None
-        xp = np
         gates = [g for g in self.gates if not (g == "o" and self.flags.peephole and "o" in self.peep_gates)]
-        is_g = np.repeat([g == "g" for g in gates], H)
-        if dtype == np.float64:
-            F, s, b = backend.expit(xp), np.where(is_g, 2.0, 1.0), np.where(is_g, -1.0, 0.0)
-        else:
-            F, s, b = np.tanh, np.where(is_g, 1.0, 0.5), np.where(is_g, 0.0, 0.5)
-        return len(gates) * H, F, s.astype(dtype), b.astype(dtype)
+        logistic = dtype == np.float64
+        F = backend.expit(xp) if logistic else xp.tanh
+        k, b = (2.0, -1.0) if logistic else (0.5, 0.5)
+        runs, j = [], 0
+        while j < len(gates):          # maximal runs of adjacent gates that need the mapping
+            if (gates[j] == "g") == logistic:
+                e = j
+                while e < len(gates) and (gates[e] == "g") == logistic:
+                    e += 1
+                runs.append((slice(j * H, e * H), k, b))
+                j = e
+            else:
+                j += 1
+        return len(gates) * H, F, runs
 
     # ---- forward
     def forward(self, xp, p, u, state0):
@@ -180,10 +188,7 @@ class LSTMCell:
                     cmask=xp.empty((T, B, H), bool) if fl.cell_clip is not None else None)
         tape["c"][0] = c0
         tape["hs"][0] = h0
-        fused = self._fused(np.dtype(dt), H)
-        if fused is not None and xp is not np:
-            fused = (fused[0], backend.expit(xp) if dt == np.float64 else xp.tanh,
-                     xp.asarray(fused[2]), xp.asarray(fused[3]))
+        fused = self._fused(xp, np.dtype(dt), H)
 
         def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
             self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
@@ -231,14 +236,17 @@ class LSTMCell:
             if "f" in peep:
                 z[:, sl["f"]] += peep["f"] * c_prev
             if fused is not None:
-                _, F, s, b = fused
+                _, F, runs = fused
                 zf = z[:, :nf]
                 if zmask is not None:
                     self._clip(xp, zf, zmask[t][:, :nf])
-                zf *= s
+                for cols, k, b in runs:
+                    z[:, cols] *= k
                 F(zf, out=zf)
-                zf *= s
-                zf += b
+                for cols, k, b in runs:
+                    zr = z[:, cols]
+                    zr *= k
+                    zr += b
             for g in self.gates:
                 if g == "o" or sl[g].stop <= nf:
                     continue  # fused above, or o: it may see c_t through its peephole (below)
