@@ -218,11 +218,11 @@ class ModelEvaluator:
         return self._loss(y, final, K)
 
     # ---- the evaluator interface (see evaluate.py)
-    def _chunked(self, n, run):
+    def _chunked(self, n, run, K_max=None):
         """run(lo, hi) -> f for replicas lo..hi-1, in chunks of at most K_max replicas; chunks
         are independent, so the CPU threads take equal shares of them."""
         threads = backend.num_threads()
-        chunks = -(-n // self.K_max)
+        chunks = -(-n // (K_max or self.K_max))
         chunks = -(-chunks // threads) * threads if n >= threads else chunks
         edges = [n * j // chunks for j in range(chunks + 1)]
         out = [None] * chunks
@@ -239,9 +239,44 @@ class ModelEvaluator:
     def elements(self, name, idx, deltas):
         idx, deltas = np.asarray(idx), np.asarray(deltas)
         cplx = np.iscomplexobj(deltas)
-        f = self._chunked(len(idx), lambda lo, hi: self._run_chunk(
-            hi - lo, {name: (np.arange(hi - lo), idx[lo:hi], deltas[lo:hi])}, {}, cplx))
+        if name in ("x", *self.states):      # one sequence per replica (see _run_sequences)
+            f = self._chunked(len(idx), lambda lo, hi: self._run_sequences(
+                name, idx[lo:hi], deltas[lo:hi], cplx), K_max=self.K_max * self.B)
+        else:
+            f = self._chunked(len(idx), lambda lo, hi: self._run_chunk(
+                hi - lo, {name: (np.arange(hi - lo), idx[lo:hi], deltas[lo:hi])}, {}, cplx))
         return f.astype(complex if cplx else float, copy=False)
+
+    def _run_sequences(self, name, idx, deltas, cplx):
+        """f for one-element perturbations of x, h0 or c0. Sequences never interact, so such a
+        perturbation changes only the sequence b holding the element: each replica runs that one
+        sequence and f = (f(theta) - f_b(theta)) + f_b(perturbed), a B-th of the work."""
+        K = len(idx)
+        lead, b, col = np.unravel_index(idx, self.theta[name].shape)
+        cdt = backend.complex_of(self.dtype) if cplx else self.dtype
+        inputs = {n: self.theta[n][:, b].astype(cdt) for n in ("x", *self.states)}
+        inputs[name][lead, np.arange(K), col] += deltas
+        f = self._sequence_losses(inputs, b)
+        return (self._unperturbed()[0] - self._unperturbed()[1][b]) + f
+
+    def _sequence_losses(self, inputs, b):
+        """Loss of each row k of ``inputs`` (sequence b[k]'s weights), shared weights."""
+        K = len(b)
+        p = {n: (ReplicaMatrix(self.theta[n], K, 1) if n in self.matrices else self.theta[n])
+             for n in self.model.param_names}
+        y, final, _ = self.model.run_forward(p, inputs["x"], tuple(inputs[n] for n in self.states))
+        f = np.einsum("tkf,tkf->k", y, self.w["y"][:, b])
+        for n, s in zip(self.states, final):
+            f = f + np.einsum("lkh,lkh->k", s, self.w[n][:, b])
+        return f
+
+    def _unperturbed(self):
+        """(f(theta), per-sequence terms of f(theta)), computed once."""
+        if getattr(self, "_f0_rows", None) is None:
+            b = np.arange(self.B)
+            rows = self._sequence_losses({n: self.theta[n] for n in ("x", *self.states)}, b)
+            self._f0_rows = (float(np.real(self._run_chunk(1, {}, {}, cplx=False)[0])), rows)
+        return self._f0_rows
 
     def directions(self, dirs, scales):
         scales = np.asarray(scales)
