@@ -23,6 +23,34 @@ def timeit(fn, repeat: int = 3, xp=np) -> float:
     return best
 
 
+def timeit_pair(fn_a, fn_b, repeat: int = 3, xp=np) -> tuple:
+    """Best wall times of two calls measured alternately (a, b, a, b, ...), so that a load change
+    on a shared machine hits both: their ratio is the figure to trust."""
+    best = [float("inf"), float("inf")]
+    for fn in (fn_a, fn_b):
+        fn()
+    for _ in range(repeat):
+        for j, fn in enumerate((fn_a, fn_b)):
+            backend.synchronize(xp)
+            t0 = time.perf_counter()
+            fn()
+            backend.synchronize(xp)
+            best[j] = min(best[j], time.perf_counter() - t0)
+    return tuple(best)
+
+
+def transcendental_seconds(n: int, dtype="float64") -> float:
+    """Best time of ``n`` evaluations of the LSTM's gate transcendental for ``dtype`` (the
+    logistic for float64, the SIMD tanh for float32; see models/lstm.py), on lstmcheck's CPU
+    threads: the elementwise floor no NumPy implementation of the cell gets under."""
+    from scipy.special import expit
+    f = expit if np.dtype(dtype) == np.float64 else np.tanh
+    rows = max(1, n // 4096)
+    z = np.random.default_rng(0).standard_normal((rows, n // rows)).astype(dtype)
+    out = np.empty_like(z)
+    return timeit(lambda: backend.parallel_rows(f, out, z), repeat=5) * n / z.size
+
+
 def gemm_gflops(dtype="float64", n: int = 1024, xp=np) -> float:
     """This machine's square-GEMM throughput in GFLOP/s for ``dtype`` (cached per run)."""
     key = (np.dtype(dtype).name, n, backend.backend_name(xp))

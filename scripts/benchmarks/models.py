@@ -1,10 +1,17 @@
-"""Forward+backward of a one-layer LSTM against PyTorch on the CPU (issue 2's speed target)."""
+"""Forward+backward of a one-layer LSTM against PyTorch on the CPU (issue 2's speed target).
+
+Each shape also gets two floors measured in the same run: the same GEMMs with nothing else
+(per-step GEMMs split over the CPU threads as the model does, all-step GEMMs on BLAS threads),
+and those GEMMs plus the 5 T B H gate transcendentals at NumPy's best rate. A floor's ratio to
+PyTorch is the best any NumPy implementation of the cell can reach on this machine.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 import lstmcheck as lc
-from .common import gemm_gflops, row, timeit
+from lstmcheck import backend
+from .common import gemm_gflops, row, timeit, timeit_pair, transcendental_seconds
 
 SHAPES = [(64, 200, 128, 256), (32, 100, 64, 128)]   # (B, T, D, H)
 
@@ -23,6 +30,34 @@ def _ours(B, T, D, H, dtype):
     def step():
         _, _, tape = m.forward(p, x)
         m.backward(tape, dy)
+    return step
+
+
+def _gemms(B, T, D, H, dtype):
+    """Only the GEMMs of forward+backward, arranged as the model arranges them."""
+    r = np.random.default_rng(0)
+    X = r.standard_normal((T * B, D)).astype(dtype)
+    W_ih = r.standard_normal((4 * H, D)).astype(dtype)
+    W_hh = r.standard_normal((4 * H, H)).astype(dtype)
+    W_hh_T = np.ascontiguousarray(W_hh.T)
+    hs = r.standard_normal((T, B, H)).astype(dtype)
+    dz = r.standard_normal((T, B, 4 * H)).astype(dtype)
+    z = np.empty((B, 4 * H), dtype)
+    dh = np.empty((B, H), dtype)
+
+    def recurrent(lo, hi):
+        for t in range(T):
+            np.matmul(hs[t, lo:hi], W_hh_T, out=z[lo:hi])
+        for t in range(T):
+            np.matmul(dz[t, lo:hi], W_hh, out=dh[lo:hi])
+
+    def step():
+        X @ W_ih.T
+        backend.parallel_blocks(np, B, recurrent, work=4 * H * T)
+        dz2 = dz.reshape(T * B, -1)
+        dz2.T @ hs.reshape(T * B, -1)
+        dz2.T @ X
+        dz2 @ W_ih
     return step
 
 
@@ -47,19 +82,30 @@ def run(quick: bool = False) -> list[dict]:
     shapes = SHAPES[1:] if quick else SHAPES
     for B, T, D, H in shapes:
         for dtype in ("float64", "float32"):
-            repeat = 1 if quick else 3
-            t_ours = timeit(_ours(B, T, D, H, dtype), repeat)
-            gflops = lstm_flops(B, T, D, H) / t_ours / 1e9
-            frac = gflops / gemm_gflops(dtype)
-            tstep = _torch(B, T, D, H, dtype)
+            repeat = 1 if quick else 5
             name = f"LSTM fwd+bwd {dtype} (B,T,D,H)=({B},{T},{D},{H})"
+            tstep = _torch(B, T, D, H, dtype)
+            ours = _ours(B, T, D, H, dtype)
             if tstep is not None:
-                t_torch = timeit(tstep, repeat)
+                t_ours, t_torch = timeit_pair(ours, tstep, repeat)
+            else:
+                t_ours, t_torch = timeit(ours, repeat), None
+            t_gemm = timeit(_gemms(B, T, D, H, dtype), repeat)
+            t_tr = transcendental_seconds(5 * T * B * H, dtype)
+            frac = lstm_flops(B, T, D, H) / t_ours / 1e9 / gemm_gflops(dtype)
+            if t_torch is not None:
                 target = 0.5 if dtype == "float64" else 1.0
                 rows.append(row(name, t_ours, t_ours / t_torch,
                                 f"time / PyTorch CPU time (target <= {target}); "
                                 f"{frac:.2f} of numpy {dtype} GEMM throughput; torch {t_torch:.3f}s"))
+                rows.append(row("  floor: its GEMMs alone", t_gemm, t_gemm / t_torch,
+                                "GEMM time / PyTorch time"))
+                rows.append(row(f"  floor: GEMMs + {5 * T * B * H} gate transcendentals",
+                                t_gemm + t_tr, (t_gemm + t_tr) / t_torch,
+                                f"/ PyTorch time; transcendentals alone {t_tr:.3f}s"))
             else:
                 rows.append(row(name, t_ours, frac, f"fraction of numpy {dtype} GEMM throughput "
                                                     "(PyTorch not installed)"))
+                rows.append(row("  floor: GEMMs + gate transcendentals", t_gemm + t_tr,
+                                (t_gemm + t_tr) / t_ours, "floor / our time"))
     return rows
