@@ -604,12 +604,20 @@ def read_dump(path) -> dict:
 def _npz_target(path, layout, cell, options):
     d = read_dump(path)
     meta = d.pop("meta")
+    name = os.fspath(path)
+    for key, given in (("cell", cell), ("layout", layout)):   # the dump says what it holds
+        if given and meta.get(key) and str(given).lower() != str(meta[key]).lower():
+            raise OptionError(f"{name} records {key} {meta[key]!r}, but {key} {given!r} was "
+                              f"asked for; leave {key} out for a dump.")
     layout = layout or meta.get("layout", "torch")
     cell = cell or meta.get("cell")
     options = {**dict(meta.get("options") or {}), **dict(options or {})}
     tensors = {k[len("param/"):]: v for k, v in d.items() if k.startswith("param/")}
     dtype = backend.resolve_dtype(d["y"].dtype)
-    model, params = load_layout(layout, tensors, cell, options)
+    try:
+        model, params = load_layout(layout, tensors, cell, options)
+    except LstmcheckError as exc:  # name the file whose tensors do not fit
+        raise type(exc)(f"{name}: {exc}") from None
     fixed = {"x": d["x"], "y": d["y"],
              "state": tuple(d.get(k) for k in ("h0", "c0")[:len(model.state_shapes(1))]),
              "final": tuple(d.get(k) for k in ("hn", "cn")[:len(model.state_shapes(1))])}

@@ -153,6 +153,18 @@ seed_option = click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0
                                 f"0 to {SEED_MAX}.")
 
 
+def _variants(ctx, param, value):
+    """Click callback: LSTM variant names, combinable with '+' as in the Python API."""
+    from .models.lstm import parse_variant
+
+    for v in value if isinstance(value, tuple) else (value,):
+        try:
+            parse_variant(v)
+        except LstmcheckError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def positive(ctx, param, value):
     """Click callback: refuse zero and negative sizes with one clear line."""
     values = value if isinstance(value, tuple) else (value,)
@@ -375,8 +387,9 @@ def _elements(ctx, param, value):
 @cli.command()
 @click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
               help="Cell to check (repeat for several) [default: all].")
-@click.option("--variant", "variants", multiple=True, type=click.Choice(sorted(LSTM_VARIANTS)),
-              help="LSTM variant (repeat for several) [default: all].")
+@click.option("--variant", "variants", multiple=True, metavar="VARIANT", callback=_variants,
+              help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several joined by '+' "
+                   f"(repeat for several) [default: all].")
 @click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES),
               help="Precision (repeat for several) [default: float64].")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(BACKENDS),
@@ -544,8 +557,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 @cli.command()
 @click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
               help="Cell to probe (repeat for several) [default: lstm].")
-@click.option("--variant", default="vanilla", show_default=True,
-              type=click.Choice(sorted(LSTM_VARIANTS)), help="LSTM variant.")
+@click.option("--variant", default="vanilla", show_default=True, metavar="VARIANT",
+              callback=_variants, help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several "
+                                       f"joined by '+'.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead.")
 @click.option("--layout", help="Layout of --weights: torch, keras, tf, onnx, cudnn [default: detect].")

@@ -186,9 +186,14 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
             old = tempfile.mkdtemp(prefix=".vectors-old-", dir=parent)
             os.rmdir(old)
             os.replace(folder, old)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except BaseException:  # Ctrl-C or an error between the two renames: the old suite back
+            if old:
+                os.replace(old, folder)
+            raise
         if old:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_even_if_interrupted(old)
     except OSError as exc:  # a full disk: name the suite, not a temporary file
         shutil.rmtree(tmp, ignore_errors=True)
         raise FileFormatError(f"cannot write the suite to {folder}: {exc.strerror or exc}; "
@@ -197,6 +202,15 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _remove_even_if_interrupted(path):
+    """Delete a replaced folder; a Ctrl-C meanwhile still finishes the deletion, then counts."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 # =============================================================================== verify

@@ -268,6 +268,18 @@ def ctrl_c_export(monkeypatch, tmp_path):
     monkeypatch.setattr(np, "savez", savez)
 
 
+def ctrl_c_export_rename(monkeypatch, tmp_path):
+    real = os.replace
+
+    def replace(src, dst):                  # the new suite is about to take the old one's place
+        if os.path.basename(os.fspath(src)).startswith(".vectors-") and \
+                "-old-" not in os.fspath(src):
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
 def cupy_missing(monkeypatch, tmp_path):
     if "cupy" in lc.backend.available_backends():
         pytest.skip("CuPy works here: --backend cupy is no error")
@@ -306,6 +318,7 @@ TABLE = [
     row("gradcheck-elements-text", ["gradcheck", "--elements", "none"], "--elements"),
     row("gradcheck-elements-zero", ["gradcheck", "--elements", "0"], "--elements"),
     row("gradcheck-unknown-cell", ["gradcheck", "--cell", "cnn"], "--cell"),
+    row("gradcheck-unknown-variant", ["gradcheck", "--variant", "peephole+nope"], "--variant"),
     row("gradcheck-unknown-method", ["gradcheck", "--method", "guess"], "--method"),
     row("gradcheck-unknown-dtype", ["gradcheck", "--dtype", "float16"], "--dtype"),
     row("gradcheck-huge-hidden", ["gradcheck", "--hidden-size", HUGE], "--hidden-size"),
@@ -343,6 +356,8 @@ TABLE = [
     row("audit-npz-without-dump", ["audit", "odd.npz"], "odd.npz"),
     row("audit-corrupt-onnx", ["audit", "corrupt.onnx"], "corrupt.onnx"),
     row("audit-empty-onnx", ["audit", "empty.onnx"], "empty.onnx"),
+    row("audit-cell-contradicts-dump", ["audit", "case.npz", "--cell", "lstm"], "case.npz"),
+    row("audit-layout-contradicts-dump", ["audit", "case.npz", "--layout", "keras"], "case.npz"),
     row("audit-unreadable-npz", ["audit", "case.npz"], "case.npz", setup=deny_read("case.npz")),
     row("audit-negative-rtol", ["audit", "case.npz", "--rtol", "-1"], "--rtol"),
     row("audit-nan-atol", ["audit", "case.npz", "--atol", "nan"], "--atol"),
@@ -478,6 +493,8 @@ TABLE = [
         "No space left", setup=lambda mp, tmp: full_disk(mp, tmp, budget=20_000)),
     row("export-ctrl-c", ["vectors", "export", "suite", "--force", "--cell", "rnn"],
         "interrupted", 130, ctrl_c_export),
+    row("export-ctrl-c-rename", ["vectors", "export", "suite", "--force", "--cell", "rnn"],
+        "interrupted", 130, ctrl_c_export_rename),
     # ---------------------------------------------------------------- vectors verify
     row("verify-missing-folder-argument", ["vectors", "verify"], "FOLDER"),
     row("verify-missing-impl", ["vectors", "verify", "suite"], "--impl"),
@@ -650,3 +667,24 @@ def test_real_ctrl_c_during_the_study(scratch):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert lines == ["lstmcheck: error: interrupted; nothing half-written was left behind."]
     assert snapshot(scratch) == before
+
+
+def test_ctrl_c_while_the_replaced_report_is_deleted(scratch, monkeypatch):
+    """Ctrl-C after the new report is in place, while the old one is being deleted: exit 130,
+    the new report complete, and no hidden leftover of the old one."""
+    small_study(monkeypatch, scratch)
+    real, calls = shutil.rmtree, []
+
+    def rmtree(path, *a, **k):
+        calls.append(path)
+        if ".rep.old-" in os.fspath(path) and len(calls) == 1:
+            real(os.path.join(path, "figures"))     # half deleted when Ctrl-C arrives
+            raise KeyboardInterrupt
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(writer.shutil, "rmtree", rmtree)
+    r = CliRunner().invoke(cli, ["report", "--out", "rep", "--force", *TINY])
+    assert "interrupted" in error_line(r, 130) and calls
+    assert json.loads((scratch / "rep" / "results.json").read_text())["meta"]["seed"] == 0
+    assert (scratch / "rep" / "index.html").is_file()
+    assert not [p for p in scratch.iterdir() if p.name.startswith(".")]

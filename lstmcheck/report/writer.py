@@ -102,7 +102,11 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
             os.rename(old, out)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:  # Ctrl-C while the replaced report is deleted: finish, then count
+            shutil.rmtree(old, ignore_errors=True)
+            raise
 
 
 def write_text(path: Path, text: str) -> Path:
