@@ -195,15 +195,25 @@ def no_write_access(monkeypatch, tmp_path):
 
 
 def small_study(monkeypatch, tmp_path):
-    """`lstmcheck report` with two cheap sections, so that its write paths test in a second."""
-    real = study.default_study
-    monkeypatch.setattr(study, "default_study",
-                        lambda **kw: real(**{**kw, "cells": ("rnn", "gru"),
-                                             "sections": ("flow", "gates")}))
+    """`lstmcheck report` computing a two-figure report at once, so that its write paths (the
+    real ones) test in a fraction of a second."""
+    from lstmcheck.report import Report
+
+    def tiny_study(progress=None, **kw):
+        rep = Report("a tiny study")
+        rep.add_row("check", "fine", "pass")
+        for name in ("first", "second"):
+            fig, (ax,) = style.new_figure(width=2, height=1.5)
+            ax.plot([0, 1, 2], [2, 1, 0])
+            rep.add_figure(name, f"The {name} figure.", fig)
+            if progress is not None:
+                progress(name)
+        return rep
+
+    monkeypatch.setattr(study, "default_study", tiny_study)
 
 
 def ctrl_c_computing(monkeypatch, tmp_path):
-    small_study(monkeypatch, tmp_path)
     real = study.default_study
 
     def interrupted_after_first_section(progress=None, **kw):
@@ -241,7 +251,7 @@ def ctrl_c_rename(monkeypatch, tmp_path):
 
 def full_disk_report(monkeypatch, tmp_path):
     small_study(monkeypatch, tmp_path)
-    full_disk(monkeypatch, tmp_path, budget=30_000)   # past the first figure, before the last
+    full_disk(monkeypatch, tmp_path, budget=8_000)   # past the first figure, before the last
 
 
 def ctrl_c_self_check(monkeypatch, tmp_path):
