@@ -57,10 +57,19 @@ def suite(tmp_path_factory):
 
 
 @pytest.fixture
-def scratch(tmp_path, suite, monkeypatch):
-    """The working folder of every row: an earlier report, a suite and files good and bad."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def scratch(tmp_path, template, monkeypatch):
+    """The working folder of every row: a fresh copy of the template."""
+    folder = tmp_path / "w"
+    shutil.copytree(template, folder)
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, suite):
+    """An earlier report, a golden-vector suite, and files good, corrupt and truncated."""
+    tmp_path = tmp_path_factory.mktemp("template")
     (tmp_path / "errimpl.py").write_text(IMPL)
     rep = tmp_path / "rep"                                   # an earlier report
     (rep / "figures").mkdir(parents=True)
@@ -107,11 +116,13 @@ def scratch(tmp_path, suite, monkeypatch):
     for name, text in {"no_manifest": None, "corrupt_manifest": "{not json",
                        "truncated_manifest": '{"format": "lstmcheck-vectors", "cas',
                        "caseless_manifest": None}.items():
-        bad = tmp_path / name
-        shutil.copytree(suite, bad)
+        bad = tmp_path / name              # verify reads the manifest first: no cases needed
+        bad.mkdir()
         manifest = bad / "manifest.json"
+        shutil.copy(suite / "manifest.json", manifest)
         if name == "no_manifest":
             manifest.unlink()
+            shutil.copy(suite / "README.md", bad / "README.md")
         elif name == "caseless_manifest":
             data = json.loads(manifest.read_text())
             data["cases"] = [{"name": "x"}]
