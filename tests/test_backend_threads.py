@@ -9,6 +9,7 @@ from scipy.special import expit
 import lstmcheck as lc
 from lstmcheck import backend
 from lstmcheck.errors import OptionError
+from lstmcheck.models.lstm import SPLIT_MIN_STEP
 
 
 @pytest.mark.parametrize("shape", [(1,), (1, 1), (2, 3), (7, 5), (33, 129), (1000,), (5, 4, 3)])
@@ -127,8 +128,8 @@ def test_lstm_split_across_threads_equals_one_thread(monkeypatch, variant, opts)
     model = lc.LSTM(6, 16, variant=variant, **opts)
     params = model.init_params(seed=3)
     rng = np.random.default_rng(4)
-    T, B = 9, 131                              # an odd batch: uneven blocks
-    assert B * T * 4 * 16 >= backend.MIN_WORK      # large enough to be split
+    T, B = 9, 701                              # an odd batch: uneven blocks
+    assert B * model.num_gates * 16 >= SPLIT_MIN_STEP     # large enough to be split
     x = rng.standard_normal((T, B, 6))
     state = (rng.standard_normal((1, B, model.output_size)), rng.standard_normal((1, B, 16)))
     dy = rng.standard_normal((T, B, model.output_size))
