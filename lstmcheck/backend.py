@@ -254,21 +254,25 @@ if hasattr(os, "register_at_fork"):     # worker threads do not survive fork: re
     os.register_at_fork(after_in_child=lambda: _POOL.__setitem__(0, None))
 
 
-def parallel_blocks(xp, n, fn, *, work=1, enabled=True, min_work=MIN_WORK, threads=None):
+def parallel_blocks(xp, n, fn, *, work=1, enabled=True, min_work=MIN_WORK, threads=None,
+                    gemm=True):
     """``fn(lo, hi)`` over contiguous blocks covering range(n), one block per CPU thread.
 
     For independent rows (batch rows of a recurrence, replicas of a perturbation): each block
-    runs everything for its rows, GEMMs included (BLAS held at one thread meanwhile). ``work``
-    is the number of elements one row touches; below ``min_work`` elements in all, on CuPy,
-    with one thread or ``enabled=False`` it is the plain call ``fn(0, n)``.
+    runs everything for its rows. ``gemm``: the blocks call BLAS, which is then held at one
+    thread (several multithreaded GEMMs at once oversubscribe the cores); without threadpoolctl
+    to do that, such work is not split. ``work`` is the number of elements one row touches;
+    below ``min_work`` elements in all, on CuPy, with one thread or ``enabled=False`` it is the
+    plain call ``fn(0, n)``.
     """
     k = min(num_threads() if threads is None else threads, n)
-    if k <= 1 or not enabled or xp is not np or n * work < min_work:
+    if (k <= 1 or not enabled or xp is not np or n * work < min_work
+            or (gemm and not _blas_controllers())):
         fn(0, n)
         return
     edges = [n * j // k for j in range(k + 1)]
     _pool(k).run([functools.partial(fn, lo, hi) for lo, hi in zip(edges, edges[1:])],
-                 blas_single=True)
+                 blas_single=gemm)
 
 
 def parallel_rows(fn, out, *args, threads=None, min_size=MIN_WORK):
@@ -287,7 +291,7 @@ def parallel_rows(fn, out, *args, threads=None, min_size=MIN_WORK):
         part = [a[lo:hi] if getattr(a, "ndim", 0) >= 1 and a.shape[0] == rows else a for a in args]
         fn(*part, out=out[lo:hi])
     parallel_blocks(array_module(out), rows, block, work=out.size // max(rows, 1),
-                    min_work=min_size, threads=threads)
+                    min_work=min_size, threads=threads, gemm=False)
     return out
 
 

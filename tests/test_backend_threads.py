@@ -52,7 +52,7 @@ def test_parallel_blocks_cover_every_row_once(n, threads):
     def fn(lo, hi):
         seen[lo:hi] += 1
         blocks.append((lo, hi))
-    backend.parallel_blocks(np, n, fn, threads=threads, min_work=0)
+    backend.parallel_blocks(np, n, fn, threads=threads, min_work=0, gemm=False)
     assert (seen == 1).all()
     assert len(blocks) == min(n, threads)
 
@@ -69,7 +69,7 @@ def test_a_worker_error_reaches_the_caller_and_the_pool_survives(failing_block):
         if lo == [0, 3, 6][failing_block]:
             raise ValueError(f"block {lo}:{hi} failed")
     with pytest.raises(ValueError, match="failed"):
-        backend.parallel_blocks(np, 9, fn, threads=3, min_work=0)
+        backend.parallel_blocks(np, 9, fn, threads=3, min_work=0, gemm=False)
     out = np.empty(9)
     backend.parallel_rows(np.negative, out, np.arange(9.0), threads=3, min_size=0)
     assert np.array_equal(out, -np.arange(9.0))
@@ -80,7 +80,7 @@ def test_nested_and_concurrent_calls_run_serially_without_deadlock():
 
     def outer(lo, hi):
         backend.parallel_rows(np.add, inner[lo:hi], inner[lo:hi], 1.0, threads=3, min_size=0)
-    backend.parallel_blocks(np, 12, outer, threads=3, min_work=0)
+    backend.parallel_blocks(np, 12, outer, threads=3, min_work=0, gemm=False)
     assert (inner == 1).all()
     results = []
 
@@ -120,11 +120,20 @@ def test_blas_thread_count_is_restored():
     assert [c.num_threads for c in ctl] == before
 
 
+def test_gemm_work_is_not_split_when_blas_cannot_be_held_at_one_thread(monkeypatch):
+    monkeypatch.setattr(backend, "_blas_controllers", lambda: ())
+    calls = []
+    backend.parallel_blocks(np, 8, lambda lo, hi: calls.append((lo, hi)), threads=2, min_work=0)
+    assert calls == [(0, 8)]
+
+
 @pytest.mark.parametrize("variant,opts", [("vanilla", {}), ("peephole", {"clip": 0.8}),
                                           ("cifg", {"proj_size": 5}), ("fgr", {"cell_clip": 0.6})])
 def test_lstm_split_across_threads_equals_one_thread(monkeypatch, variant, opts):
     """Batch rows split across threads give the single-thread forward and backward (float64):
     each row runs the same operations, only BLAS may round a GEMM's row block differently."""
+    if not backend._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: GEMM work is not split")
     model = lc.LSTM(6, 16, variant=variant, **opts)
     params = model.init_params(seed=3)
     rng = np.random.default_rng(4)
