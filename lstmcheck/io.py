@@ -133,9 +133,9 @@ def load_file(path, layout=None, cell=None, **options):
             raise FileFormatError(f"{path!r} holds a {model.kind.upper()}, not a {str(cell).upper()}.")
         return model, params
     tensors = read_tensors(path)
-    if layout is None:
-        layout = "torch" if suffix in (".pt", ".pth") else layouts.detect(tensors)
     try:
+        if layout is None:
+            layout = "torch" if suffix in (".pt", ".pth") else layouts.detect(tensors)
         return layouts.load(layout, tensors, cell, **options)
     except LstmcheckError as exc:
         raise type(exc)(f"{path!r}: {exc}") from None

@@ -599,7 +599,7 @@ def test_real_entry_point_behaves_the_same(scratch, args, mention, code):
     before = snapshot(scratch)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),
                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "lstmcheck.cli", *args], cwd=scratch, env=env,
+    proc = subprocess.run([sys.executable, "-m", "lstmcheck", *args], cwd=scratch, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == code, proc.stderr
     assert proc.stdout == ""
