@@ -119,28 +119,48 @@ def _norms(ctx, subject):
                    seed=ctx.settings.get("seed", 0))
 
 
+def _tiny(subject):
+    """The smallest normal number of the subject's dtype: below it a norm has underflowed."""
+    return float(np.finfo(subject.model.dtype).tiny)
+
+
+def _underflow_notes(r, tiny):
+    """One note per state whose gradient norm underflows (GradientNorms.underflow_lag)."""
+    quantities = (("‖∂L/∂h_t‖", r.underflow_lag), ("‖∂L/∂c_t‖", r.c_underflow_lag))
+    return [fig_flow.underflow_text(q, k, tiny) for q, k in quantities if k is not None]
+
+
 def section_flow(report, ctx):
-    """Gradient norm against lag per model; theory overlay: exp(λ₁ k) when known."""
-    curves, data = [], {}
+    """Gradient norm against lag per model; theory overlay: exp(λ₁ k) when known. A curve stops
+    at the lag where its norm underflows (subnormal or 0 in the model's dtype), with a note."""
+    curves, data, underflows = [], {}, []
     for s in ctx.subjects:
         r = _norms(ctx, s)
         lam = float(_lyapunov(ctx, s).exponents[0])
-        theory = np.exp(lam * r.lags)
+        with np.errstate(under="ignore"):
+            theory = np.exp(lam * r.lags)
+        tiny = _tiny(s)
         curves.append({"label": s.label, "cell": s.cell, "lag": r.lags, "norm": r.h_norm_rel,
                        "norm_c": r.c_norm_rel, "theory": theory,
-                       "theory_label": f"{s.label}: exp(λ₁k), λ₁ = {lam:.3g}"})
-        data[s.label] = r.to_dict()
+                       "theory_label": f"{s.label}: exp(λ₁k), λ₁ = {lam:.3g}",
+                       "underflow_lag": r.underflow_lag, "c_underflow_lag": r.c_underflow_lag,
+                       "tiny": tiny})
+        data[s.label] = r.to_dict()     # underflow_lag, c_underflow_lag: None -> null
         verdict = ("vanishing" if r.decay_rate > 0 else "exploding") if np.isfinite(r.decay_rate) \
             else "flat"
+        notes = _underflow_notes(r, tiny)
+        underflows += [f"{s.label}: {n}" for n in notes]
         report.add_row(f"gradient flow: {s.label}",
                        f"{verdict}, ×{r.decay_factor:.3g} per step (half-life "
                        f"{r.half_life:.3g} steps); ‖∂L/∂h‖ stays ≥ 1% of its last-step value for "
-                       f"{r.steps_in_past} steps")
+                       f"{r.steps_in_past} steps" + "".join(f"; {n}" for n in notes))
     report.results["gradient_norms"] = data
     report.add_figure(
         "gradient_flow", "Median ‖∂L/∂h_{T−k}‖ relative to the last step against the lag k for "
         "each model; dotted: the LSTM cell state; dashed: exp(λ₁k) from the leading Lyapunov "
-        "exponent λ₁, the rate linearised dynamics predict.",
+        "exponent λ₁, the rate linearised dynamics predict."
+        + (" Dash-dotted: where a norm underflows and its curve stops ("
+           + "; ".join(underflows) + ")." if underflows else ""),
         fig_flow.gradient_norm_vs_lag(curves))
 
 
@@ -185,26 +205,42 @@ def section_horizon(report, ctx):
         fig_flow.horizon_figure(curves, threshold=HORIZON_SHARE, study=against_T))
 
 
+def _magnitude(value, log_value):
+    """A number for a summary row; below the normal range from its natural log (10^...)."""
+    if value >= np.finfo(np.float64).tiny or not np.isfinite(log_value):
+        return f"{value:.3g}"
+    return f"10^{log_value / np.log(10):.4g}"
+
+
 def section_jacobian(report, ctx):
-    """Singular values of the state Jacobian ∂s_T/∂s_{T−k} against the lag."""
+    """Singular values of the state Jacobian ∂s_T/∂s_{T−k} against the lag (from their logs, which
+    stay exact where the values underflow; the lag where they do is marked)."""
     from .probes import jacobian_spectrum
 
-    panels, data = [], {}
+    panels, data, underflows = [], {}, []
     for s in ctx.subjects:
         r = _cached(ctx, jacobian_spectrum, s, k=_n_spectrum(s))
         log10_sv = r.log_singular_values / np.log(10)
-        panels.append({"label": s.label, "lag": r.lags, "log10_sv": log10_sv})
+        tiny = _tiny(s)
+        panels.append({"label": s.label, "lag": r.lags, "log10_sv": log10_sv,
+                       "underflow_lag": r.underflow_lag, "tiny": tiny})
         data[s.label] = {"lags": r.lags, "log10_singular_values": log10_sv,
                          "spectral_norm": r.spectral_norm, "condition_number": r.condition_number,
-                         "state": r.state, "meta": r.meta}
+                         "state": r.state, "meta": r.meta, "underflow_lag": r.underflow_lag}
         k = int(r.lags[-1])
+        note = ("" if r.underflow_lag is None else
+                "; " + fig_flow.underflow_text("σ₁", r.underflow_lag, tiny))
+        underflows += [f"{s.label}{note}"] if note else []
+        top = r.log_singular_values[:, 0]
         report.add_row(f"Jacobian ∂s_T/∂s_(T−k): {s.label}",
-                       f"largest singular value {r.spectral_norm[0]:.3g} at k = 1, "
-                       f"{r.spectral_norm[-1]:.3g} at k = {k}")
+                       f"largest singular value {_magnitude(r.spectral_norm[0], top[0])} at k = 1, "
+                       f"{_magnitude(r.spectral_norm[-1], top[-1])} at k = {k}{note}")
     report.results["jacobian_spectrum"] = data
     report.add_figure(
         "jacobian_spectrum", "Singular values of the state Jacobian ∂s_T/∂s_(T−k) (s = h, or "
-        "(h, c) for LSTM) for every lag k: how many directions survive k steps back.",
+        "(h, c) for LSTM) for every lag k: how many directions survive k steps back."
+        + (" Dashed: the lag from which σ₁ underflows (" + "; ".join(underflows)
+           + "); the colours there come from the exact logs." if underflows else ""),
         fig_flow.jacobian_heatmaps(panels))
 
 
@@ -270,7 +306,8 @@ def phase_measure(study):
     from .probes import gradient_norms
 
     r = gradient_norms(study.model, study.params, study.x, seed=0)
-    return {"norm_rel": r.h_norm_rel, "decay_rate": r.decay_rate}
+    return {"norm_rel": r.h_norm_rel, "decay_rate": r.decay_rate,
+            "underflow_lag": r.underflow_lag}
 
 
 def section_phase(report, ctx):
@@ -293,6 +330,9 @@ def section_phase(report, ctx):
         rows = [r for r in records if r["cell"] == cell]
         radius = np.array([r["spectral_radius"] for r in rows])
         norm = np.array([r["norm_rel"] for r in rows], dtype=float)
+        for i, r in enumerate(rows):       # never colour a subnormal or zero norm
+            if r.get("underflow_lag") is not None:
+                norm[i, r["underflow_lag"]:] = np.nan
         rate = -np.array([r["decay_rate"] for r in rows], dtype=float)   # growth per step
         panels.append({"label": cell.upper(), "radius": radius, "lag": np.arange(norm.shape[1]),
                        "norm": norm})

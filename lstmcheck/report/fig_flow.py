@@ -14,29 +14,67 @@ from .style import MARKERS, SEQUENTIAL, log_if_spans_decades, new_figure, series
 LAG = "lag $k = T - t$ (steps back from the loss)"
 
 
-def _positive(a):
+TINY = np.finfo(np.float64).tiny
+
+
+def _positive(a, tiny=TINY):
+    """Values a log axis can show: zeros and subnormals (below ``tiny``, the smallest normal
+    number of the data's dtype: no relative precision left) become NaN."""
     a = np.asarray(a, dtype=float)
-    return np.where(a > 0, a, np.nan)  # log axes cannot show zeros
+    return np.where(a >= tiny, a, np.nan)
+
+
+def _before(lag, values, stop, tiny=TINY):
+    """``values`` where ``lag < stop`` (the lag where the norm underflows), NaN from there on."""
+    values = _positive(values, tiny)
+    if stop is None:
+        return values
+    return np.where(np.asarray(lag) < stop, values, np.nan)
+
+
+def underflow_text(quantity, lag, tiny):
+    """The note shown wherever a curve stops: '<quantity> underflows (below 2.2e-308) from lag k'."""
+    return f"{quantity} underflows (below {tiny:.2g}) from lag {lag}"
+
+
+def _note(ax, lines, loc="lower left"):
+    """Small text notes in a corner of the axes (on a white box, readable over lines)."""
+    if not lines:
+        return
+    x, ha = (0.02, "left") if "left" in loc else (0.98, "right")
+    y, va = (0.03, "bottom") if "lower" in loc else (0.97, "top")
+    ax.text(x, y, "\n".join(lines), transform=ax.transAxes, ha=ha, va=va, fontsize=7,
+            bbox={"facecolor": "white", "edgecolor": "#999999", "alpha": 0.85, "pad": 2})
 
 
 def gradient_norm_vs_lag(curves, *, ylabel=r"$\|\partial L/\partial h_{T-k}\|$ (relative to $k = 0$)"):
     """One line per curve; dashed: its theory overlay, dotted: the LSTM cell-state norm.
 
-    curves: dicts with label, cell, lag, norm, and optionally theory, theory_label, norm_c.
+    curves: dicts with label, cell, lag, norm, and optionally theory, theory_label, norm_c, and
+    underflow_lag / c_underflow_lag (the first lag whose absolute norm is subnormal or 0 in the
+    model's dtype, whose smallest normal number is ``tiny``): a curve stops there, a dash-dotted
+    line marks the lag and a note on the axes says so. Zeros and subnormals are never plotted.
     """
     fig, (ax,) = new_figure(width=6.4, height=3.8)
-    values = []
+    values, notes = [], []
     for c, colour in zip(curves, series_colours(c.get("cell") for c in curves)):
-        ax.plot(c["lag"], _positive(c["norm"]), color=colour, label=f"{c['label']}: ‖∂L/∂h‖")
-        values.append(c["norm"])
+        lag = np.asarray(c["lag"])
+        tiny = c.get("tiny", TINY)
+        series = [("norm", "underflow_lag", "‖∂L/∂h‖", "-", "‖∂L/∂h_t‖")]
         if c.get("norm_c") is not None:
-            ax.plot(c["lag"], _positive(c["norm_c"]), color=colour, linestyle=":",
-                    label=f"{c['label']}: ‖∂L/∂c‖")
-            values.append(c["norm_c"])
+            series.append(("norm_c", "c_underflow_lag", "‖∂L/∂c‖", ":", "‖∂L/∂c_t‖"))
+        for key, stop_key, name, style, quantity in series:
+            v = _before(lag, c[key], c.get(stop_key), tiny)
+            ax.plot(lag, v, color=colour, linestyle=style, label=f"{c['label']}: {name}")
+            values.append(v)
+            if c.get(stop_key) is not None:
+                ax.axvline(c[stop_key], color=colour, linestyle="-.", linewidth=0.9)
+                notes.append(f"{c['label']}: " + underflow_text(quantity, c[stop_key], tiny))
         if c.get("theory") is not None:
-            ax.plot(c["lag"], _positive(c["theory"]), color=colour, linestyle="--", linewidth=1.1,
+            ax.plot(lag, _positive(c["theory"], tiny), color=colour, linestyle="--", linewidth=1.1,
                     alpha=0.8, label=c.get("theory_label") or f"{c['label']}: theory")
     log_if_spans_decades(ax, np.concatenate([np.ravel(v) for v in values]) if values else [])
+    _note(ax, notes)
     ax.set_xlabel(LAG)
     ax.set_ylabel(ylabel)
     ax.set_title("Gradient flow back through time")
@@ -52,7 +90,9 @@ def jacobian_heatmaps(panels):
     """Singular values of ∂s_T/∂s_{T−k}: one lag × index heatmap per panel, log colour scale.
 
     panels: dicts with label, lag (n_lags,), log10_sv (n_lags, n_sv), descending per row
-    (logs, so that values that underflow to 0 still show).
+    (logs, so that values that underflow to 0 still show), and optionally underflow_lag (the
+    first lag whose largest singular value is below ``tiny``, the dtype's smallest normal
+    number): a dashed line marks it, with a note in the panel.
     """
     fig, axes = new_figure(ncols=len(panels), width=2.6 * len(panels) + 1.0, height=3.2)
     logs = [np.asarray(p["log10_sv"], dtype=float) for p in panels]
@@ -67,6 +107,10 @@ def jacobian_heatmaps(panels):
         ax.set_title(p["label"])
         ax.set_xlabel("singular value index $i$")
         ax.grid(False)
+        k = p.get("underflow_lag")
+        if k is not None:   # below: the values themselves are subnormal or 0, only the logs hold
+            ax.axhline(k - 0.5, color="white", linestyle="--", linewidth=1.2)
+            _note(ax, [underflow_text("σ₁", k, p.get("tiny", TINY))], loc="upper right")
     axes[0].set_ylabel("lag $k$ (steps)")
     if im is not None:
         fig.colorbar(im, ax=axes, label=r"$\log_{10}\,\sigma_i(\partial s_T/\partial s_{T-k})$",
