@@ -140,6 +140,26 @@ class AuditReport:
         return all(r["passed"] for r in self.rows)
 
     @property
+    def verdict(self) -> str:
+        """"failed", "inconclusive" (nothing disagreed, but the finite-difference check of some
+        tensor could not resolve a wrong element: see ``resolution``) or "passed"."""
+        if not self.passed:
+            return "failed"
+        return "inconclusive" if self.inconclusive else "passed"
+
+    @property
+    def inconclusive(self) -> list:
+        """Tensors whose finite-difference check passed without resolving a wrong element."""
+        return [r["tensor"] for r in self.rows if r.get("inconclusive")]
+
+    @property
+    def resolution(self):
+        """The coarsest resolution of the finite-difference check (one element wrong by more than
+        this relative error fails it); None without that check."""
+        res = [r["resolution"] for r in self.rows if r.get("resolution") is not None]
+        return max(res) if res else None
+
+    @property
     def failures(self) -> list:
         return [r for r in self.rows if not r["passed"]]
 
@@ -148,7 +168,14 @@ class AuditReport:
         head = f"{self.target} ({self.layout} layout, {self.model}, {self.dtype})"
         if self.passed:
             checks = sorted({r["check"] for r in self.rows})
-            return f"{head} agrees with the oracle ({', '.join(checks)}: {len(self.rows)} tensors)."
+            s = f"{head} agrees with the oracle ({', '.join(checks)}: {len(self.rows)} tensors)."
+            unsure = self.inconclusive
+            if unsure:
+                more = " and more" if len(unsure) > 4 else ""
+                s += (f" The finite-difference check is inconclusive for {', '.join(unsure[:4])}"
+                      f"{more}: an element wrong by 100% or more could pass there (resolution "
+                      f"{self.resolution:.2g}).")
+            return s
         bad = self.failures
         first = bad[0]
         s = (f"{head} disagrees with the oracle in {len(bad)} of {len(self.rows)} tensors; "
@@ -160,15 +187,15 @@ class AuditReport:
     def to_dict(self) -> dict:
         return {"target": self.target, "layout": self.layout, "model": self.model,
                 "dtype": self.dtype, "config": self.config, "passed": self.passed,
-                "summary": self.summary, "tolerances": self.tolerances,
+                "verdict": self.verdict, "resolution": self.resolution, "summary": self.summary, "tolerances": self.tolerances,
                 "rows": [_jsonable(r) for r in self.rows], "diagnosis": list(self.diagnosis),
                 "notes": list(self.notes)}
 
     def to_text(self) -> str:
-        lines = [("PASSED  " if self.passed else "FAILED  ") + self.summary, ""]
+        lines = [f"{self.verdict.upper()}  " + self.summary, ""]
         lines.append(f"  {'check':<9}{'tensor':<24}{'max |diff|':>12}{'max rel':>11}{'x tol':>10}  where")
         for r in self.rows:
-            mark = " " if r["passed"] else "!"
+            mark = "!" if not r["passed"] else ("?" if r.get("inconclusive") else " ")
             lines.append(f"{mark} {r['check']:<9}{r['tensor']:<24}{r['max_abs']:>12.3e}"
                          f"{r['max_rel']:>11.2e}{r['ratio']:>10.2g}  {_where_text(r.get('where'))}"
                          + (f"  ({r['note']})" if r.get("note") else ""))
@@ -969,8 +996,10 @@ def _where_param(model, gmap, name, worst):
 
 
 def _fd_rows(report, tgt, model, gmap, grads_t, x_t, state_t, dy_t, dstate_t, elements, seed):
-    """The target's gradients against central differences of its own forward (lc.check_gradients)."""
+    """The target's gradients against central differences of its own forward (lc.check_gradients).
+    Each row keeps the check's resolution and whether it was inconclusive for that tensor."""
     from .check import check_gradients
+    from .check.summary import inconclusive
     inputs = {"x": x_t, **dict(zip(("h0", "c0"), state_t))}
     theta = {n: np.asarray(tgt.tensors[n]) for n in gmap.names if n in grads_t}
     theta.update({k: v for k, v in inputs.items() if k in grads_t})
@@ -997,6 +1026,7 @@ def _fd_rows(report, tgt, model, gmap, grads_t, x_t, state_t, dy_t, dstate_t, el
     # complex-safe forward; Richardson triples the runs for accuracy the audit does not need)
     rep = check_gradients(loss, theta, grads, method="central", elements=elements, seed=seed,
                           locate=locate)
+    unresolved = set(inconclusive(rep.tensors))
     worst = {}
     for w in rep.worst:
         worst.setdefault(w["tensor"], w)
@@ -1008,7 +1038,8 @@ def _fd_rows(report, tgt, model, gmap, grads_t, x_t, state_t, dy_t, dstate_t, el
                             "passed": bool(r["passed"]), "max_abs": r["max_abs_err"],
                             "max_rel": r["max_rel_err"], "ratio": ratio,
                             "where": dict(w.get("location") or {}), "method": r.get("method"),
-                            "checked": r.get("n_checked")})
+                            "checked": r.get("n_checked"), "resolution": r.get("resolution"),
+                            "inconclusive": r["name"] in unresolved})
     report.notes.append(f"finite differences of the target's own forward: {rep.summary}")
 
 

@@ -4,8 +4,9 @@ Every command is one small function; the work happens in the library (lstmcheck.
 lstmcheck.probes, lstmcheck.audit, lstmcheck.vectors, lstmcheck.study, lstmcheck.report).
 Shared pieces (options, JSON output, progress bars, exit codes) live at the top of this file.
 
-Exit codes: 0 all checks passed; 1 a check failed; 2 usage or input error (one line on stderr,
-``--debug`` adds the traceback); 3 internal error (a bug in lstmcheck); 130 interrupted (Ctrl-C).
+Exit codes: 0 no check failed (all passed, or some were inconclusive); 1 a check failed; 2 usage
+or input error (one line on stderr, ``--debug`` adds the traceback); 3 internal error (a bug in
+lstmcheck); 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ Examples:
   lstmcheck info                          # versions, backends, GPU seen or not and why
 
 \b
-Exit codes: 0 pass, 1 a check failed, 2 usage or input error,
+Exit codes: 0 pass (or inconclusive), 1 a check failed, 2 usage or input error,
 3 internal error, 130 interrupted.
 """
 
@@ -414,6 +415,9 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     """Self-check the oracle's backward against numerical derivatives.
 
     Every chosen cell, variant, dtype, backend and method; exit code 1 if any check fails.
+    A check is INCONCLUSIVE when nothing disagreed but its method or precision could not
+    resolve a wrong element (e.g. --method taylor in float32); that is printed with the
+    reason and keeps exit code 0.
     """
     from . import study
     from .report import Report
@@ -438,15 +442,18 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     study.add_self_check(rep, results)
     rep.results["settings"] = {**sizes, "elements": elements, "seed": seed}
     passed = rep.passed
-    emit_json({"passed": passed, "checks": rep.results["gradcheck"],
+    emit_json({"passed": passed, "verdict": rep.verdict, "checks": rep.results["gradcheck"],
                "settings": rep.results["settings"]}, json_path)
     if out:
         write_report_folder(rep, out, force, {"command": "lstmcheck gradcheck", "seed": seed})
     say(render_text(rep))
     for case, r in results:
-        if not r.passed:
+        if r.verdict != "passed":   # its table starts FAILED or INCONCLUSIVE with the reason
             say(f"\n{case.label}:\n{r.to_text()}")
-    say(f"{sum(r.passed for _, r in results)} of {len(results)} checks passed.")
+    counts = {v: sum(r.verdict == v for _, r in results) for v in ("passed", "inconclusive")}
+    say(f"{counts['passed']} of {len(results)} checks passed"
+        + (f", {counts['inconclusive']} inconclusive (exit code 0: nothing disagreed)"
+           if counts["inconclusive"] else "") + ".")
     return exit_code(passed)
 
 
@@ -681,7 +688,9 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
     """Audit a foreign implementation against the oracle.
 
     TARGET is module:callable (a function with --layout, or a torch module object), or the path
-    of an .npz dump or an .onnx model. Exit code 1 when it disagrees.
+    of an .npz dump or an .onnx model. Exit code 1 when it disagrees. The verdict reads
+    INCONCLUSIVE (exit code 0) when nothing disagreed but the finite-difference check of some
+    tensor could not resolve a wrong element.
     """
     from . import audit as audit_module
     from .report import Report, fig_check
@@ -710,7 +719,9 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
         rep = Report(f"lstmcheck audit: {result.target}")
         for r in result.rows:
             rep.add_row(f"{r['check']}: {r['tensor']}", f"max |diff| {r['max_abs']:.3g}, "
-                        f"{r['ratio']:.3g} × tolerance", "pass" if r["passed"] else "fail")
+                        f"{r['ratio']:.3g} × tolerance",
+                        "fail" if not r["passed"] else
+                        ("inconclusive" if r.get("inconclusive") else "pass"))
         rep.notes += [result.summary, *result.diagnosis, *result.notes]
         if result.rows:
             rep.add_figure("audit", "Worst difference from the oracle per compared tensor, in "

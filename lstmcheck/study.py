@@ -435,6 +435,9 @@ def _tensor_kind(name):
     return name.split("_l")[0] if "_l" in name else name
 
 
+ROW_STATUS = {"passed": "pass", "failed": "fail", "inconclusive": "inconclusive"}
+
+
 def add_self_check(report, results, *, one_row_per_case=True):
     """Summary rows, the error histogram, the per-tensor error heatmap and the raw reports."""
     from .report import fig_check
@@ -442,18 +445,20 @@ def add_self_check(report, results, *, one_row_per_case=True):
     methods = list(dict.fromkeys(c.method for c, _ in results))
     if one_row_per_case:
         for case, r in results:
-            report.add_row(f"gradcheck {case.label}", r.summary, "pass" if r.passed else "fail")
+            report.add_row(f"gradcheck {case.label}", r.summary, ROW_STATUS[r.verdict])
     else:
         for m in methods:
             rs = [(c, r) for c, r in results if c.method == m]
-            failed = [c.label for c, r in rs if not r.passed]
+            failed = [c.label for c, r in rs if r.verdict == "failed"]
+            unsure = [c.label for c, r in rs if r.verdict == "inconclusive"]
             worst = max((t["max_rel_err"] or 0.0) for _, r in rs for t in r.tensors)
             done = rs[0][1].method if rs else m
             report.add_row(f"oracle gradient check ({done})",
-                           f"{len(rs) - len(failed)} of {len(rs)} models pass; largest relative "
-                           f"error of a tensor {worst:.2g}"
+                           f"{len(rs) - len(failed) - len(unsure)} of {len(rs)} models pass; "
+                           f"largest relative error of a tensor {worst:.2g}"
+                           + (f"; INCONCLUSIVE: {', '.join(unsure)}" if unsure else "")
                            + (f"; FAILED: {', '.join(failed)}" if failed else ""),
-                           "fail" if failed else "pass")
+                           "fail" if failed else ("inconclusive" if unsure else "pass"))
     groups = []
     for m in methods:
         errs = [t["max_rel_err"] for c, r in results if c.method == m for t in r.tensors
@@ -481,7 +486,9 @@ def add_self_check(report, results, *, one_row_per_case=True):
             f"({first[0][1].method}); n/a: the model has no such tensor.",
             fig_check.error_heatmap(matrix, [f"{c.model_label} {c.dtype}" for c, _ in first],
                                     kinds, xlabel="tensor", title="Gradient-check errors"))
-    report.results["gradcheck"] = [{"case": c.to_dict(), "report": _brief(r)} for c, r in results]
+    report.results["gradcheck"] = [{"case": c.to_dict(), "verdict": r.verdict,
+                                    "resolution": r.resolution, "report": _brief(r)}
+                                   for c, r in results]
 
 
 def _brief(r):

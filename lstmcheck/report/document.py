@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STATUSES = ("pass", "fail", "info")
+STATUSES = ("pass", "fail", "inconclusive", "info")
 
 
 @dataclass
@@ -13,7 +13,8 @@ class Row:
 
     check: str
     result: str
-    status: str = "info"      # 'pass', 'fail' or 'info' (a measurement, not a verdict)
+    status: str = "info"      # 'pass', 'fail', 'inconclusive' (no disagreement, but the check
+                              # could not resolve a wrong element) or 'info' (a measurement)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -45,6 +46,20 @@ class Report:
         """True unless some summary row failed."""
         return not any(r.status == "fail" for r in self.rows)
 
+    @property
+    def verdict(self) -> str:
+        """'failed' if some row failed, else 'inconclusive' if some check was, else 'passed'."""
+        if not self.passed:
+            return "failed"
+        return "inconclusive" if any(r.status == "inconclusive" for r in self.rows) else "passed"
+
+    @property
+    def headline(self) -> str:
+        """The verdict in words, for the top of every page."""
+        return {"failed": "Some checks FAILED", "passed": "All checks passed",
+                "inconclusive": "No check failed, but some were INCONCLUSIVE (they could not "
+                                "resolve a wrong element)"}[self.verdict]
+
     def add_row(self, check, result, status="info"):
         self.rows.append(Row(check, result, status))
 
@@ -54,7 +69,7 @@ class Report:
         self.figures.append(Figure(name, " ".join(caption.split()), figure))
 
     def summary_dict(self, formats=("png", "svg")):
-        return {"title": self.title, "passed": self.passed,
+        return {"title": self.title, "passed": self.passed, "verdict": self.verdict,
                 "rows": [r.to_dict() for r in self.rows],
                 "figures": [{"name": f.name, "caption": f.caption,
                              **{ext: f"figures/{f.name}.{ext}" for ext in formats}}

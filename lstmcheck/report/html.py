@@ -11,21 +11,23 @@ h1{font-size:1.6em;margin-bottom:.2em} .meta{color:#555;font-size:.9em}
 table{border-collapse:collapse;margin:1em 0;width:100%}
 th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:#f2f2f2} td.status{font-weight:600;white-space:nowrap}
-td.pass{color:#006d2c} td.fail{color:#b2182b} td.info{color:#555}
+td.pass{color:#006d2c} td.fail{color:#b2182b} td.inconclusive{color:#8a5a00} td.info{color:#555}
 .verdict{font-size:1.1em;font-weight:600;padding:.4em .7em;border-radius:4px;display:inline-block}
 .verdict.pass{background:#e5f5e0;color:#006d2c} .verdict.fail{background:#fde0dd;color:#b2182b}
+.verdict.inconclusive{background:#fff3d6;color:#8a5a00}
 figure{margin:2em 0;border-top:1px solid #e5e5e5;padding-top:1em}
 figure img{max-width:100%;height:auto;display:block}
 figcaption{margin-top:.4em} figcaption a{font-size:.85em;color:#555}
 """
 
-_MARK = {"pass": "✓ pass", "fail": "✗ FAIL", "info": "·"}
+_MARK = {"pass": "✓ pass", "fail": "✗ FAIL", "inconclusive": "? INCONCLUSIVE", "info": "·"}
+_VERDICT_CLASS = {"passed": "pass", "failed": "fail", "inconclusive": "inconclusive"}
 
 
 def render_html(report, meta: dict | None = None, formats=("png", "svg")) -> str:
     """The page for a :class:`~lstmcheck.report.document.Report` (summary table first)."""
     e = escape
-    verdict = "pass" if report.passed else "fail"
+    verdict = _VERDICT_CLASS[report.verdict]
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -35,8 +37,7 @@ def render_html(report, meta: dict | None = None, formats=("png", "svg")) -> str
     if meta:
         parts.append('<p class="meta">' + " · ".join(f"{e(str(k))}: {e(str(v))}"
                                                       for k, v in meta.items()) + "</p>")
-    parts.append(f'<p class="verdict {verdict}">'
-                 f'{"All checks passed" if report.passed else "Some checks FAILED"}</p>')
+    parts.append(f'<p class="verdict {verdict}">{e(report.headline)}</p>')
     parts += ["<h2>Summary</h2>", "<table>",
               "<thead><tr><th>Check</th><th>Result</th><th>Status</th></tr></thead>", "<tbody>"]
     for r in report.rows:

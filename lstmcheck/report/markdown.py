@@ -10,7 +10,7 @@ def render_markdown(report, meta: dict | None = None, formats=("png", "svg")) ->
     lines = [f"# {report.title}", ""]
     if meta:
         lines += [" · ".join(f"{k}: {v}" for k, v in meta.items()), ""]
-    lines += [f"**{'All checks passed' if report.passed else 'Some checks FAILED'}**", "",
+    lines += [f"**{report.headline}**", "",
               "| Check | Result | Status |", "|---|---|---|"]
     lines += [f"| {_cell(r.check)} | {_cell(r.result)} | {r.status} |" for r in report.rows]
     lines.append("")
@@ -26,6 +26,8 @@ def render_markdown(report, meta: dict | None = None, formats=("png", "svg")) ->
 def render_text(report) -> str:
     """The summary table for a terminal (what the CLI prints)."""
     width = max([len(r.check) for r in report.rows] + [5])
-    mark = {"pass": "ok  ", "fail": "FAIL", "info": "    "}
-    lines = [f"{mark[r.status]}  {r.check.ljust(width)}  {r.result}" for r in report.rows]
+    mark = {"pass": "ok", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "info": ""}
+    mark_width = max([len(mark[r.status]) for r in report.rows] + [4])
+    lines = [f"{mark[r.status].ljust(mark_width)}  {r.check.ljust(width)}  {r.result}"
+             for r in report.rows]
     return "\n".join(lines)
