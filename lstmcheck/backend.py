@@ -213,7 +213,7 @@ class _Pool:
         """Run the jobs, one per thread; the first error (if any) is raised once all finish.
         ``blas_single``: hold NumPy's BLAS at one thread meanwhile (each job's GEMMs are its
         own; BLAS workers spinning beside ours only steal the cores)."""
-        if len(jobs) == 1 or len(jobs) > self.n or not self.lock.acquire(blocking=False):
+        if len(jobs) > self.n or not self.lock.acquire(blocking=False):
             for job in jobs:
                 job()
             return
@@ -266,9 +266,14 @@ def parallel_blocks(xp, n, fn, *, work=1, enabled=True, min_work=MIN_WORK, threa
     plain call ``fn(0, n)``.
     """
     k = min(num_threads() if threads is None else threads, n)
-    if (k <= 1 or not enabled or xp is not np or n * work < min_work
-            or (gemm and not _blas_controllers())):
+    if xp is not np:
         fn(0, n)
+        return
+    if k <= 1 or not enabled or n * work < min_work or (gemm and not _blas_controllers()):
+        # one block; its GEMMs still run on one BLAS thread: the recurrences' small per-step
+        # GEMMs gain little from BLAS threads and lose severalfold when other processes load
+        # the cores (idle BLAS workers spin)
+        _pool(1).run([functools.partial(fn, 0, n)], blas_single=gemm)
         return
     edges = [n * j // k for j in range(k + 1)]
     _pool(k).run([functools.partial(fn, lo, hi) for lo, hi in zip(edges, edges[1:])],

@@ -15,6 +15,10 @@ Forward, per time step (u_t = W_ih x_t + b_ih + b_hh comes precomputed for all t
 
 ``clip`` bounds every gate pre-activation to [-clip, clip] (ONNX). Gate blocks are stacked in
 PyTorch's order i, f, g, o, leaving out the gates a variant does not have.
+
+Speed (NumPy): one transcendental call activates every gate of a step (tanh and the logistic are
+affine images of each other); batch rows never interact, so large batches run their whole
+recurrence in row blocks on CPU threads (backend.parallel_blocks); buffers are preallocated.
 """
 from __future__ import annotations
 
@@ -151,6 +155,11 @@ class LSTMCell:
             z.imag *= mask_out
 
     # ---- fused gate activations
+    def _fused_gates(self):
+        """The gates activated together: all but an o that waits for its peephole on c_t (o is
+        last in PyTorch's order, so they are the leading columns of z)."""
+        return [g for g in self.gates if not (g == "o" and self.flags.peephole)]
+
     def _fused(self, xp, dtype, H):
         """How to activate the gate blocks of one step in a single transcendental call.
 
@@ -163,7 +172,7 @@ class LSTMCell:
         """
         if dtype.kind != "f" or self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
             return None
-        gates = [g for g in self.gates if not (g == "o" and self.flags.peephole and "o" in self.peep_gates)]
+        gates = self._fused_gates()
         logistic = dtype == np.float64
         F = backend.expit(xp) if logistic else xp.tanh
         k, b = (2.0, -1.0) if logistic else (0.5, 0.5)
@@ -355,7 +364,7 @@ class LSTMCell:
         activation a (sigmoid: p=1, q=0; tanh: p=0, q=1), or None for other activations."""
         if self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
             return None
-        gates = [g for g in self.gates if not (g == "o" and "o" in self.peep_gates and self.flags.peephole)]
+        gates = self._fused_gates()
         is_g = np.repeat([g == "g" for g in gates], H)
         return len(gates) * H, xp.asarray(np.where(is_g, 0, 1), dt), xp.asarray(np.where(is_g, 1, 0), dt)
 
