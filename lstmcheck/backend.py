@@ -226,10 +226,14 @@ class _Pool:
                     jobs[0]()
                 except BaseException as exc:
                     error = exc
-                for _ in jobs[1:]:              # always collect every worker before returning
-                    exc = self.done.get()
-                    if error is None:
-                        error = exc
+                try:
+                    for _ in jobs[1:]:          # always collect every worker before returning
+                        exc = self.done.get()
+                        if error is None:
+                            error = exc
+                except BaseException:           # interrupted (Ctrl-C) while workers still run:
+                    _POOL[0] = None             # their late results must not reach a later run
+                    raise
             if error is not None:
                 raise error
         finally:
