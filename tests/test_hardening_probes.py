@@ -120,3 +120,20 @@ def test_nan_inf_inputs_name_the_tensor(probe, poison, name):
         x[7, 0, 1] = np.nan
     with pytest.raises(NonFiniteError, match=name):
         getattr(lc.probes, probe)(m, p, x, (h0, c0))
+
+
+def test_norms_below_sqrt_of_underflow_survive():
+    """sqrt(sum of squares) is 0 below ~1e-154 in float64; the probes' norms must not be, or
+    underflow_lag comes about 100 lags too early."""
+    from lstmcheck.probes._common import row_norms
+    v = np.random.default_rng(3).standard_normal((5, 7))
+    for s in (1e-200, 1e-300, 1.0, 1e200):
+        np.testing.assert_allclose(row_norms(np, s * v), s * np.linalg.norm(v, axis=-1), rtol=1e-14)
+    assert np.all(row_norms(np, np.zeros((2, 3))) == 0)
+    m = lc.RNN(4, 8)
+    r = lc.probes.gradient_norms(m, m.init_params(seed=0, spectral_radius=0.05),
+                                 np.random.default_rng(0).standard_normal((400, 2, 4)))
+    k = r.underflow_lag
+    assert k is not None
+    between = (r.h_norm[:k] > TINY) & (r.h_norm[:k] < 1e-200)
+    assert between.any()                      # norms between 1e-308 and 1e-154 are kept

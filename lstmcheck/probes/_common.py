@@ -100,6 +100,15 @@ def positive_int(name, v, allow_none=True):
     return int(v)
 
 
+def row_norms(xp, a):
+    """Euclidean norms along the last axis without squaring into underflow: each row is scaled
+    by its largest magnitude first, so norms down to the smallest subnormal survive (a plain
+    sqrt(sum of squares) is 0 below ~1e-154 in float64)."""
+    m = xp.max(xp.abs(a), axis=-1, keepdims=True)
+    safe = xp.where(m > 0, m, 1)
+    return xp.linalg.norm(a / safe, axis=-1) * m[..., 0]
+
+
 def first_nonfinite(a, axis0_offset=0):
     """The first index along axis 0 where ``a`` holds NaN/Inf, or None."""
     xp = backend.array_module(a)

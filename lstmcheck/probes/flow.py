@@ -129,9 +129,9 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
             # backward runs from the end: the last bad step is where it first appeared
             ok = backend.to_host(xp.isfinite(dH.reshape(b - a, -1)).all(axis=1))
             C.raise_nonfinite("the gradient dL/dh_t", a + int(np.nonzero(~ok)[0].max()) + 1, T)
-        h_norm[a:b] = backend.to_host(xp.linalg.norm(dH, axis=-1))
+        h_norm[a:b] = backend.to_host(C.row_norms(xp, dH))
         if has_c:
-            c_norm[a:b] = backend.to_host(xp.linalg.norm(dC, axis=-1))
+            c_norm[a:b] = backend.to_host(C.row_norms(xp, dC))
         h_prev = ctape["hs"][:b - a]                              # h_{t-1} of each step
         contrib[a:b] = backend.to_host(_step_contributions(model, ctape, du, h_prev))
         _accumulate(model, grads, du, xin, dp)

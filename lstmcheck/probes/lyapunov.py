@@ -116,10 +116,15 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
     return LyapunovSpectrum(
         exponents=exponents, convergence=np.array(conv).reshape(-1, k),
         convergence_steps=np.array(conv_t), lambda1_perturbation=float(lam1),
-        lambda1_gap=float(abs(exponents[0] - lam1)), kaplan_yorke=kaplan_yorke(exponents),
+        lambda1_gap=_gap(exponents[0], lam1), kaplan_yorke=kaplan_yorke(exponents),
         meta=dict(model=model.describe(), T=T, sample=sample, k=k, n=n, warmup=int(warmup),
                   reorth=interval, reorth_option=reorth, perturbation=perturbation, seed=seed,
                   method=method))
+
+
+def _gap(a, b):
+    """|a - b|, 0 when both are the same infinity (an exactly singular Jacobian gives -inf)."""
+    return 0.0 if a == b else float(abs(a - b))
 
 
 def _interval(reorth, warm_rates):
