@@ -94,11 +94,6 @@ def bounded(model) -> bool:
     return not (model.flags.act_g == "identity" and model.flags.act_h == "identity")
 
 
-def fgr_gap(model, T):
-    """lstm.py's gate-recurrence backward fails for T = 1 (see test_fgr_backward_one_step)."""
-    return model.kind == "lstm" and model.flags.gate_recurrence and T == 1
-
-
 def make_inputs(model, T, B, seed, scale=1.0):
     """Params, x in the model's layout and a random state (a tuple, as inputs for loss_fn)."""
     rng = np.random.default_rng(seed)
@@ -127,7 +122,6 @@ def test_valid_calls_succeed_with_verified_results(cfg, T, B, seed, scale, dtype
         return
     if not bounded(model):
         scale = 1.0     # identity/relu paths grow like scale^(T*layers): no saturation to rely on
-    T += fgr_gap(model, T)
     params, x, state = make_inputs(model, T, B, seed, scale)
     rng = np.random.default_rng(seed + 1)
     with strict_numerics():   # weights up to 1e3 saturate the gates without overflow warnings
@@ -277,7 +271,6 @@ def test_backward_abuse_raises_errors_naming_the_argument(cfg, T, B, what, data)
     model = build(cfg)
     if model is None:
         return
-    T += fgr_gap(model, T)
     params, x, state = make_inputs(model, T, B, seed=T + B)
     y, final, tape = model.forward(params, x, state_arg(state))
     dy, dstate = np.ones_like(y), tuple(np.ones_like(a) for a in as_tuple(final))
@@ -359,16 +352,6 @@ def test_init_params_options_validated(cell, dtype, scheme, name, value):
 BUILD_OPTIONS = ("num_layers", "bidirectional", "batch_first", "dtype", "backend", "proj_size",
                  "variant", "reset_after", "nonlinearity", "cell_clip", "clip", "activations",
                  "foo", "input_size")
-def _gap(cell, name, value):
-    """Values lstm.py refuses with Python's TypeError instead of an OptionError (see
-    test_lstm_option_type_gaps): kept out of the property until lstm.py validates them."""
-    if cell != "lstm":
-        return False
-    if name in ("clip", "cell_clip"):
-        return value is not None and not isinstance(value, numbers.Real)
-    return name == "activations" and value is not None and not hasattr(value, "__len__")
-
-
 @settings(max_examples=400, **SETTINGS)
 @given(cell=st.sampled_from(("rnn", "lstm", "gru")), name=st.sampled_from(BUILD_OPTIONS),
        value=st.one_of(WEIRD, st.sampled_from((
@@ -376,8 +359,6 @@ def _gap(cell, name, value):
            "cifg+nig", "peephole+", ("sigmoid", "tanh", "tanh"), ("relu", "x", "tanh"),
            ("tanh",), 0, 1, 2, False))))
 def test_build_options_validated(cell, name, value):
-    if _gap(cell, name, value):
-        return
     D, H = 3, 4
     kw = {name: value}
     if name == "input_size":
@@ -394,9 +375,6 @@ def test_build_options_validated(cell, name, value):
         assert cfg[name] == value or (name == "input_size" and cfg[name] == D)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="lstm.py's fgr backward reshapes an empty (T-1)*B array with -1 "
-                          "(reported; lstm.py is not ours)")
 def test_fgr_backward_one_step():
     model = lc.LSTM(2, 3, variant="fgr")
     y, final, tape = model.forward(model.init_params(0), np.ones((1, 1, 2)))
@@ -404,11 +382,9 @@ def test_fgr_backward_one_step():
     assert np.isfinite(grads["weight_gr_l0"]).all() and not grads["weight_gr_l0"].any()
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="lstm.py compares clip/cell_clip with '>' and takes len(activations) "
-                          "before validating their types (reported; lstm.py is not ours)")
-@pytest.mark.parametrize("opts", [dict(clip="a"), dict(cell_clip=(1.0,)), dict(activations=3)])
-def test_lstm_option_type_gaps(opts):
+@pytest.mark.parametrize("opts", [dict(clip="a"), dict(cell_clip=(1.0,)), dict(activations=3),
+                                  dict(clip=True), dict(cell_clip=float("inf"))])
+def test_lstm_option_types(opts):
     with pytest.raises(OptionError):
         lc.LSTM(3, 4, **opts)
 

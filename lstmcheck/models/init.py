@@ -129,6 +129,9 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
     limit = np.finfo(model.dtype).max
     bad = next((n for n, a in params.items() if not np.all(np.abs(a) <= limit)), None)
     if bad is not None:   # e.g. scale * spectral_radius beyond the dtype's range
-        raise OptionError(f"init options scale={scale!r}, spectral_radius={spectral_radius!r}, "
-                          f"gain={gain!r} give {bad} values outside the {model.dtype.name} range.")
+        given = dict(scale=scale, spectral_radius=spectral_radius, gain=gain,
+                     forget_bias=forget_bias)
+        opts = ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None)
+        raise OptionError(f"init options {opts} give {bad} values outside the "
+                          f"{model.dtype.name} range.")
     return {n: backend.asarray(a, model.xp, dtype=model.dtype) for n, a in params.items()}

@@ -22,6 +22,8 @@ recurrence in row blocks on CPU threads (backend.parallel_blocks); buffers are p
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,8 +90,9 @@ def parse_variant(variant: str, **overrides) -> LSTMFlags:
         raise OptionError("variant 'cifg' needs the input gate, so it cannot be combined with 'nig'.")
     for name in ("clip", "cell_clip"):
         v = getattr(f, name)
-        if v is not None and not v > 0:
-            raise OptionError(f"{name} must be a positive number, got {v!r}.")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)
+                              or not 0 < v < math.inf):
+            raise OptionError(f"{name} must be a positive finite number, got {v!r}.")
     return f
 
 
@@ -352,8 +355,9 @@ class LSTMCell:
                 rows_.append((dz_all[:, :, sl[gname]] * cc).sum(axis=(0, 1)))
             grads["weight_peep"] = xp.stack(rows_)
         if fl.gate_recurrence:
-            dpg = xp.concatenate([dz_all[1:, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
-            apg = xp.concatenate([act[:-1, :, s] for s in pg], axis=2).reshape((T - 1) * B, -1)
+            rows_pg = ((T - 1) * B, len(pg) * H)     # explicit: T = 1 leaves no rows to infer -1 from
+            dpg = xp.concatenate([dz_all[1:, :, s] for s in pg], axis=2).reshape(rows_pg)
+            apg = xp.concatenate([act[:-1, :, s] for s in pg], axis=2).reshape(rows_pg)
             grads["weight_gr"] = dpg.T @ apg
         if self.proj:
             grads["weight_hr"] = dH.reshape(TB, -1).T @ m.reshape(TB, H)
@@ -500,7 +504,7 @@ class LSTM(RecurrentModel):
                          batch_first=batch_first, proj_size=proj_size)
         acts = {}
         if activations is not None:
-            if isinstance(activations, str) or len(activations) != 3:
+            if not isinstance(activations, (tuple, list)) or len(activations) != 3:
                 raise OptionError("activations must be three names (gate f, cell input g, output h), "
                                   "e.g. ('sigmoid', 'tanh', 'tanh').")
             for k, a in zip(("act_f", "act_g", "act_h"), activations):
