@@ -135,6 +135,7 @@ class ModelEvaluator:
         # ~1024 rows keep a step's (rows, G*H) gate block within a core's L2 cache (measured)
         self.K_max = max(1, rows_per_batch // self.B)
         self.calls = 0                     # replicas evaluated
+        self._f0_rows = None               # (f(theta), per-sequence terms), see _unperturbed
         base = model.base_names()
         self.matrices = {n for n in model.param_names if n.partition("_l")[0] in base
                          and len(model.param_shapes()[n]) == 2
@@ -241,14 +242,16 @@ class ModelEvaluator:
         idx, deltas = np.asarray(idx), np.asarray(deltas)
         cplx = np.iscomplexobj(deltas)
         if name in ("x", *self.states):      # one sequence per replica (see _run_sequences)
+            f0, rows = self._unperturbed()   # once, before the threads share it
+            rest = f0 - rows                 # f(theta) without each sequence's own term
             f = self._chunked(len(idx), lambda lo, hi: self._run_sequences(
-                name, idx[lo:hi], deltas[lo:hi], cplx), K_max=self.K_max * self.B)
+                name, idx[lo:hi], deltas[lo:hi], cplx, rest), K_max=self.K_max * self.B)
         else:
             f = self._chunked(len(idx), lambda lo, hi: self._run_chunk(
                 hi - lo, {name: (np.arange(hi - lo), idx[lo:hi], deltas[lo:hi])}, {}, cplx))
         return f.astype(complex if cplx else float, copy=False)
 
-    def _run_sequences(self, name, idx, deltas, cplx):
+    def _run_sequences(self, name, idx, deltas, cplx, rest):
         """f for one-element perturbations of x, h0 or c0. Sequences never interact, so such a
         perturbation changes only the sequence b holding the element: each replica runs that one
         sequence and f = (f(theta) - f_b(theta)) + f_b(perturbed), a B-th of the work."""
@@ -257,8 +260,7 @@ class ModelEvaluator:
         cdt = backend.complex_of(self.dtype) if cplx else self.dtype
         inputs = {n: self.theta[n][:, b].astype(cdt) for n in ("x", *self.states)}
         inputs[name][lead, np.arange(K), col] += deltas
-        f = self._sequence_losses(inputs, b)
-        return (self._unperturbed()[0] - self._unperturbed()[1][b]) + f
+        return rest[b] + self._sequence_losses(inputs, b)
 
     def _sequence_losses(self, inputs, b):
         """Loss of each row k of ``inputs`` (sequence b[k]'s weights), shared weights."""
@@ -273,10 +275,10 @@ class ModelEvaluator:
 
     def _unperturbed(self):
         """(f(theta), per-sequence terms of f(theta)), computed once."""
-        if getattr(self, "_f0_rows", None) is None:
+        if self._f0_rows is None:
             b = np.arange(self.B)
             rows = self._sequence_losses({n: self.theta[n] for n in ("x", *self.states)}, b)
-            self._f0_rows = (float(np.real(self._run_chunk(1, {}, {}, cplx=False)[0])), rows)
+            self._f0_rows = (self.value(), rows)
         return self._f0_rows
 
     def directions(self, dirs, scales):
