@@ -109,6 +109,13 @@ def row_norms(xp, a):
     return xp.linalg.norm(a / safe, axis=-1) * m[..., 0]
 
 
+def first_lag_below(values, bound, first_lag=0):
+    """The lag of the first value below ``bound`` (lags counted from ``first_lag``), else None:
+    where a norm, or its log, falls under the dtype's smallest normal number."""
+    low = np.nonzero(np.asarray(values) < bound)[0]
+    return int(low[0]) + first_lag if low.size else None
+
+
 def first_nonfinite(a, axis0_offset=0):
     """The first index along axis 0 where ``a`` holds NaN/Inf, or None."""
     xp = backend.array_module(a)

@@ -220,12 +220,6 @@ def _relative(norms):
         return np.where(last > 0, norms / np.where(last > 0, last, 1.0), np.nan)
 
 
-def underflow_lag(norms, dtype):
-    """The first lag whose norm is below the dtype's smallest normal number (or 0), else None."""
-    low = np.nonzero(np.asarray(norms) < np.finfo(np.dtype(dtype)).tiny)[0]
-    return int(low[0]) if low.size else None
-
-
 def fit_decay(rel, stop=None):
     """Least-squares slope of -log(rel) against the lag, over lags with finite positive rel
     (before ``stop``, the lag where the norms underflow)."""
@@ -242,14 +236,15 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta)
     lagged = lambda a: a[::-1]                               # noqa: E731  index t -> lag T - t
     h_med, h_iqr = _median_iqr(lagged(h))
     h_rel, h_rel_iqr = _median_iqr(lagged(_relative(h)))
-    h_under = underflow_lag(h_med, dtype)
+    tiny = np.finfo(np.dtype(dtype)).tiny          # below it the norm is subnormal or 0
+    h_under = C.first_lag_below(h_med, tiny)
     c_fields = (None,) * 4
     c_rate = c_under = None
     if c is not None:
         c_med, c_iqr = _median_iqr(lagged(c))
         c_rel, c_rel_iqr = _median_iqr(lagged(_relative(c)))
         c_fields = (c_med, c_iqr, c_rel, c_rel_iqr)
-        c_under = underflow_lag(c_med, dtype)
+        c_under = C.first_lag_below(c_med, tiny)
         c_rate = fit_decay(c_rel, c_under)
     contrib = lagged(contrib)
     total = contrib.sum()

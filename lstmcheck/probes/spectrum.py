@@ -89,9 +89,5 @@ def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k
         spectral_norm=sv[:, 0], frobenius_norm=frob, condition_number=cond,
         state="h,c" if model.cell.has_cell_state else "h",
         meta=dict(model=model.describe(), T=T, sample=sample, k=k, n=n),
-        underflow_lag=_first_lag_below(log_sv[:, 0], np.log(np.finfo(S.dtype).tiny)))
-
-
-def _first_lag_below(log_norm, log_tiny):
-    low = np.nonzero(log_norm < log_tiny)[0]
-    return int(low[0]) + 1 if low.size else None            # lags start at 1
+        underflow_lag=C.first_lag_below(log_sv[:, 0], np.log(np.finfo(S.dtype).tiny),
+                                         first_lag=1))
