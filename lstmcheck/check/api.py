@@ -249,8 +249,7 @@ class _Check:
         for n in names:
             m = owner == n
             if ok[m].all():
-                self._direction_row(n, label, r, diff, band, m,
-                                    [d[n] for d, o in zip(dirs, m) if o])
+                self._direction_row(n, label, r, diff, band, m, dirs)
                 continue
             loc = localize(self.ev, self.grads, self.theta, n, mode, self.dtype, self.f0,
                            self.F, self.rng, gates=self.gates.get(n, 1), nondet=self.nondet,
@@ -264,8 +263,7 @@ class _Check:
                 idx += list(a + self.rng.choice(b - a, size=k, replace=False))
             idx = np.unique(np.array(idx, dtype=np.int64))
             if len(idx) == 0:                # the direction failed but no segment does: keep it
-                self._direction_row(n, label, r, diff, band, m,
-                                    [d[n] for d, o in zip(dirs, m) if o])
+                self._direction_row(n, label, r, diff, band, m, dirs)
                 continue
             self.elementwise(n, idx, elements_method or mode, label=f"{label}+elements",
                              n_total=int(np.size(self.theta[n])))
@@ -274,13 +272,13 @@ class _Check:
                 self.notes.append(f"{n}: directional derivatives disagree but no single element "
                                   f"could be isolated; the error is spread thinly.")
 
-    def _direction_row(self, name, label, r, diff, band, m, vs):
+    def _direction_row(self, name, label, r, diff, band, m, dirs):
         d = r.numeric[m]
         # one element j wrong by a relative delta moves g.v_k by delta g_j v_kj: the best of the
         # directions resolves delta > band_k / |g_j v_kj|
         g = np.abs(self.grads[name])
-        per_dir = [band[k] / np.maximum(g * np.abs(v), 1e-300)
-                   for k, v in zip(np.flatnonzero(m), vs)]
+        per_dir = [band[k] / np.maximum(g * np.abs(dirs[k][name]), 1e-300)
+                   for k in np.flatnonzero(m)]
         res = tol.resolution(np.min(per_dir, axis=0) * g, g)
         self.rows.append({
             "name": name, "shape": list(np.shape(self.theta[name])), "method": label,
