@@ -22,15 +22,13 @@ recurrence in row blocks on CPU threads (backend.parallel_blocks); buffers are p
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import activations as A
 from .. import backend
-from .base import RecurrentModel
+from .base import RecurrentModel, _positive_number
 from ..errors import OptionError
 
 VARIANTS = {
@@ -90,9 +88,8 @@ def parse_variant(variant: str, **overrides) -> LSTMFlags:
         raise OptionError("variant 'cifg' needs the input gate, so it cannot be combined with 'nig'.")
     for name in ("clip", "cell_clip"):
         v = getattr(f, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)
-                              or not 0 < v < math.inf):
-            raise OptionError(f"{name} must be a positive finite number, got {v!r}.")
+        if v is not None:
+            _positive_number(name, v)
     return f
 
 
