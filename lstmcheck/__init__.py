@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 
 from .errors import LstmcheckError
-from .models import GRU, LSTM, RNN, build
+from .models import GRU, LSTM, RNN, Cell, Outer, Recurrent, build
 
 __version__ = "0.1.0"
 
@@ -30,5 +30,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'lstmcheck' has no attribute {name!r}")
 
 
-__all__ = ["LSTM", "GRU", "RNN", "build", "LstmcheckError", "check_gradients", "gradcheck",
+__all__ = ["LSTM", "GRU", "RNN", "Cell", "Outer", "Recurrent", "build", "LstmcheckError", "check_gradients", "gradcheck",
            "audit", "sweep", "layouts", "probes", "vectors", "tasks", "__version__"]

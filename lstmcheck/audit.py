@@ -278,16 +278,7 @@ def random_cotangents(model, seq_len, batch, seed=0):
 def float64_model(model):
     """The same configuration computing in float64 on the host (the oracle's precision)."""
     from .models import build
-    cfg = dict(model.config())
-    cell = cfg.pop("cell")
-    D, H = cfg.pop("input_size"), cfg.pop("hidden_size")
-    cfg.update(backend="numpy", dtype="float64", batch_first=False)
-    acts = [cfg.pop(k, None) for k in ("act_f", "act_g", "act_h")]
-    if any(a is not None for a in acts):
-        fl = model.flags
-        cfg["activations"] = tuple(a if a is not None else getattr(fl, k)
-                                   for a, k in zip(acts, ("act_f", "act_g", "act_h")))
-    return build(cell, D, H, **cfg)
+    return model.replace(backend="numpy", dtype="float64", batch_first=False)
 
 
 def oracle_run(model, params, x, state, dy=None, dstate=None):
@@ -314,6 +305,7 @@ def _stacked_forward(model, params, x, state, flip=()):
     """The oracle's forward (y, final state tuple) with the time direction of the layer-directions
     in ``flip`` (set of (layer, direction)) reversed: the mistake of a direction that runs the
     wrong way, which run_forward cannot express."""
+    from .models import runner
     dirs = model.num_directions
     state = tuple(np.asarray(s, np.float64) for s in state)
     finals = [[] for _ in state]
@@ -322,11 +314,11 @@ def _stacked_forward(model, params, x, state, flip=()):
         outs = []
         for d in range(dirs):
             s = f"_l{k}" + ("_reverse" if d else "")
-            p = model._layer_params(params, s)
+            p = runner.layer_params(model, params, s)
             rev = bool(d) != ((k, d) in flip)
             xin = inp[::-1] if rev else inp
-            u = model._project(np, xin, p)
-            y, fin, _ = model.cell.forward(np, p, u, tuple(a[k * dirs + d] for a in state))
+            y, fin, _ = runner.layer_forward(np, model.cell, p, xin,
+                                             tuple(a[k * dirs + d] for a in state))
             outs.append(y[::-1] if rev else y)
             for lst, a in zip(finals, fin):
                 lst.append(a)

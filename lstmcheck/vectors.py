@@ -346,10 +346,9 @@ def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
 
 def _check_case(entry, d, y, fin, grads, rtol, atol):
     from .models import build
-    cfg = dict(entry["config"])
-    model = build(cfg.pop("cell"), cfg.pop("input_size"), cfg.pop("hidden_size"),
-                  **{k: v for k, v in cfg.items() if k not in ("act_f", "act_g", "act_h", "dtype", "batch_first")},
-                  **_activations(entry["config"]))
+    cfg = {k: v for k, v in entry["config"].items()
+           if k not in ("act_f", "act_g", "act_h", "dtype", "batch_first")}
+    model = build(**cfg, **_activations(entry["config"]))
     tol = _audit.tolerances("float64", entry["seq_len"], model.num_layers,
                             max(model.layer_input_size(k) for k in range(model.num_layers)) + model.output_size)
     if rtol is not None or atol is not None:
@@ -381,6 +380,7 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
 
 
 def _activations(config):
+    """Manifests written before configurations carried 'activations' name them one by one."""
     acts = [config.get(k) for k in ("act_f", "act_g", "act_h")]
     if not any(acts):
         return {}

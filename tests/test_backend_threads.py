@@ -9,7 +9,7 @@ from scipy.special import expit
 import lstmcheck as lc
 from lstmcheck import backend
 from lstmcheck.errors import OptionError
-from lstmcheck.models.lstm import SPLIT_MIN_STEP
+from lstmcheck.models.fused_lstm import SPLIT_MIN_STEP
 
 
 @pytest.mark.parametrize("shape", [(1,), (1, 1), (2, 3), (7, 5), (33, 129), (1000,), (5, 4, 3)])

@@ -135,7 +135,7 @@ def test_init_options():
 
 def test_gpu_out_of_memory_is_one_sentence(monkeypatch):
     """A device OOM inside a model pass becomes a BackendError saying what to shrink."""
-    from lstmcheck.models.lstm import LSTMCell
+    from lstmcheck.models.fused_lstm import FusedLSTM
 
     class OutOfMemoryError(MemoryError):   # the name CuPy's allocator error carries
         pass
@@ -143,7 +143,7 @@ def test_gpu_out_of_memory_is_one_sentence(monkeypatch):
     def boom(*a, **k):
         raise OutOfMemoryError("Out of memory allocating 8,589,934,592 bytes")
 
-    monkeypatch.setattr(LSTMCell, "forward", boom)
+    monkeypatch.setattr(FusedLSTM, "forward", boom)
     m = lc.LSTM(3, 4)
     with pytest.raises(BackendError, match=r"ran out of memory during the forward pass of LSTM\(3, 4.*reduce batch"):
         m.forward(m.init_params(seed=0), np.zeros((2, 1, 3)))

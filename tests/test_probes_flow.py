@@ -67,16 +67,26 @@ def test_step_terms_sum_to_the_recurrent_weight_gradient(cell, opts):
     dy = np.random.default_rng(1).standard_normal((9, 3, model.output_size))
     y, _, tape = model.forward(params, x)
     grads = model.backward(tape, dy)
-    ctape = tape.layers[0][1]
+    from lstmcheck.models import runner
+    from lstmcheck.models.cell import Outer
+    p = {b: params[b + "_l0"] for b in model.base_names()}
+    _, _, lt = runner.layer_forward(np, model.cell, p, x, tuple(np.zeros((3, s)) for s in
+                                    model.cell.state_sizes(4)), fused=False)
     zero_state = tuple(np.zeros((3, s[-1])) for s in model.state_shapes(3))
-    du, _, _, _ = model.cell.backward(np, {b: params[b + "_l0"] for b in model.base_names()},
-                                      ctape, dy, zero_state)
-    terms = flow._recurrent_terms(model, ctape, du, ctape["hs"][:9])
-    W = np.concatenate([np.einsum("tbg,tbh->gh", d, v) for d, v in terms], axis=0)
+    *_, terms = runner.layer_backward(np, model.cell, p, lt, dy, zero_state, per_step=True)
+
+    def dense(g):            # one step's term of dL/dW_hh as a matrix
+        out = np.zeros((model.num_gates * 4, model.output_size))
+        for term in (g if isinstance(g, list) else [g]):
+            if isinstance(term, Outer):
+                out[term.rows or slice(None)] += term.value()
+            else:
+                out += term
+        return out
+    W = sum(dense(t["weight_hh"]) for t in terms)
     np.testing.assert_allclose(W, grads["weight_hh_l0"], rtol=1e-12, atol=1e-14)
-    norms = flow._step_contributions(model, ctape, du, ctape["hs"][:9])
-    direct = [np.sqrt(sum(np.linalg.norm(np.einsum("bg,bh->gh", d[t], v[t])) ** 2 for d, v in terms))
-              for t in range(9)]
+    norms = [flow._frobenius(np, t["weight_hh"]) for t in terms]
+    direct = [np.linalg.norm(dense(t["weight_hh"])) for t in terms]
     np.testing.assert_allclose(norms, direct, rtol=1e-12)
 
 
@@ -133,9 +143,11 @@ def test_bad_input_is_refused_clearly():
         gradient_norms(model, params, x, loss=np.zeros((20, 2, 5)))
     with pytest.raises(OptionError, match="truncate"):
         gradient_norms(model, params, x, truncate=0)
-    with pytest.raises(OptionError, match="one layer in one direction"):
-        deep = lc.LSTM(3, 4, num_layers=2)
-        gradient_norms(deep, deep.init_params(0), x)
+    deep = lc.LSTM(3, 4, num_layers=2)
+    with pytest.raises(OptionError, match="layer must be one of 0..1"):
+        gradient_norms(deep, deep.init_params(0), x, layer=2)
+    with pytest.raises(OptionError, match="direction must be one of forward"):
+        gradient_norms(deep, deep.init_params(0), x, direction="reverse")
     bad = x.copy()
     bad[7, 1, 0] = np.nan
     with pytest.raises(NonFiniteError, match=r"x\[7\] \(time step t=8\)"):

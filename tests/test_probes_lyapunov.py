@@ -49,12 +49,12 @@ def test_exponents_sum_to_the_mean_log_determinant(cell, opts):
     params = model.init_params(1)
     x = lc.tasks.noise(60, 1, 2, seed=2).x
     r = lyapunov_spectrum(model, params, x, warmup=0)
-    xx, s0 = C.prepare(model, params, x)
-    S = C.trajectory(model, params, xx, s0)[:, 0]
-    logdet = sum(np.linalg.slogdet(J)[1] for _, J in iter_jacobians(model, params, xx[:, 0], S,
+    view, xx, s0 = C.prepare(model, params, x)
+    S = C.trajectory(view, xx, s0)[:, 0]
+    logdet = sum(np.linalg.slogdet(J)[1] for _, J in iter_jacobians(view, xx[:, 0], S,
                                                                       range(1, 61)))
     assert r.exponents.sum() == pytest.approx(logdet / 60, rel=1e-10)
-    assert r.exponents.shape == (C.state_size(model),)
+    assert r.exponents.shape == (view.state_size,)
     assert (np.diff(r.exponents) <= 0).all()
 
 

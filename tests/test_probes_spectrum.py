@@ -74,15 +74,15 @@ def test_tanh_rnn_obeys_pascanus_bound_at_every_lag(seed):
 
 def fd_product(model, params, x, lag, h=1e-6):
     """ds_T/ds_{T-lag} by central differences of the state map."""
-    xx, s0 = C.prepare(model, params, x)
-    S = C.trajectory(model, params, xx, s0)[:, 0]
+    view, xx, s0 = C.prepare(model, params, x)
+    S = C.trajectory(view, xx, s0)[:, 0]
     T, n = x.shape[0], S.shape[1]
 
     def run(s):
-        st = C.split_state(model, s[None])
+        st = view.split(s[None])
         for t in range(T - lag, T):
-            st = C.step(model, params, xx[t], st)
-        return C.join_state(st)[0]
+            st = view.step(xx[t], st)
+        return view.join(st)[0]
     J = np.empty((n, n))
     for j in range(n):
         e = np.zeros(n)
@@ -106,7 +106,7 @@ def test_singular_values_agree_with_finite_differences(cell, opts):
         np.testing.assert_allclose(r.singular_values[lag - 1], sv, rtol=1e-6, atol=1e-9)
         assert r.frobenius_norm[lag - 1] == pytest.approx(np.linalg.norm(J), rel=1e-6, abs=1e-8)
     assert r.state == ("h,c" if cell == "lstm" else "h")
-    assert r.singular_values.shape == (12, C.state_size(model))
+    assert r.singular_values.shape == (12, C.prepare(model, params, x)[0].state_size)
 
 
 def test_bad_input_is_refused_clearly():
@@ -136,15 +136,15 @@ def test_analytic_jacobians_equal_the_vjp_route(cell, opts):
     model = lc.build(cell, 2, 5, **opts)
     params = model.init_params(3)
     x = lc.tasks.noise(17, 1, 2, seed=1).x
-    xx, s0 = C.prepare(model, params, x)
-    S = C.trajectory(model, params, xx, s0)[:, 0]
+    view, xx, s0 = C.prepare(model, params, x)
+    S = C.trajectory(view, xx, s0)[:, 0]
     for order in (range(1, 18), range(17, 0, -1)):
-        A = dict(iter_jacobians(model, params, xx[:, 0], S, order, chunk=6, method="analytic"))
-        V = dict(iter_jacobians(model, params, xx[:, 0], S, order, chunk=6, method="vjp"))
+        A = dict(iter_jacobians(view, xx[:, 0], S, order, chunk=6, method="analytic"))
+        V = dict(iter_jacobians(view, xx[:, 0], S, order, chunk=6, method="vjp"))
         assert list(A) == list(order)
         for t in A:
             np.testing.assert_allclose(A[t], V[t], rtol=1e-12, atol=1e-14)
     with pytest.raises(OptionError, match="no analytic Jacobian"):
         peep = lc.LSTM(2, 3, variant="peephole")
-        list(iter_jacobians(peep, peep.init_params(0), xx[:, 0], np.zeros((18, 6)), [1],
-                            method="analytic"))
+        pv = C.prepare(peep, peep.init_params(0), x)[0]
+        list(iter_jacobians(pv, xx[:, 0], np.zeros((18, 6)), [1], method="analytic"))

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import lstmcheck as lc
 from lstmcheck.errors import LstmcheckError, OptionError
-from lstmcheck.models.base import RecurrentModel
+from lstmcheck.models.recurrent import RecurrentModel
 from numeric import complex_step_directional, dot, loss_fn
 
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -93,7 +93,7 @@ def test_real_pytorch_implementation_verifies_with_gradients(suite):
         cfg = config["config"]
         if config["layout"] != "torch" or cfg.get("variant", "vanilla") != "vanilla" \
                 or cfg.get("reset_after") is False or cfg.get("nonlinearity") == "identity" \
-                or cfg.get("clip") or cfg.get("cell_clip") or "act_f" in cfg or "act_g" in cfg or "act_h" in cfg:
+                or cfg.get("clip") or cfg.get("cell_clip") or "activations" in cfg:
             raise NotImplementedError
         kw = {"nonlinearity": cfg["nonlinearity"]} if config["cell"] == "rnn" else {}
         if cfg.get("proj_size"):

@@ -2,7 +2,7 @@
 
 Sequences in a batch never interact, so K replicas of the B sequences become one batch of K*B
 (replica k owns batch rows k*B .. k*B+B-1). The model's forward touches parameters only through
-``a @ W.T``, ``a @ W[rows].T`` and broadcasting (models/base.py ``run_forward``), so:
+``a @ W.T``, ``a @ W[rows].T`` and broadcasting (models/runner.py), so:
 
 - a weight matrix is replaced by :class:`ReplicaMatrix`, whose ``.T`` multiplies like W.T and then
   adds each replica's own correction: a rank-one term for a one-element perturbation, a small
@@ -167,6 +167,8 @@ class ModelEvaluator:
     # ---- one batched forward of K replicas
     def _run_chunk(self, K, sparse, dense, cplx):
         """sparse: {name: (k, flat_idx, delta)}; dense: {name: (V (K, *shape), s (K,))}."""
+        if not self.model.cell.batchable:
+            return self._run_each(K, sparse, dense, cplx)
         B, dt = self.B, self.dtype
         cdt = backend.complex_of(dt) if cplx else dt
         p = {}
@@ -219,6 +221,28 @@ class ModelEvaluator:
         y, final, _ = self.model.run_forward(p, inputs["x"], tuple(inputs[n] for n in self.states))
         return self._loss(y, final, K)
 
+    def _run_each(self, K, sparse, dense, cplx):
+        """The replicas one forward each, on plain perturbed arrays: for cells that use their
+        parameters in ways the stand-ins above cannot imitate (a user's cell)."""
+        cdt = backend.complex_of(self.dtype) if cplx else self.dtype
+        names = [*self.model.param_names, "x", *self.states]
+        out = np.empty(K, cdt)
+        for k in range(K):
+            v = {}
+            for n in names:
+                a = self.theta[n].astype(np.result_type(self.theta[n], cdt), copy=True)
+                if n in sparse:
+                    kk, j, d = sparse[n]
+                    np.add.at(a.reshape(-1), j[kk == k], d[kk == k])
+                if n in dense:
+                    V, s = dense[n]
+                    a += s[k] * V[k]
+                v[n] = a
+            y, final, _ = self.model.run_forward({n: v[n] for n in self.model.param_names},
+                                                 v["x"], tuple(v[n] for n in self.states))
+            out[k] = self._loss(y, final, 1)[0]
+        return out
+
     # ---- the evaluator interface (see evaluate.py)
     def _chunked(self, n, run, K_max=None):
         """run(lo, hi) -> f for replicas lo..hi-1, in chunks of at most K_max replicas; chunks
@@ -265,8 +289,9 @@ class ModelEvaluator:
     def _sequence_losses(self, inputs, b):
         """Loss of each row k of ``inputs`` (sequence b[k]'s weights), shared weights."""
         K = len(b)
-        p = {n: (ReplicaMatrix(self.theta[n], K, 1) if n in self.matrices else self.theta[n])
-             for n in self.model.param_names}
+        batchable = self.model.cell.batchable
+        p = {n: (ReplicaMatrix(self.theta[n], K, 1) if n in self.matrices and batchable
+                 else self.theta[n]) for n in self.model.param_names}
         y, final, _ = self.model.run_forward(p, inputs["x"], tuple(inputs[n] for n in self.states))
         f = np.einsum("tkf,tkf->k", y, self.w["y"][:, b])
         for n, s in zip(self.states, final):

@@ -102,13 +102,11 @@ def dump(model, params, *, as_cell=False) -> dict:
 def options(model, **opts) -> dict:
     """The load options that rebuild ``model`` from its dump (what names cannot tell)."""
     cfg = model.config()
-    out = {k: cfg[k] for k in ("nonlinearity", "reset_after", "clip", "cell_clip", "act_f", "act_g",
-                               "act_h", "batch_first") if k in cfg}
+    out = {k: cfg[k] for k in ("nonlinearity", "reset_after", "clip", "cell_clip", "activations",
+                               "batch_first") if k in cfg}
+    if "activations" in out:
+        out["activations"] = tuple(out["activations"])
     if model.kind == "lstm":
-        acts = tuple(out.pop(k, d) for k, d in (("act_f", "sigmoid"), ("act_g", "tanh"),
-                                                ("act_h", "tanh")))
-        if acts != ("sigmoid", "tanh", "tanh"):
-            out["activations"] = acts
         out["variant"] = model.variant
     return out
 

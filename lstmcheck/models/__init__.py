@@ -1,18 +1,11 @@
-"""RNN, LSTM and GRU: the oracle."""
-from .base import RecurrentModel, Tape, Trace
-from .gru import GRU
-from .lstm import LSTM, VARIANTS as LSTM_VARIANTS
-from .rnn import RNN
+"""The oracle: cells (one file each), the stack runner, init and the cell registry."""
+from .cell import Cell, Outer
+from .gru import GRU, GRUCell
+from .lstm import LSTM, LSTMCell, VARIANTS as LSTM_VARIANTS
+from .recurrent import Recurrent, RecurrentModel
+from .registry import CELLS, build
+from .rnn import RNN, RNNCell
+from .runner import Tape, Trace
 
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-
-
-def build(cell: str, input_size: int, hidden_size: int, **options):
-    """A model from a cell name ('rnn', 'lstm', 'gru') and its constructor options."""
-    from ..errors import OptionError
-    if not isinstance(cell, str) or cell.lower() not in CELLS:
-        raise OptionError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}.")
-    return CELLS[cell.lower()](input_size, hidden_size, **options)
-
-
-__all__ = ["RNN", "LSTM", "GRU", "RecurrentModel", "Tape", "Trace", "CELLS", "LSTM_VARIANTS", "build"]
+__all__ = ["Cell", "Outer", "Recurrent", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+           "RecurrentModel", "Tape", "Trace", "CELLS", "LSTM_VARIANTS", "build"]

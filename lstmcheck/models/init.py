@@ -38,6 +38,13 @@ def _orthogonal(rng, rows, cols):
     return q if rows >= cols else q.T
 
 
+def _memory_cells() -> str:
+    """'LSTM and GRU': the registered cells with a gate that keeps memory."""
+    from .registry import CELLS, cell_type
+    names = [n.upper() for n in CELLS if cell_type(n).memory_gate is not None]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def _gate_blocks(model):
     """Row slices of a stacked (G*H, ...) tensor, keyed by gate letter."""
     H = model.hidden_size
@@ -62,12 +69,12 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
     """
     if not isinstance(scheme, str) or scheme not in SCHEMES:
         raise OptionError(f"unknown init scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
-    keep_gate = {"lstm": "f", "gru": "z"}.get(model.kind)
+    keep_gate = model.cell.memory_gate
     for opt, val in (("forget_bias", forget_bias), ("chrono", chrono)):
         if val is not None and keep_gate is None:
-            raise OptionError(f"{opt} applies to LSTM and GRU, not to {model.kind.upper()}.")
-        if val is not None and keep_gate not in model.gates:
-            raise OptionError(f"{opt} needs a forget gate, which LSTM variant {model.variant!r} lacks.")
+            if type(model.cell).memory_gate is not None:     # a variant without the gate
+                raise OptionError(f"{opt} needs a forget gate, which {model.describe()} lacks.")
+            raise OptionError(f"{opt} applies to {_memory_cells()}, not to {model.kind.upper()}.")
     if chrono is not None:
         chrono = _real("chrono", chrono, low=2, strict=True,
                        what="T_max, a finite number of time steps > 2")
@@ -120,11 +127,11 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
             if base == "bias_ih":
                 b = np.log(rng.uniform(1.0, chrono - 1.0, size=H))
                 params[name][kg] = b
-                if model.kind == "lstm" and "i" in blocks:
+                if keep_gate == "f" and "i" in blocks:     # LSTM: b_i = -b_f
                     params[name][blocks["i"]] = -b
             else:
                 params[name][kg] = 0.0
-                if model.kind == "lstm" and "i" in blocks:
+                if keep_gate == "f" and "i" in blocks:
                     params[name][blocks["i"]] = 0.0
     limit = np.finfo(model.dtype).max
     bad = next((n for n, a in params.items() if not np.all(np.abs(a) <= limit)), None)

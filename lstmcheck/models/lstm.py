@@ -1,34 +1,28 @@
-"""LSTM: one cell implementation; every variant is a flag on it.
+"""LSTM: one cell; every variant is a flag on it.
 
-Forward, per time step (u_t = W_ih x_t + b_ih + b_hh comes precomputed for all t):
+One step (u = W_ih x_t + b_ih + b_hh comes precomputed), in PyTorch's gate order i, f, g, o:
 
-    z   = u_t + W_hh h_{t-1}   [+ W_gr a_{t-1}  (fgr: gate recurrence on the i,f,o activations)]
-    z_i += p_i * c_{t-1};  z_f += p_f * c_{t-1}                         (peephole)
-    i = sigma(z_i)     (1 without an input gate)
-    f = sigma(z_f)     (1 - i when coupled, 1 without a forget gate)
+    z   = u + W_hh h_prev             [+ W_gr a_prev: fgr, recurrence from the i,f,o activations]
+    z_i += p_i * c_prev;  z_f += p_f * c_prev                              (peephole)
+    i = act_f(z_i)     (1 without an input gate)
+    f = act_f(z_f)     (1 - i when coupled, 1 without a forget gate)
     g = act_g(z_g)     (tanh; identity for niaf)
-    c = f * c_{t-1} + i * g                    (clipped to +-cell_clip when set)
-    z_o += p_o * c                                                      (peephole)
-    o = sigma(z_o)     (1 without an output gate)
-    m = o * act_h(c)   (tanh; identity for noaf / no_output_tanh)
-    h = W_hr m  with a projection, else m
+    c = f * c_prev + i * g                    (clipped to +-cell_clip when set)
+    z_o += p_o * c                                                         (peephole)
+    o = act_f(z_o)     (1 without an output gate)
+    h = o * act_h(c)   (tanh; identity for noaf / no_output_tanh), then W_hr h with a projection
 
-``clip`` bounds every gate pre-activation to [-clip, clip] (ONNX). Gate blocks are stacked in
-PyTorch's order i, f, g, o, leaving out the gates a variant does not have.
-
-Speed (NumPy): one transcendental call activates every gate of a step (tanh and the logistic are
-affine images of each other); batch rows never interact, so large batches run their whole
-recurrence in row blocks on CPU threads (backend.parallel_blocks); buffers are preallocated.
+``clip`` bounds every gate pre-activation to [-clip, clip] (ONNX). Gate blocks that a variant
+lacks are left out of the stacked weights. The fused, threaded execution of whole sequences
+lives in fused_lstm.py and is tested against this step.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import activations as A
-from .. import backend
-from .base import RecurrentModel, _positive_number
+from .cell import Cell, Outer
+from .recurrent import Recurrent, positive_int, positive_number
 from ..errors import OptionError
 
 VARIANTS = {
@@ -46,13 +40,6 @@ VARIANTS = {
 }
 
 
-# Split the batch rows across CPU threads when one step's gate block (B x G*H) has at least this
-# many elements. Measured on 2 cores: at B*4H = 16k the threads' extra Python and GIL traffic
-# cost as much as they save; at 64k splitting is as fast as multithreaded BLAS when the machine
-# is quiet and several times faster when other processes load it (BLAS workers spin then).
-SPLIT_MIN_STEP = 32768
-
-
 @dataclass(frozen=True)
 class LSTMFlags:
     input_gate: bool = True
@@ -66,6 +53,205 @@ class LSTMFlags:
     act_h: str = "tanh"            # output activation (ONNX 'h')
     clip: float | None = None
     cell_clip: float | None = None
+
+
+def _bound(xp, z, limit):
+    """z clipped to [-limit, limit] (on the real part: the complex step sees a flat function
+    there) and where it was inside."""
+    if limit is None:
+        return z, None
+    inside = abs(z.real) < limit
+    return xp.where(inside, z, xp.clip(z.real, -limit, limit)), inside
+
+
+def _masked(d, inside):
+    return d if inside is None else d * inside
+
+
+class LSTMCell(Cell):
+    name = "lstm"
+    state_names = ("h", "c")
+    memory_gate = "f"         # None for the variants without a forget gate
+    batchable = True
+
+    def __init__(self, flags: LSTMFlags = LSTMFlags(), proj_size: int = 0):
+        self.flags, self.proj_size = flags, proj_size
+        fl = flags
+        self.f_act, self.g_act, self.h_act = A.get(fl.act_f), A.get(fl.act_g), A.get(fl.act_h)
+        self.gates = tuple(("i" if fl.input_gate else "") + ("f" if fl.forget_gate and not fl.coupled else "")
+                           + "g" + ("o" if fl.output_gate else ""))
+        self.peep_gates = tuple(g for g in self.gates if g in "ifo")   # act_f gates, i,f,o order
+        self.unit_gates = self.peep_gates
+        self.memory_gate = "f" if "f" in self.gates else None
+        self.hidden_states = ("a",) if fl.gate_recurrence and self.peep_gates else ()
+        self.closed_jacobian = flags == LSTMFlags() and not proj_size
+        from .fused_lstm import FusedLSTM
+        self.fused = FusedLSTM(self)
+
+    # ---- structure
+    def extra_params(self, H):
+        extra = {}
+        if self.flags.peephole and self.peep_gates:
+            extra["weight_peep"] = (len(self.peep_gates), H)
+        if self.hidden_states:
+            n = len(self.peep_gates) * H
+            extra["weight_gr"] = (n, n)
+        if self.proj_size:
+            extra["weight_hr"] = (self.proj_size, H)
+        return extra
+
+    def state_sizes(self, H):
+        return (self.proj_size or H, H) + ((len(self.peep_gates) * H,) if self.hidden_states else ())
+
+    def config(self):
+        fl = self.flags
+        cfg = {"variant": variant_name(fl)}
+        implied = parse_variant(cfg["variant"])
+        acts = ("act_f", "act_g", "act_h")
+        if any(getattr(fl, a) != getattr(implied, a) for a in acts):
+            cfg["activations"] = [getattr(fl, a) for a in acts]
+        for name in ("clip", "cell_clip"):
+            if getattr(fl, name) is not None:
+                cfg[name] = getattr(fl, name)
+        return cfg
+
+    def describe(self):
+        return "".join(f", {k}={v!r}" for k, v in self.config().items()
+                       if not (k == "variant" and v == "vanilla"))
+
+    def locate(self, base, idx, H):
+        if base == "weight_peep":
+            return {"gate": self.peep_gates[idx[0]], "row": int(idx[1])}
+        if base == "weight_gr":
+            return {"gate": self.peep_gates[idx[0] // H], "row": int(idx[0] % H),
+                    "from_gate": self.peep_gates[idx[1] // H], "column": int(idx[1] % H)}
+        return super().locate(base, idx, H)
+
+    def _blocks(self, z, H):
+        return {g: z[:, j * H:(j + 1) * H] for j, g in enumerate(self.gates)}
+
+    # ---- one step
+    def step(self, xp, p, u, state):
+        fl = self.flags
+        h_prev, c_prev = state[:2]
+        H = c_prev.shape[-1]
+        z = u + h_prev @ p["weight_hh"].T
+        zb = self._blocks(z, H)
+        if self.hidden_states:                     # fgr: the previous step's i, f, o
+            r = state[2] @ p["weight_gr"].T
+            for j, g in enumerate(self.peep_gates):
+                zb[g] = zb[g] + r[:, j * H:(j + 1) * H]
+        peep = dict(zip(self.peep_gates, p["weight_peep"])) if fl.peephole else {}
+        for g in "if":
+            if g in peep:
+                zb[g] = zb[g] + peep[g] * c_prev
+        inside = {}
+        a = {}
+        for g in self.gates:
+            if g != "o":
+                zg, inside[g] = _bound(xp, zb[g], fl.clip)
+                a[g] = (self.g_act if g == "g" else self.f_act)(xp, zg)
+        i = a.get("i", 1.0)
+        f = 1.0 - i if fl.coupled else a.get("f", 1.0)
+        g = a["g"]
+        c, inside["c"] = _bound(xp, f * c_prev + i * g, fl.cell_clip)
+        if "o" in self.gates:
+            zo, inside["o"] = _bound(xp, zb["o"] + peep["o"] * c if "o" in peep else zb["o"], fl.clip)
+            a["o"] = self.f_act(xp, zo)
+        o = a.get("o", 1.0)
+        a_h = self.h_act(xp, c)
+        m = o * a_h
+        h = m @ p["weight_hr"].T if self.proj_size else m
+        new = (h, c)
+        if self.hidden_states:
+            new += (xp.concatenate([a[g] for g in self.peep_gates], axis=1),)
+        return new, dict(a=a, i=i, f=f, g=g, o=o, c=c, c_prev=c_prev, h_prev=h_prev, a_h=a_h, m=m,
+                         inside=inside, a_prev=state[2] if self.hidden_states else None)
+
+    def _dc(self, xp, p, k, dh, dc, da):
+        """dL/do's pre-activation and the whole dL/dc_t: carried, through h = o act_h(c), and
+        through o's peephole (da: fgr's gradient into this step's o)."""
+        dm = dh @ p["weight_hr"] if self.proj_size else dh
+        dc = dc + dm * k["o"] * self.h_act.grad(xp, k["a_h"])
+        dzo = None
+        if "o" in self.gates:
+            do = dm * k["a_h"] + (da["o"] if da is not None else 0.0)
+            dzo = _masked(do * self.f_act.grad(xp, k["o"]), k["inside"]["o"])
+            if self.flags.peephole:
+                dc = dc + dzo * p["weight_peep"][len(self.peep_gates) - 1]
+        return dzo, _masked(dc, k["inside"]["c"])
+
+    def _split(self, da, H):
+        return None if da is None else {g: da[:, j * H:(j + 1) * H] for j, g in enumerate(self.peep_gates)}
+
+    def step_backward(self, xp, p, k, dstate):
+        fl = self.flags
+        dh, dc = dstate[:2]
+        H = dc.shape[-1]
+        da = self._split(dstate[2], H) if self.hidden_states else None   # fgr: into i, f, o of t
+        peep = dict(zip(self.peep_gates, p["weight_peep"])) if fl.peephole else {}
+        dz, grads = {}, {}
+        dz["o"], dc = self._dc(xp, p, k, dh, dc, da)
+        d = {"g": dc * k["i"]}                                  # dL/d(activations)
+        if "i" in self.gates:
+            d["i"] = dc * k["g"] - (dc * k["c_prev"] if fl.coupled else 0.0)
+        if "f" in self.gates:
+            d["f"] = dc * k["c_prev"]
+        for g, dg in d.items():
+            if da is not None and g in da:
+                dg = dg + da[g]
+            act = self.g_act if g == "g" else self.f_act
+            dz[g] = _masked(dg * act.grad(xp, k["a"][g]), k["inside"][g])
+        du = xp.concatenate([dz[g] for g in self.gates], axis=1)
+        dc_prev = dc * k["f"]
+        for g in "if":
+            if g in peep:
+                dc_prev = dc_prev + dz[g] * peep[g]
+        dprev = (du @ p["weight_hh"], dc_prev)
+        grads["weight_hh"] = Outer(du, k["h_prev"])
+        if peep:
+            at = {"i": k["c_prev"], "f": k["c_prev"], "o": k["c"]}
+            grads["weight_peep"] = xp.stack([(dz[g] * at[g]).sum(axis=0) for g in self.peep_gates])
+        if self.hidden_states:
+            dz_pg = xp.concatenate([dz[g] for g in self.peep_gates], axis=1)
+            grads["weight_gr"] = Outer(dz_pg, k["a_prev"])
+            dprev += (dz_pg @ p["weight_gr"],)
+        if self.proj_size:
+            grads["weight_hr"] = Outer(dh, k["m"])
+        return du, dprev, grads
+
+    def step_jacobian(self, xp, p, u, state):
+        """Closed form for the vanilla cell: d(h, c)/d(h_prev, c_prev); VJPs otherwise."""
+        if not self.closed_jacobian:
+            return super().step_jacobian(xp, p, u, state)
+        _, k = self.step(xp, p, u, state)
+        i, f, g, o, tc, c_prev = k["i"], k["f"], k["g"], k["o"], k["a_h"], k["c_prev"]
+        H = c_prev.shape[-1]
+        W = p["weight_hh"]
+        rows = lambda a, blk: a[:, :, None] * W[None, blk * H:(blk + 1) * H]   # noqa: E731
+        dc_dh = rows(c_prev * f * (1 - f), 1) + rows(g * i * (1 - i), 0) + rows(i * (1 - g * g), 2)
+        do = o * (1 - tc * tc)                                   # dh/dc_t
+        J = xp.zeros((i.shape[0], 2 * H, 2 * H), u.dtype)
+        J[:, :H, :H] = rows(tc * o * (1 - o), 3) + do[:, :, None] * dc_dh
+        J[:, H:, :H] = dc_dh
+        idx = xp.arange(H)
+        J[:, idx, H + idx] = do * f                              # dh/dc_prev (diagonal)
+        J[:, H + idx, H + idx] = f                               # dc/dc_prev (diagonal)
+        return J
+
+    def gate_values(self, k):
+        return dict(k["a"])
+
+    def memory(self, values):
+        if self.flags.coupled:
+            return "1-i", 1.0 - values["i"]
+        return super().memory(values)
+
+    def state_gradient(self, xp, p, k, dstate):
+        """The probes' dL/dc_t includes the path through this step's own h_t (and o's peephole)."""
+        H = dstate[1].shape[-1]
+        da = self._split(dstate[2], H) if self.hidden_states else None
+        return (dstate[0], self._dc(xp, p, k, dstate[0], dstate[1], da)[1]) + tuple(dstate[2:])
 
 
 def parse_variant(variant: str, **overrides) -> LSTMFlags:
@@ -87,426 +273,52 @@ def parse_variant(variant: str, **overrides) -> LSTMFlags:
     if f.coupled and not f.input_gate:
         raise OptionError("variant 'cifg' needs the input gate, so it cannot be combined with 'nig'.")
     for name in ("clip", "cell_clip"):
-        v = getattr(f, name)
-        if v is not None:
-            _positive_number(name, v)
+        if getattr(f, name) is not None:
+            positive_number(name, getattr(f, name))
     return f
-
-
-class LSTMCell:
-    has_cell_state = True
-    fold_bias_hh = True
-
-    def __init__(self, flags: LSTMFlags, proj: bool):
-        self.flags = flags
-        self.proj = proj
-        self.f_act, self.g_act, self.h_act = A.get(flags.act_f), A.get(flags.act_g), A.get(flags.act_h)
-        gates = ("i" if flags.input_gate else "") + ("f" if flags.forget_gate and not flags.coupled else "")
-        self.gates = tuple(gates + "g" + ("o" if flags.output_gate else ""))
-        # gates with a sigmoid-like activation that peepholes/gate recurrence touch, in i,f,o order
-        self.peep_gates = tuple(g for g in self.gates if g in "ifo")
-
-    # ---- structure
-    def extra_params(self, H, Ho):
-        extra = {}
-        if self.flags.peephole and self.peep_gates:
-            extra["weight_peep"] = (len(self.peep_gates), H)
-        if self.flags.gate_recurrence and self.peep_gates:
-            n = len(self.peep_gates) * H
-            extra["weight_gr"] = (n, n)
-        if self.proj:
-            extra["weight_hr"] = (Ho, H)
-        return extra
-
-    def config(self):
-        f = self.flags
-        cfg = {"variant": variant_name(f)}
-        for k in ("act_f", "act_g", "act_h", "clip", "cell_clip"):
-            default = LSTMFlags.__dataclass_fields__[k].default
-            if getattr(f, k) != default and not (k == "act_h" and "no_output_tanh" in cfg["variant"]) \
-                    and not (k == "act_g" and "niaf" in cfg["variant"]):
-                cfg[k] = getattr(f, k)
-        return cfg
-
-    def describe(self):
-        c = self.config()
-        return "".join(f", {k}={v!r}" for k, v in c.items() if not (k == "variant" and v == "vanilla"))
-
-    def locate(self, base, idx, H):
-        if base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            return {"gate": self.gates[idx[0] // H], "row": int(idx[0] % H),
-                    **({"column": int(idx[1])} if len(idx) > 1 else {})}
-        if base == "weight_peep":
-            return {"gate": self.peep_gates[idx[0]], "row": int(idx[1])}
-        if base == "weight_gr":
-            return {"gate": self.peep_gates[idx[0] // H], "row": int(idx[0] % H),
-                    "from_gate": self.peep_gates[idx[1] // H], "column": int(idx[1] % H)}
-        return {"row": int(idx[0]), **({"column": int(idx[1])} if len(idx) > 1 else {})}
-
-    def _slices(self, H):
-        return {g: slice(j * H, (j + 1) * H) for j, g in enumerate(self.gates)}
-
-    def _clip(self, xp, z, mask_out):
-        """Bound a pre-activation in place, remembering where it was not clipped."""
-        c = self.flags.clip
-        mask_out[...] = abs(z.real) < c
-        xp.clip(z.real, -c, c, out=z.real) if z.dtype.kind == "c" else xp.clip(z, -c, c, out=z)
-        if z.dtype.kind == "c":
-            z.imag *= mask_out
-
-    # ---- fused gate activations
-    def _fused_gates(self):
-        """The gates activated together: all but an o that waits for its peephole on c_t (o is
-        last in PyTorch's order, so they are the leading columns of z)."""
-        return [g for g in self.gates if not (g == "o" and self.flags.peephole)]
-
-    def _fused(self, xp, dtype, H):
-        """How to activate the gate blocks of one step in a single transcendental call.
-
-        Returns (n, F, runs): the first n columns of z (every gate but an o that waits for its
-        peephole) become F(z), then each run (columns, k, b) of the gates F does not fit is
-        mapped z -> k z before and F -> k F + b after. F is the dtype's faster transcendental:
-        for float64 the logistic (tanh(z) = 2 sigma(2z) - 1: no SIMD tanh for doubles), for
-        float32 the SIMD tanh (sigma(z) = tanh(z/2)/2 + 1/2); scaling by powers of two is exact.
-        None when the activations are not the standard sigmoid/tanh pair or z is complex.
-        """
-        if dtype.kind != "f" or self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
-            return None
-        gates = self._fused_gates()
-        logistic = dtype == np.float64
-        F = backend.expit(xp) if logistic else xp.tanh
-        k, b = (2.0, -1.0) if logistic else (0.5, 0.5)
-        runs, j = [], 0
-        while j < len(gates):          # maximal runs of adjacent gates that need the mapping
-            if (gates[j] == "g") == logistic:
-                e = j
-                while e < len(gates) and (gates[e] == "g") == logistic:
-                    e += 1
-                runs.append((slice(j * H, e * H), k, b))
-                j = e
-            else:
-                j += 1
-        return len(gates) * H, F, runs
-
-    # ---- forward
-    def forward(self, xp, p, u, state0):
-        fl = self.flags
-        T, B, GH = u.shape
-        h0, c0 = state0
-        H = c0.shape[-1]
-        dt = u.dtype
-        tape = dict(act=u,                                 # z, then gate activations, in place
-                    c=xp.empty((T + 1, B, H), dt),
-                    hs=xp.empty((T + 1,) + h0.shape, dt),  # h_{t-1} for every step, h0 first
-                    ah=xp.empty((T, B, H), dt) if fl.act_h != "identity" else None,
-                    m=xp.empty((T, B, H), dt) if self.proj else None,
-                    zmask=xp.empty((T, B, GH), bool) if fl.clip is not None else None,
-                    cmask=xp.empty((T, B, H), bool) if fl.cell_clip is not None else None)
-        tape["c"][0] = c0
-        tape["hs"][0] = h0
-        fused = self._fused(xp, np.dtype(dt), H)
-
-        def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
-            self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
-                                       for k, v in tape.items()}, fused)
-        backend.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
-        hs, c = tape["hs"], tape["c"]
-        return hs[1:], (hs[T], c[T]), tape
-
-    def _forward_rows(self, xp, p, tp, fused):
-        fl = self.flags
-        act, c, hs, ah, m, zmask, cmask = (tp[k] for k in ("act", "c", "hs", "ah", "m", "zmask", "cmask"))
-        T, rows, GH = act.shape
-        H = c.shape[-1]
-        sl = self._slices(H)
-        W_hh_T = p["weight_hh"].T
-        plain = isinstance(W_hh_T, xp.ndarray)
-        if plain:                   # a contiguous copy: faster small GEMMs, once per forward
-            W_hh_T = xp.ascontiguousarray(W_hh_T)
-        W_hr_T = p["weight_hr"].T if self.proj else None
-        peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
-        gr = fl.gate_recurrence
-        pg = [sl[g] for g in self.peep_gates]
-        rec = xp.empty((rows, GH), act.dtype) if plain else None     # h_{t-1} W_hh^T
-        ig = xp.empty((rows, H), act.dtype)
-        nf = fused[0] if fused is not None else 0
-        # float64 NumPy/CuPy: the logistic costs half of tanh (no SIMD tanh for doubles); the
-        # result differs from tanh by at most one rounding of a number near 1/2 (1.1e-16)
-        logistic_h = (backend.expit(xp) if act.dtype == np.float64 and self.h_act.name == "tanh"
-                      else None)
-        for t in range(T):
-            z = act[t]
-            c_prev = c[t]
-            if plain:
-                xp.matmul(hs[t], W_hh_T, out=rec)
-                z += rec
-            else:
-                z += hs[t] @ W_hh_T
-            if gr and t > 0:
-                a_prev = xp.concatenate([act[t - 1][:, s] for s in pg], axis=1)
-                r = a_prev @ p["weight_gr"].T
-                for j, s in enumerate(pg):
-                    z[:, s] += r[:, j * H:(j + 1) * H]
-            if "i" in peep:
-                z[:, sl["i"]] += peep["i"] * c_prev
-            if "f" in peep:
-                z[:, sl["f"]] += peep["f"] * c_prev
-            if fused is not None:
-                _, F, runs = fused
-                zf = z[:, :nf]
-                if zmask is not None:
-                    self._clip(xp, zf, zmask[t][:, :nf])
-                for cols, k, b in runs:
-                    z[:, cols] *= k
-                F(zf, out=zf)
-                for cols, k, b in runs:
-                    zr = z[:, cols]
-                    zr *= k
-                    zr += b
-            for g in self.gates:
-                if g == "o" or sl[g].stop <= nf:
-                    continue  # fused above, or o: it may see c_t through its peephole (below)
-                zg = z[:, sl[g]]
-                if zmask is not None:
-                    self._clip(xp, zg, zmask[t][:, sl[g]])
-                _apply(self.g_act if g == "g" else self.f_act, xp, zg)
-            i = z[:, sl["i"]] if fl.input_gate else 1.0
-            g = z[:, sl["g"]]
-            if fl.coupled:
-                f = 1.0 - i
-            else:
-                f = z[:, sl["f"]] if fl.forget_gate else 1.0
-            c_t = c[t + 1]
-            xp.multiply(f, c_prev, out=c_t)
-            if fl.input_gate:
-                xp.multiply(i, g, out=ig)
-                c_t += ig
-            else:
-                c_t += g
-            if cmask is not None:
-                cmask[t] = abs(c_t.real) < fl.cell_clip
-                c_t[...] = xp.where(cmask[t], c_t, xp.clip(c_t.real, -fl.cell_clip, fl.cell_clip))
-            if fl.output_gate:
-                zo = z[:, sl["o"]]
-                if sl["o"].stop > nf:
-                    if "o" in peep:
-                        zo += peep["o"] * c_t
-                    if zmask is not None:
-                        self._clip(xp, zo, zmask[t][:, sl["o"]])
-                    _apply(self.f_act, xp, zo)
-                o = zo
-            else:
-                o = 1.0
-            if ah is not None:
-                a_h = ah[t]
-                if logistic_h is not None:      # tanh(c) = 2 sigma(2c) - 1: twice as fast
-                    xp.multiply(c_t, 2.0, out=a_h)
-                    logistic_h(a_h, out=a_h)
-                    a_h *= 2.0
-                    a_h -= 1.0
-                else:
-                    r = self.h_act(xp, c_t, out=a_h)
-                    if r is not a_h:
-                        a_h[...] = r
-            else:
-                a_h = c_t
-            if self.proj:
-                xp.multiply(o, a_h, out=m[t])
-                if isinstance(W_hr_T, xp.ndarray):
-                    xp.matmul(m[t], W_hr_T, out=hs[t + 1])
-                else:
-                    hs[t + 1] = m[t] @ W_hr_T
-            else:
-                xp.multiply(o, a_h, out=hs[t + 1])
-
-    # ---- backward
-    def backward(self, xp, p, tape, dy, dfinal, *, truncate=None, trace=False):
-        fl = self.flags
-        act, c, hs, m = tape["act"], tape["c"], tape["hs"], tape["m"]
-        T, B, GH = act.shape
-        H = c.shape[-1]
-        dt = act.dtype
-        # dz_all[t] first holds dL/d(gate activations), then dL/d(pre-activations), block by block
-        bufs = dict(tape, dy=dy, dz=xp.empty((T, B, GH), dt),
-                    dH=xp.empty(hs[1:].shape, dt) if (trace or self.proj) else None,
-                    dC=xp.empty((T, B, H), dt) if trace else None)
-        carry = dict(dh=dfinal[0].copy(), dc=dfinal[1].copy())   # into step t from step t+1
-        deriv = self._fused_derivative(xp, dt, H)
-
-        def rows(lo, hi):
-            views = {k: (v[:, lo:hi] if v is not None else None) for k, v in bufs.items()}
-            self._backward_rows(xp, p, views, {k: v[lo:hi] for k, v in carry.items()},
-                                truncate, deriv)
-        backend.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
-        dz_all, dH = bufs["dz"], bufs["dH"]
-        # weight gradients: one GEMM each over all time steps
-        sl = self._slices(H)
-        pg = [sl[g] for g in self.peep_gates]
-        TB = T * B
-        dz2 = dz_all.reshape(TB, GH)
-        grads = {"weight_hh": dz2.T @ hs[:T].reshape(TB, -1)}
-        if fl.peephole:
-            rows_ = []
-            for gname in self.peep_gates:
-                cc = c[1:] if gname == "o" else c[:T]
-                rows_.append((dz_all[:, :, sl[gname]] * cc).sum(axis=(0, 1)))
-            grads["weight_peep"] = xp.stack(rows_)
-        if fl.gate_recurrence:
-            rows_pg = ((T - 1) * B, len(pg) * H)     # explicit: T = 1 leaves no rows to infer -1 from
-            dpg = xp.concatenate([dz_all[1:, :, s] for s in pg], axis=2).reshape(rows_pg)
-            apg = xp.concatenate([act[:-1, :, s] for s in pg], axis=2).reshape(rows_pg)
-            grads["weight_gr"] = dpg.T @ apg
-        if self.proj:
-            grads["weight_hr"] = dH.reshape(TB, -1).T @ m.reshape(TB, H)
-        return dz_all, (carry["dh"], carry["dc"]), grads, (dH, bufs["dC"])
-
-    def _fused_derivative(self, xp, dt, H):
-        """(n, p, q): for the first n gate columns d(act)/dz = a (p - a) + q in terms of the
-        activation a (sigmoid: p=1, q=0; tanh: p=0, q=1), or None for other activations."""
-        if self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
-            return None
-        gates = self._fused_gates()
-        is_g = np.repeat([g == "g" for g in gates], H)
-        return len(gates) * H, xp.asarray(np.where(is_g, 0, 1), dt), xp.asarray(np.where(is_g, 1, 0), dt)
-
-    def _backward_rows(self, xp, p, v, carry, truncate, deriv):
-        fl = self.flags
-        act, c, ah, zmask, cmask = v["act"], v["c"], v["ah"], v["zmask"], v["cmask"]
-        dy, dz_all, dH, dC = v["dy"], v["dz"], v["dH"], v["dC"]
-        T, rows, GH = act.shape
-        H = c.shape[-1]
-        sl = self._slices(H)
-        dt = act.dtype
-        dh_buf, dc_buf, work = (xp.empty((rows, n), dt) for n in (dy.shape[-1], H, H))
-        dwork = xp.empty((rows, deriv[0]), dt) if deriv is not None else None
-        nf = deriv[0] if deriv is not None else 0
-        dh_next, dc_next = carry["dh"], carry["dc"]
-        W_hh = p["weight_hh"]
-        plain = isinstance(W_hh, xp.ndarray)
-        peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
-        pg = [sl[g] for g in self.peep_gates]
-        gr = fl.gate_recurrence
-        da_next = None                                # dL/d(i,f,o activations at t) via FGR
-        for t in reversed(range(T)):
-            a, dz = act[t], dz_all[t]
-            c_prev = c[t]
-            dh = dH[t] if dH is not None else dh_buf
-            xp.add(dy[t], dh_next, out=dh)
-            dm = dh @ p["weight_hr"] if self.proj else dh          # dL/dm, m = o * act_h(c)
-            a_h = ah[t] if ah is not None else c[t + 1]
-            i = a[:, sl["i"]] if fl.input_gate else 1.0
-            g = a[:, sl["g"]]
-            f = (1.0 - i) if fl.coupled else (a[:, sl["f"]] if fl.forget_gate else 1.0)
-            o = a[:, sl["o"]] if fl.output_gate else 1.0
-            # dL/dc_t = carried + through h (and o's peephole)
-            dc = dC[t] if dC is not None else dc_buf
-            self.h_act.backprop(xp, a_h, dm, out=dc, work=work)
-            if fl.output_gate:
-                dc *= o
-            dc += dc_next
-            if fl.output_gate:
-                dzo = dz[:, sl["o"]]
-                xp.multiply(dm, a_h, out=dzo)                    # dL/do
-                if da_next is not None:
-                    dzo += da_next[:, pg.index(sl["o"]) * H:][:, :H]
-                if sl["o"].stop > nf:                            # o is not in the fused block
-                    self.f_act.backprop(xp, o, dzo, out=dzo, work=work)
-                    if zmask is not None:
-                        dzo *= zmask[t][:, sl["o"]]
-                    if "o" in peep:
-                        dc += dzo * peep["o"]
-            if cmask is not None:
-                dc *= cmask[t]
-            # dL/d(i, f, g) from c = f c_prev + i g
-            if fl.input_gate:
-                xp.multiply(dc, g, out=dz[:, sl["i"]])
-                if fl.coupled:                                   # f = 1 - i
-                    dz[:, sl["i"]] -= dc * c_prev
-            if "f" in sl:
-                xp.multiply(dc, c_prev, out=dz[:, sl["f"]])
-            xp.multiply(dc, i, out=dz[:, sl["g"]]) if fl.input_gate else xp.copyto(dz[:, sl["g"]], dc)
-            if da_next is not None:
-                for j, gname in enumerate(self.peep_gates):
-                    if gname != "o":
-                        dz[:, sl[gname]] += da_next[:, j * H:(j + 1) * H]
-            if deriv is not None:                   # every gate in the block at once
-                _, dp, dq = deriv
-                xp.subtract(dp, a[:, :nf], out=dwork)
-                dwork *= a[:, :nf]
-                dwork += dq
-                dz[:, :nf] *= dwork
-            else:
-                self.g_act.backprop(xp, g, dz[:, sl["g"]], out=dz[:, sl["g"]], work=work)
-                for gname in self.peep_gates:
-                    if gname != "o":
-                        s = sl[gname]
-                        self.f_act.backprop(xp, a[:, s], dz[:, s], out=dz[:, s], work=work)
-            if zmask is not None:
-                for gname in self.gates:
-                    if gname != "o" or sl["o"].stop <= nf:
-                        dz[:, sl[gname]] *= zmask[t][:, sl[gname]]
-            # carries to step t-1
-            if truncate and t % truncate == 0 and t > 0:
-                dh_next[...] = 0
-                dc_next[...] = 0
-                da_next = None
-                continue
-            xp.multiply(dc, f, out=dc_next)
-            if "i" in peep:
-                dc_next += dz[:, sl["i"]] * peep["i"]
-            if "f" in peep:
-                dc_next += dz[:, sl["f"]] * peep["f"]
-            if plain:
-                xp.matmul(dz, W_hh, out=dh_next)
-            else:
-                dh_next[...] = dz @ W_hh
-            if gr:
-                dz_pg = xp.concatenate([dz[:, s] for s in pg], axis=1)
-                da_next = dz_pg @ p["weight_gr"] if t > 0 else None
-
-
-def _shared(xp, p):
-    """True when every parameter is one plain array shared by all batch rows (the checker's
-    per-replica stand-ins are not), so that rows may be split across threads."""
-    return all(type(a) is xp.ndarray and (a.ndim < 3) for a in p.values())
-
-
-def _apply(activation, xp, z):
-    """z <- activation(z) in place (piecewise activations return a new array: copy it back)."""
-    r = activation(xp, z, out=z)
-    if r is not z:
-        z[...] = r
-    return z
 
 
 def variant_name(f: LSTMFlags) -> str:
     """The canonical '+'-joined variant string for a set of flags."""
-    parts = []
-    for name, over in VARIANTS.items():
-        if over and name != "noaf" and all(getattr(f, k) == v for k, v in over.items()):
-            parts.append(name)
+    parts = [name for name, over in VARIANTS.items()
+             if over and name != "noaf" and all(getattr(f, k) == v for k, v in over.items())]
     return "+".join(parts) or "vanilla"
 
 
-class LSTM(RecurrentModel):
-    """Long short-term memory, PyTorch semantics by default (see module docstring for variants)."""
+class LSTM(Recurrent):
+    """Long short-term memory, PyTorch semantics by default (see the module docstring)."""
 
-    kind = "lstm"
+    cell_type = LSTMCell
 
-    def __init__(self, input_size, hidden_size, *, num_layers=1, bidirectional=False, proj_size=0,
-                 variant="vanilla", backend="numpy", dtype="float64", batch_first=False,
-                 clip=None, cell_clip=None, activations=None):
-        super().__init__(input_size, hidden_size, num_layers=num_layers,
-                         bidirectional=bidirectional, backend=backend, dtype=dtype,
-                         batch_first=batch_first, proj_size=proj_size)
+    def __init__(self, input_size, hidden_size, *, num_layers=1, direction="forward",
+                 bidirectional=None, proj_size=0, variant="vanilla", backend="numpy",
+                 dtype="float64", batch_first=False, clip=None, cell_clip=None, activations=None):
         acts = {}
         if activations is not None:
             if not isinstance(activations, (tuple, list)) or len(activations) != 3:
                 raise OptionError("activations must be three names (gate f, cell input g, output h), "
                                   "e.g. ('sigmoid', 'tanh', 'tanh').")
-            for k, a in zip(("act_f", "act_g", "act_h"), activations):
-                act = A.get(a)   # validates the name and its parameters
-                acts[k] = act.name if act.alpha is None else a
-        self.flags = parse_variant(variant, clip=clip, cell_clip=cell_clip, **acts)
-        self.variant = variant_name(self.flags)
-        self.cell = LSTMCell(self.flags, proj=bool(self.proj_size))
+            for key, spec in zip(("act_f", "act_g", "act_h"), activations):
+                act = A.get(spec)   # validates the name and its parameters
+                acts[key] = act.name if act.alpha is None else spec
+        flags = parse_variant(variant, clip=clip, cell_clip=cell_clip, **acts)
+        proj = positive_int("proj_size", proj_size, allow_zero=True)
+        hidden = positive_int("hidden_size", hidden_size)
+        if proj and proj >= hidden:
+            raise OptionError(f"proj_size ({proj}) must be smaller than hidden_size ({hidden}), "
+                              f"as in PyTorch.")
+        super().__init__(LSTMCell(flags, proj), input_size, hidden_size, num_layers=num_layers,
+                         direction=direction, bidirectional=bidirectional, backend=backend,
+                         dtype=dtype, batch_first=batch_first)
+
+    @property
+    def flags(self):
+        return self.cell.flags
+
+    @property
+    def variant(self):
+        return variant_name(self.cell.flags)
+
+    @property
+    def proj_size(self):
+        return self.cell.proj_size

@@ -2,76 +2,61 @@
 from __future__ import annotations
 
 from . import activations as A
-from .base import RecurrentModel
+from .cell import Cell, Outer
+from .recurrent import Recurrent
 from ..errors import OptionError
 
 NONLINEARITIES = ("tanh", "relu", "identity")
 
 
-class RNNCell:
+class RNNCell(Cell):
+    name = "rnn"
     gates = ("h",)
-    has_cell_state = False
-    fold_bias_hh = True
+    batchable = True
+    closed_jacobian = True
 
-    def __init__(self, nonlinearity):
-        self.nonlinearity = nonlinearity
-        self.act = A.get(nonlinearity)
-
-    def extra_params(self, H, Ho):
-        return {}
-
-    def config(self):
-        return {"nonlinearity": self.nonlinearity}
-
-    def describe(self):
-        return f", nonlinearity={self.nonlinearity!r}"
-
-    def locate(self, base, idx, H):
-        return {"row": int(idx[0]), **({"column": int(idx[1])} if len(idx) > 1 else {})}
-
-    def forward(self, xp, p, u, state0):
-        (h0,) = state0
-        T = u.shape[0]
-        hs = xp.empty((T + 1,) + h0.shape, u.dtype)   # h_{t-1} for every step, h0 first
-        hs[0] = h0
-        W_hh_T = p["weight_hh"].T
-        for t in range(T):
-            z = u[t]
-            z += hs[t] @ W_hh_T
-            hs[t + 1] = self.act(xp, z, out=hs[t + 1])
-        return hs[1:], (hs[T],), {"hs": hs}
-
-    def backward(self, xp, p, tape, dy, dfinal, *, truncate=None, trace=False):
-        hs = tape["hs"]
-        T = dy.shape[0]
-        dz_all = xp.empty(dy.shape, dy.dtype)
-        dH = xp.empty(dy.shape, dy.dtype) if trace else None
-        dh_next = dfinal[0]
-        W_hh = p["weight_hh"]
-        for t in reversed(range(T)):
-            dh = dy[t] + dh_next
-            if dH is not None:
-                dH[t] = dh
-            dz = dz_all[t]
-            xp.multiply(dh, self.act.grad(xp, hs[t + 1]), out=dz)
-            dh_next = dz @ W_hh
-            if truncate and t % truncate == 0 and t > 0:
-                dh_next = xp.zeros_like(dh_next)
-        TB = dy.shape[0] * dy.shape[1]
-        grads = {"weight_hh": dz_all.reshape(TB, -1).T @ hs[:T].reshape(TB, -1)}
-        return dz_all, (dh_next,), grads, (dH, None)
-
-
-class RNN(RecurrentModel):
-    kind = "rnn"
-
-    def __init__(self, input_size, hidden_size, *, num_layers=1, bidirectional=False,
-                 nonlinearity="tanh", backend="numpy", dtype="float64", batch_first=False):
-        super().__init__(input_size, hidden_size, num_layers=num_layers,
-                         bidirectional=bidirectional, backend=backend, dtype=dtype,
-                         batch_first=batch_first)
+    def __init__(self, nonlinearity="tanh"):
         if nonlinearity not in NONLINEARITIES:
             raise OptionError(f"unknown nonlinearity {nonlinearity!r}; choose one of "
                               f"{', '.join(NONLINEARITIES)}.")
         self.nonlinearity = nonlinearity
-        self.cell = RNNCell(nonlinearity)
+        self.act = A.get(nonlinearity)
+
+    def config(self):
+        return {"nonlinearity": self.nonlinearity}
+
+    def step(self, xp, p, u, state):
+        (h_prev,) = state
+        h = self.act(xp, u + h_prev @ p["weight_hh"].T)
+        return (h,), (h_prev, h)
+
+    def step_backward(self, xp, p, cache, dstate):
+        h_prev, h = cache
+        (dh,) = dstate
+        dz = dh * self.act.grad(xp, h)
+        return dz, (dz @ p["weight_hh"],), {"weight_hh": Outer(dz, h_prev)}
+
+    def gate_values(self, cache):
+        return {"h": cache[1]}
+
+    def step_jacobian(self, xp, p, u, state):
+        """diag(act'(z)) W_hh."""
+        (h,), _ = self.step(xp, p, u, state)
+        return (self.act.grad(xp, h) * xp.ones_like(h))[:, :, None] * p["weight_hh"][None]
+
+
+class RNN(Recurrent):
+    """Elman RNN, PyTorch semantics."""
+
+    cell_type = RNNCell
+
+    def __init__(self, input_size, hidden_size, *, num_layers=1, direction="forward",
+                 bidirectional=None, nonlinearity="tanh", backend="numpy", dtype="float64",
+                 batch_first=False):
+        super().__init__(RNNCell(nonlinearity), input_size, hidden_size, num_layers=num_layers,
+                         direction=direction, bidirectional=bidirectional, backend=backend,
+                         dtype=dtype, batch_first=batch_first)
+
+    @property
+    def nonlinearity(self):
+        return self.cell.nonlinearity

@@ -1,8 +1,9 @@
 """What the probes share: input validation, result objects, the state vector s = (h, c), and the
 checkpointed (segment-wise) forward/backward that keeps memory flat for long sequences.
 
-Probes analyse the recurrence of one layer in one direction (num_layers=1, unidirectional): its
-state s_t = h_t (RNN, GRU) or (h_t, c_t) (LSTM) is what dL/ds_t and ds_T/ds_t are taken of.
+Probes analyse the recurrence of one layer in one direction (``layer=``, ``direction=``; the
+first by default): its state s_t = h_t (RNN, GRU) or (h_t, c_t) (LSTM), every state part of
+its cell, is what dL/ds_t and ds_T/ds_t are taken of.
 """
 from __future__ import annotations
 
@@ -12,9 +13,6 @@ import numpy as np
 
 from .. import backend
 from ..errors import NonFiniteError, OptionError, ShapeError
-
-SUFFIX = "_l0"
-
 
 class Result:
     """Mixin for probe results (dataclasses): ``to_dict()`` gives every field, arrays as host
@@ -41,18 +39,82 @@ def _plain(v):
     return backend.to_host(v)
 
 
+# ----------------------------------------------------------------------------- the recurrence
+class Layer:
+    """The recurrence a probe analyses: one layer in one direction of a model, with the
+    parameters of that layer-direction. Its state s_t is every state part of the cell joined
+    ((h, c) for the LSTM), in the direction's processing order (s_1 follows the first step
+    processed: x[T-1] for a reverse direction)."""
+
+    def __init__(self, model, params, layer, direction):
+        from ..models import runner
+        self.model, self.cell = model, model.cell
+        self.layer, self.direction = layer, direction
+        self.p = runner.layer_params(model, params, model.suffix(layer, direction))
+        self.sizes = self.cell.state_sizes(model.hidden_size)
+        self.state_size = int(sum(self.sizes))
+        self.has_c = len(self.cell.state_names) > 1
+
+    def describe(self):
+        m = self.model
+        if m.num_layers == 1 and m.num_directions == 1:
+            return m.describe()
+        return f"{m.describe()} layer {self.layer} {self.direction}"
+
+    def join(self, state):
+        """State parts (B, .) -> s (B, n)."""
+        xp = backend.array_module(*state)
+        return state[0] if len(state) == 1 else xp.concatenate(state, axis=-1)
+
+    def split(self, s):
+        """s (B, n) -> the state parts."""
+        out, lo = [], 0
+        for w in self.sizes:
+            out.append(s[:, lo:lo + w])
+            lo += w
+        return tuple(out)
+
+    def project(self, x):
+        from ..models import runner
+        return runner.project(backend.array_module(x), self.cell, self.p, x)
+
+    def step(self, x_t, state):
+        """One step on (B, D) inputs from the state parts -> the next state parts."""
+        xp = backend.array_module(x_t)
+        return self.cell.step(xp, self.p, self.project(x_t[None])[0], state)[0]
+
+    def run(self, x, state, fused=False):
+        """(outputs, final state parts, LayerTape) over x (T, B, D) in processing order."""
+        from ..models import runner
+        xp = backend.array_module(x)
+        full = runner.full_state(xp, self.cell, state[:len(self.cell.state_names)],
+                                 self.model.hidden_size) if len(state) < len(self.sizes) else state
+        fused = fused and not self.cell.hidden_states       # the fused run returns h, c only
+        return runner.layer_forward(xp, self.cell, self.p, x, full, fused=fused)
+
+
 # ----------------------------------------------------------------------------- validation
-def check_model(model):
-    if getattr(model, "num_layers", None) != 1 or model.bidirectional:
-        raise OptionError(
-            "probes analyse the recurrence of one layer in one direction; build the model with "
-            f"num_layers=1 and bidirectional=False (got {model.describe()}).")
+def _choose(model, layer, direction):
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not \
+            0 <= layer < model.num_layers:
+        raise OptionError(f"layer must be one of 0..{model.num_layers - 1} (the model has "
+                          f"{model.num_layers} layer(s)), got {layer!r}.")
+    if direction is None:
+        direction = model.directions[0]
+    if direction not in model.directions:
+        raise OptionError(f"direction must be one of {', '.join(model.directions)} for "
+                          f"{model.describe()}, got {direction!r}.")
+    return int(layer), direction
 
 
-def prepare(model, params, x, state=None):
-    """Validate (params, x, state) like model.forward does, without running the whole sequence.
-    Returns x time-major and the initial state as a tuple (h0,) or (h0, c0) of (B, H) arrays."""
-    check_model(model)
+def prepare(model, params, x, state=None, *, layer=0, direction=None):
+    """Validate (params, x, state) like model.forward does, without running the whole sequence,
+    and pick the recurrence to probe. Returns (Layer, its input sequence (T, B, D) in processing
+    order, its initial state parts of shape (B, .))."""
+    if not hasattr(model, "cell") or not hasattr(model, "directions"):
+        raise OptionError(f"model must be an lstmcheck model (lc.LSTM, lc.Recurrent, ...), got "
+                          f"{type(model).__name__}.")
+    layer, direction = _choose(model, layer, direction)
     if not hasattr(x, "ndim") or x.ndim != 3:
         raise ShapeError("x must be a rank-3 array (T, B, input_size)"
                          + (" (batch_first: (B, T, input_size))" if model.batch_first else "") + ".")
@@ -73,7 +135,16 @@ def prepare(model, params, x, state=None):
         state0 = tuple(state) if isinstance(state, (tuple, list)) else (state,)
         state0 = tuple(xp.zeros(s, dtype) if a is None else a
                        for a, s in zip(state0, model.state_shapes(B)))
-    return x, tuple(a[0] for a in state0)
+    if layer > 0:                      # the layer's input: the outputs of the layers below
+        below = model.replace(num_layers=layer, batch_first=False)
+        n_below = layer * model.num_directions
+        x, _, _ = below.run_forward({n: params[n] for n in below.param_names}, x,
+                                    tuple(a[:n_below] for a in state0))
+    view = Layer(model, params, layer, direction)
+    idx = layer * model.num_directions + model.directions.index(direction)
+    from ..models import runner
+    s0 = runner.full_state(xp, model.cell, tuple(a[idx] for a in state0), model.hidden_size)
+    return view, (x[::-1] if direction == "reverse" else x), s0
 
 
 def check_sample(sample, B):
@@ -130,46 +201,19 @@ def raise_nonfinite(what, step, T):
                          f"network overflowed there (lower the weight scale or the input scale).")
 
 
-# ----------------------------------------------------------------------------- state vector
-def state_size(model) -> int:
-    """n: size of the state s = h (RNN/GRU) or (h, c) (LSTM)."""
-    return model.output_size + (model.hidden_size if model.cell.has_cell_state else 0)
-
-
-def join_state(state):
-    """(h,) or (h, c) with shapes (B, .) -> s (B, n)."""
-    xp = backend.array_module(*state)
-    return state[0] if len(state) == 1 else xp.concatenate(state, axis=-1)
-
-
-def split_state(model, s):
-    """s (B, n) -> (h,) or (h, c)."""
-    Ho = model.output_size
-    return (s[:, :Ho], s[:, Ho:]) if model.cell.has_cell_state else (s,)
-
-
-def layer_params(model, params):
-    return {b: params[b + SUFFIX] for b in model.base_names()}
-
-
-def step(model, params, x_t, state):
-    """One time step on (B, D) inputs from a state tuple of (B, .) arrays -> next state tuple."""
-    _, final, _ = model.run_forward(params, x_t[None], tuple(a[None] for a in state))
-    return tuple(a[0] for a in final)
-
-
-def trajectory(model, params, x, state0):
+# ----------------------------------------------------------------------------- trajectories
+def trajectory(view, x, state0):
     """States s_0 .. s_T (T+1, B, n) along x (T, B, D), s_0 = state0. Raises NonFiniteError at the
     first step that overflows."""
     xp = backend.array_module(x)
     T, B, _ = x.shape
-    S = xp.empty((T + 1, B, state_size(model)), x.dtype)
-    S[0] = join_state(state0)
+    S = xp.empty((T + 1, B, view.state_size), x.dtype)
+    S[0] = view.join(state0)
     state = state0
     for t in range(T):
         with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
-            state = step(model, params, x[t], state)
-        S[t + 1] = join_state(state)
+            state = view.step(x[t], state)
+        S[t + 1] = view.join(state)
         if not bool(xp.isfinite(S[t + 1]).all()):
             raise_nonfinite("the state", t + 1, T)
     return S
@@ -202,16 +246,15 @@ def segment_bounds(T, segment, truncate=None):
     return [(a, b, inside) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def forward_checkpoints(model, params, x, state0, bounds):
+def forward_checkpoints(view, x, state0, bounds):
     """Run forward segment by segment keeping only the state at each segment start."""
     T = x.shape[0]
     checkpoints, state = [], state0
     for a, b, _ in bounds:
         checkpoints.append(state)
         with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
-            y, final, _ = model.run_forward(params, x[a:b], tuple(s[None] for s in state))
+            y, state, _ = view.run(x[a:b], state, fused=True)
         bad = first_nonfinite(y)
         if bad is not None:
             raise_nonfinite("the hidden state h_t", a + bad + 1, T)
-        state = tuple(s[0] for s in final)
     return checkpoints, state

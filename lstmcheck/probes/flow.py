@@ -16,6 +16,7 @@ import numpy as np
 from .. import backend
 from ..errors import OptionError, ShapeError
 from . import _common as C
+from ..models import runner
 
 LOSSES = ("last", "sum")
 
@@ -81,7 +82,7 @@ class GradientNorms(C.Result):
 
 
 def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, clip_norm=None,
-                   shares=(0.9, 0.99), tol=1e-2, segment=None, seed=0):
+                   shares=(0.9, 0.99), tol=1e-2, segment=None, seed=0, layer=0, direction=None):
     """||dL/dh_t|| (and ||dL/dc_t||) for every lag, with decay rate, horizon and Pascanu's
     "steps in the past". See :class:`GradientNorms` for the fields.
 
@@ -92,8 +93,10 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
     clip_norm: global-norm clipping of the parameter gradient (Pascanu et al. 2013, Alg. 1):
           its effect shows in ``grad_norm``, ``clipped`` and the clipped contributions.
     segment: time steps per checkpointed segment (default: about 128 MiB of tape).
+    layer, direction: the recurrence to analyse (default: layer 0, the first direction); dy is
+          then dL/d(that layer-direction's h_t), in input order.
     """
-    x, state0 = C.prepare(model, params, x, state)
+    view, x, state0 = C.prepare(model, params, x, state, layer=layer, direction=direction)
     xp = backend.array_module(x)
     T, B, _ = x.shape
     truncate = C.positive_int("truncate", truncate)
@@ -103,13 +106,13 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
     if not all(0 < s <= 1 for s in shares):
         raise OptionError(f"shares must lie in (0, 1], got {shares!r}.")
     segment = C.positive_int("segment", segment) or C.auto_segment(model, B, T)
-    dy_of = _loss(model, loss, x, seed)
+    dy_of = _loss(model, loss, x, seed, reverse=view.direction == "reverse")
 
     bounds = C.segment_bounds(T, segment, truncate)
-    checkpoints, _ = C.forward_checkpoints(model, params, x, state0, bounds)
+    checkpoints, _ = C.forward_checkpoints(view, x, state0, bounds)
 
-    lp = C.layer_params(model, params)
-    has_c = model.cell.has_cell_state
+    cell, lp = view.cell, view.p
+    has_c = view.has_c
     h_norm = np.empty((T, B))
     c_norm = np.empty((T, B)) if has_c else None
     contrib = np.empty(T)
@@ -118,10 +121,10 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
     for (a, b, inside), s_a in zip(reversed(bounds), reversed(checkpoints)):
         if truncate is not None and b % truncate == 0 and b < T:
             dstate = tuple(xp.zeros_like(d) for d in dstate)      # chunk boundary at t = b
-        _, _, tape = model.run_forward(params, x[a:b], tuple(s[None] for s in s_a))
-        xin, ctape = tape.layers[0]
-        du, dstate, dp, (dH, dC) = model.cell.backward(
-            xp, lp, ctape, dy_of(a, b), dstate, truncate=inside, trace=True)
+        _, _, lt = view.run(x[a:b], s_a)
+        du, dstate, dp, steps, terms = runner.layer_backward(
+            xp, cell, lp, lt, dy_of(a, b), dstate, truncate=inside, trace=True, per_step=True)
+        dH, dC = steps[0], (steps[1] if has_c else None)
         bad = C.first_nonfinite(dH)
         if bad is None and dC is not None:
             bad = C.first_nonfinite(dC)
@@ -132,20 +135,20 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
         h_norm[a:b] = backend.to_host(C.row_norms(xp, dH))
         if has_c:
             c_norm[a:b] = backend.to_host(C.row_norms(xp, dC))
-        h_prev = ctape["hs"][:b - a]                              # h_{t-1} of each step
-        contrib[a:b] = backend.to_host(_step_contributions(model, ctape, du, h_prev))
-        _accumulate(model, grads, du, xin, dp)
+        contrib[a:b] = [_frobenius(xp, t.get("weight_hh")) for t in terms]
+        _accumulate(cell, grads, du, lt.xin, dp)
 
     grad_norm = float(sum(float(xp.vdot(g, g).real) for g in grads.values())) ** 0.5
     scale = min(1.0, clip_norm / grad_norm) if clip_norm is not None and grad_norm > 0 else 1.0
     contrib = contrib * scale
     return _summarise(model, h_norm, c_norm, contrib, shares, tol, grad_norm, scale, x.dtype, dict(
-        model=model.describe(), T=T, B=B, loss=loss if isinstance(loss, str) else "array",
+        model=view.describe(), T=T, B=B, loss=loss if isinstance(loss, str) else "array",
         truncate=truncate, clip_norm=clip_norm, segment=segment, tol=tol, seed=seed))
 
 
-def _loss(model, loss, x, seed):
-    """A function (a, b) -> dy for steps a..b-1 (time-major, (b - a, B, H_out))."""
+def _loss(model, loss, x, seed, reverse=False):
+    """A function (a, b) -> dy for steps a..b-1 of the processing order (time-major,
+    (b - a, B, H_out)); a user's dy is in input order, so a reverse direction flips it."""
     xp = backend.array_module(x)
     T, B, _ = x.shape
     Ho = model.output_size
@@ -172,37 +175,33 @@ def _loss(model, loss, x, seed):
         raise ShapeError(f"dy has shape {tuple(loss.shape)}, expected the shape of y "
                          f"{(B, T, Ho) if model.batch_first else (T, B, Ho)}.")
     dy = backend.asarray(dy, xp, x.dtype)
+    if reverse:
+        dy = dy[::-1]
     return lambda a, b: dy[a:b]
 
 
-def _step_contributions(model, ctape, du, h_prev):
-    """||sum_b delta_t[b] v_t[b]^T||_F for every step t, summed over the blocks (delta, v) that
-    make up dL/dW_hh, via Gram matrices: ||sum_b d_b v_b^T||^2 = sum_{b,b'} (d_b.d_b')(v_b.v_b')."""
-    xp = backend.array_module(du)
+def _frobenius(xp, g):
+    """||g||_F of one step's term of dL/dW_hh: an array, an Outer a^T b (via Gram matrices,
+    ||a^T b||^2 = sum((a a^T) * (b b^T)), no (G*H, H) product formed) or Outer terms filling
+    disjoint row blocks."""
+    from ..models.cell import Outer
+    if g is None:
+        return 0.0
     sq = 0.0
-    for d, v in _recurrent_terms(model, ctape, du, h_prev):
-        sq = sq + xp.einsum("tbc,tbc->t", xp.einsum("tbg,tcg->tbc", d, d),
-                            xp.einsum("tbh,tch->tbc", v, v))
-    return xp.sqrt(xp.maximum(sq, 0.0))
+    for term in (g if isinstance(g, list) else [g]):
+        if isinstance(term, Outer):
+            sq += float(xp.sum((term.a @ term.a.T) * (term.b @ term.b.T)))
+        else:
+            sq += float(xp.vdot(term, term).real)
+    return max(sq, 0.0) ** 0.5
 
 
-def _recurrent_terms(model, ctape, du, h_prev):
-    """(delta, input) pairs whose outer products sum to the step's term of dL/dW_hh."""
-    if model.kind != "gru":
-        return [(du, h_prev)]
-    H = model.hidden_size
-    r = ctape["act"][:, :, :H]
-    if model.reset_after:      # W_hn h enters as r * (W_hn h + b_hn)
-        return [(du[:, :, :2 * H], h_prev), (du[:, :, 2 * H:] * r, h_prev)]
-    return [(du[:, :, :2 * H], h_prev), (du[:, :, 2 * H:], ctape["keep"])]   # W_hn (r * h)
-
-
-def _accumulate(model, grads, du, xin, dp):
+def _accumulate(cell, grads, du, xin, dp):
     """Add one segment's parameter gradients (the same GEMMs as the model's backward)."""
     T, B, G = du.shape
     du2 = du.reshape(T * B, G)
     parts = {"weight_ih": du2.T @ xin.reshape(T * B, -1), "bias_ih": du2.sum(axis=0), **dp}
-    if model.cell.fold_bias_hh:
+    if cell.fold_bias_hh:
         parts["bias_hh"] = parts["bias_ih"]
     for n, g in parts.items():
         grads[n] = grads[n] + g if n in grads else g

@@ -14,7 +14,7 @@ from .. import backend
 from ..errors import OptionError
 from . import _common as C
 
-SIGMOID_GATES = set("ifozr")   # other gates (g, n, RNN h) are tanh-like: saturated means |a| near 1
+
 
 
 @dataclass
@@ -49,15 +49,17 @@ class GateStatistics(C.Result):
     meta: dict = field(default_factory=dict)
 
 
-def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segment=None):
-    """Saturation fractions, mean activations and forget-gate memory of every gate over time."""
+def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segment=None,
+                    layer=0, direction=None):
+    """Saturation fractions, mean activations and forget-gate memory of every gate over time
+    (of one layer-direction: default layer 0, the first direction)."""
     if not (0 <= low < high <= 1):
         raise OptionError(f"thresholds must satisfy 0 <= low < high <= 1, got low={low}, high={high}.")
-    x, state0 = C.prepare(model, params, x, state)
+    view, x, state0 = C.prepare(model, params, x, state, layer=layer, direction=direction)
     xp = backend.array_module(x)
     T, B, _ = x.shape
     segment = C.positive_int("segment", segment) or C.auto_segment(model, B, T)
-    gates, keep = _gate_layout(model)
+    gates, keep = _gate_layout(view, x[:1], state0)
     G, H = len(gates), model.hidden_size
     lo, hi, mean = (np.empty((G, T)) for _ in range(3))
     f_mean = np.empty(T) if keep else None
@@ -66,20 +68,19 @@ def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segmen
     log_acc = xp.zeros((B, H), x.dtype) if keep else None
     state = state0
     for a, b, _ in C.segment_bounds(T, segment):
-        y, final, tape = model.run_forward(params, x[a:b], tuple(s[None] for s in state))
+        y, state, lt = view.run(x[a:b], state)
         bad = C.first_nonfinite(y)
         if bad is not None:
             C.raise_nonfinite("the hidden state h_t", a + bad + 1, T)
-        state = tuple(s[0] for s in final)
-        acts = _gate_values(model, tape.layers[0][1], b - a)
+        acts = _gate_values(view, lt)
         for j, g in enumerate(gates):
             v = acts[g]
-            mag = v if g in SIGMOID_GATES else xp.abs(v)
+            mag = v if g in view.cell.unit_gates else xp.abs(v)   # tanh-like: |a| near 1
             lo[j, a:b] = backend.to_host((mag < low).mean(axis=(1, 2)))
             hi[j, a:b] = backend.to_host((mag > high).mean(axis=(1, 2)))
             mean[j, a:b] = backend.to_host(v.mean(axis=(1, 2)))
         if keep:
-            f = acts[keep] if keep != "1-i" else 1.0 - acts["i"]
+            f = acts[keep]
             f_mean[a:b] = backend.to_host(f.mean(axis=(1, 2)))
             with np.errstate(divide="ignore"):
                 logs = xp.cumsum(xp.log(f), axis=0) + log_acc
@@ -92,25 +93,23 @@ def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segmen
     return GateStatistics(
         gates=gates, low=lo, high=hi, mean=mean, forget_gate=keep, forget_mean=f_mean,
         log_forget_product=log_f, time_constant=tau, unit_time_constant=tau_unit,
-        meta=dict(model=model.describe(), T=T, B=B, low_threshold=low, high_threshold=high))
+        meta=dict(model=view.describe(), T=T, B=B, low_threshold=low, high_threshold=high))
 
 
-def _gate_layout(model):
-    """(gate letters, the gate that keeps memory or None)."""
-    if model.kind == "rnn":
-        return ("h",), None
-    gates = tuple(model.gates)
-    if model.kind == "gru":
-        return gates, "z"
-    if "f" in gates:
-        return gates, "f"
-    return gates, ("1-i" if model.flags.coupled else None)
+def _gate_layout(view, x1, state0):
+    """(gate names, the label of what keeps memory or None), from one step of the cell."""
+    _, _, lt = view.run(x1, state0)
+    values = view.cell.gate_values(lt.caches[0])
+    mem = view.cell.memory(values)
+    return tuple(values), (mem[0] if mem is not None else None)
 
 
-def _gate_values(model, ctape, n):
-    """{gate: (n, B, H) activations} from one segment's cell tape."""
-    if model.kind == "rnn":
-        return {"h": ctape["hs"][1:n + 1]}
-    act = ctape["act"]
-    H = model.hidden_size
-    return {g: act[:, :, j * H:(j + 1) * H] for j, g in enumerate(model.gates)}
+def _gate_values(view, lt):
+    """{gate: (n, B, H) activations} of one segment (plus what keeps memory, by its label)."""
+    xp = backend.array_module(lt.xin)
+    per_step = [view.cell.gate_values(c) for c in lt.caches]
+    out = {g: xp.stack([v[g] for v in per_step]) for g in per_step[0]}
+    mem = view.cell.memory(out)
+    if mem is not None:
+        out[mem[0]] = mem[1]
+    return out

@@ -47,7 +47,8 @@ class LyapunovSpectrum(C.Result):
 
 
 def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=None,
-                      reorth="auto", perturbation=1e-7, seed=0, method="auto", chunk=None):
+                      reorth="auto", perturbation=1e-7, seed=0, method="auto", chunk=None,
+                      layer=0, direction=None):
     """The k largest Lyapunov exponents (default all n) along sequence ``sample`` of x.
 
     warmup: steps propagated before accumulating (default T // 10) so Q aligns with the
@@ -58,11 +59,12 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
             from the spread of the exponents seen during the warm-up (1 without warm-up).
     perturbation: relative size of the finite perturbation for the lambda_1 cross-check.
     method: per-step Jacobians "analytic", "vjp" or "auto" (see jacobian_spectrum).
+    layer, direction: the recurrence to analyse (default: layer 0, the first direction).
     """
-    x, state0 = C.prepare(model, params, x, state)
+    view, x, state0 = C.prepare(model, params, x, state, layer=layer, direction=direction)
     T, B, _ = x.shape
     sample = C.check_sample(sample, B)
-    n = C.state_size(model)
+    n = view.state_size
     k = C.check_k(k, n)
     if reorth != "auto":
         reorth = C.positive_int("reorth", reorth, allow_none=False)
@@ -77,11 +79,11 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
     rng = backend.rng(seed)
 
     # reference and perturbed trajectory together (batch of 2)
-    s0 = C.join_state(tuple(a[sample:sample + 1] for a in state0))[0]
+    s0 = view.join(tuple(a[sample:sample + 1] for a in state0))[0]
     d = rng.standard_normal(n)
     eps = perturbation * max(1.0, float(xp.linalg.norm(s0)))
     pair = xp.stack([s0, s0 + eps * backend.asarray(d / np.linalg.norm(d), xp, s0.dtype)])
-    S, growth = _trajectory_pair(model, params, xs, pair, eps, warmup, perturbation)
+    S, growth = _trajectory_pair(view, xs, pair, eps, warmup, perturbation)
 
     Q = backend.asarray(np.linalg.qr(rng.standard_normal((n, k)))[0], xp, s0.dtype)
     acc = np.zeros(k)
@@ -90,7 +92,7 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
     every = max(1, (T - warmup) // MAX_CONVERGENCE_ROWS)
     conv, conv_t = [], []
     last_qr = last_rec = 0
-    for t, J in iter_jacobians(model, params, xs, S, range(1, T + 1), chunk, method):
+    for t, J in iter_jacobians(view, xs, S, range(1, T + 1), chunk, method):
         Q = J @ Q
         if t - last_qr < interval and t != T and t != warmup:
             continue
@@ -117,7 +119,7 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
         exponents=exponents, convergence=np.array(conv).reshape(-1, k),
         convergence_steps=np.array(conv_t), lambda1_perturbation=float(lam1),
         lambda1_gap=_gap(exponents[0], lam1), kaplan_yorke=kaplan_yorke(exponents),
-        meta=dict(model=model.describe(), T=T, sample=sample, k=k, n=n, warmup=int(warmup),
+        meta=dict(model=view.describe(), T=T, sample=sample, k=k, n=n, warmup=int(warmup),
                   reorth=interval, reorth_option=reorth, perturbation=perturbation, seed=seed,
                   method=method))
 
@@ -138,7 +140,7 @@ def _interval(reorth, warm_rates):
     return int(np.clip(np.floor(np.log(1e8) / spread), 1, 10)) if spread > 0 else 10
 
 
-def _trajectory_pair(model, params, xs, pair, eps, warmup, perturbation):
+def _trajectory_pair(view, xs, pair, eps, warmup, perturbation):
     """States s_0..s_T of the reference (row 0), and the summed log-growth (after warmup) of a
     perturbed copy (row 1) renormalised every step back to a distance of ``perturbation``
     relative to the state's size (so round-off never swamps it)."""
@@ -147,11 +149,11 @@ def _trajectory_pair(model, params, xs, pair, eps, warmup, perturbation):
     S = xp.empty((T + 1, pair.shape[1]), pair.dtype)
     S[0] = pair[0]
     growth = 0.0
-    state = C.split_state(model, pair)
+    state = view.split(pair)
     for t in range(1, T + 1):
         with np.errstate(over="ignore", invalid="ignore"):      # overflow is reported below
-            state = C.step(model, params, xp.stack([xs[t - 1]] * 2), state)
-        s = C.join_state(state)
+            state = view.step(xp.stack([xs[t - 1]] * 2), state)
+        s = view.join(state)
         if not bool(xp.isfinite(s).all()):
             C.raise_nonfinite("the state", t, T)
         S[t] = s[0]
@@ -161,7 +163,7 @@ def _trajectory_pair(model, params, xs, pair, eps, warmup, perturbation):
         eps = perturbation * max(1.0, float(xp.linalg.norm(s[0])))
         if dist > 0:
             s = xp.stack([s[0], s[0] + (s[1] - s[0]) * (eps / dist)])
-        state = C.split_state(model, s)
+        state = view.split(s)
     return S, growth
 
 

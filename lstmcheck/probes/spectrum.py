@@ -45,29 +45,30 @@ class JacobianSpectrum(C.Result):
 
 
 def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k=None,
-                      method="auto", chunk=None):
+                      method="auto", chunk=None, layer=0, direction=None):
     """Singular values of ds_T/ds_t for lags 1..max_lag (default T) of sequence ``sample``.
 
     For an LSTM the state is s = (h, c): the Jacobian is of the full state, n = H_out + H.
     k: how many of the largest singular values to keep (default all n).
-    method: per-step Jacobians "analytic" (RNN, vanilla LSTM, GRU), "vjp" (through the model's
-    backward; every variant) or "auto" (analytic where available)."""
-    x, state0 = C.prepare(model, params, x, state)
+    method: per-step Jacobians "analytic" (the cells with a closed form: RNN, vanilla LSTM, GRU),
+    "vjp" (through the cell's step_backward; every cell) or "auto" (the cell's own choice).
+    layer, direction: the recurrence to analyse (default: layer 0, the first direction)."""
+    view, x, state0 = C.prepare(model, params, x, state, layer=layer, direction=direction)
     T, B, _ = x.shape
     sample = C.check_sample(sample, B)
-    n = C.state_size(model)
+    n = view.state_size
     k = C.check_k(k, n)
     max_lag = T if max_lag is None else C.positive_int("max_lag", max_lag)
     if max_lag > T:
         raise OptionError(f"max_lag={max_lag} needs at least {max_lag} time steps, but x has T={T}.")
     xs = x[:, sample]
-    S = C.trajectory(model, params, xs[:, None], tuple(a[sample:sample + 1] for a in state0))[:, 0]
+    S = C.trajectory(view, xs[:, None], tuple(a[sample:sample + 1] for a in state0))[:, 0]
 
     xp = backend.array_module(S)
     M = xp.eye(n, dtype=S.dtype)
     log_scale = 0.0
     log_sv = np.empty((max_lag, n))
-    jacobians = iter_jacobians(model, params, xs, S, range(T, T - max_lag, -1), chunk, method)
+    jacobians = iter_jacobians(view, xs, S, range(T, T - max_lag, -1), chunk, method)
     for lag, (t, J) in enumerate(jacobians, 1):
         M = M @ J
         m = float(xp.abs(M).max())
@@ -87,7 +88,7 @@ def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k
     return JacobianSpectrum(
         lags=np.arange(1, max_lag + 1), singular_values=sv[:, :k], log_singular_values=log_sv[:, :k],
         spectral_norm=sv[:, 0], frobenius_norm=frob, condition_number=cond,
-        state="h,c" if model.cell.has_cell_state else "h",
-        meta=dict(model=model.describe(), T=T, sample=sample, k=k, n=n),
+        state=",".join(view.cell.state_names + view.cell.hidden_states),
+        meta=dict(model=view.describe(), T=T, sample=sample, k=k, n=n),
         underflow_lag=C.first_lag_below(log_sv[:, 0], np.log(np.finfo(S.dtype).tiny),
                                          first_lag=1))

@@ -1,58 +1,34 @@
-"""What RNN, LSTM and GRU share: parameter naming, validation, stacking over layers and
-directions, the input projection of all time steps as one GEMM, and the weight-gradient GEMMs.
+"""A recurrent model built from any cell: parameter naming, validation, forward and backward.
 
-A cell (see rnn.py, lstm.py, gru.py) only runs the time loop of one layer in one direction:
-given the projected inputs ``u_t = W_ih x_t + b_ih`` of every step it produces the outputs and a
-tape, and backward turns the output gradients into ``dL/du_t`` plus its own recurrent-weight
-gradients. Everything that is a GEMM over all time steps at once lives here.
+``Recurrent(cell, input_size, hidden_size, ...)`` is the public way to bring a cell of your own;
+lc.RNN, lc.LSTM and lc.GRU are Recurrent models of the built-in cells. The execution itself is
+the stack runner's (runner.py).
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import numbers
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import backend
 from ..errors import DTypeError, NonFiniteError, OptionError, ParameterError, ShapeError
+from . import runner
+from .cell import Cell
+from .runner import Tape, Trace  # noqa: F401  (re-exported)
+
+DIRECTIONS = ("forward", "reverse", "bidirectional")
 
 
-@dataclass
-class Tape:
-    """What backward needs; opaque to users."""
-
-    x: object                      # (T, B, D) time-major input
-    params: dict
-    layers: list                   # per (layer, direction): (layer input, cell tape)
-    batch_first: bool
-    extras: dict = field(default_factory=dict)
-    owner: object = field(default=None, repr=False)   # the model whose forward wrote it
-
-
-@dataclass
-class Trace:
-    """Per-step state gradients from backward, in forward time order (index t = 0..T-1).
-
-    ``dh[k]`` is dL/dh_t of layer-direction k (k = layer * dirs + direction), shape (T, B, H_out);
-    ``dc[k]`` the same for the LSTM cell state (None for RNN/GRU). ``grad_norm`` is the global
-    parameter-gradient norm before clipping.
-    """
-
-    dh: list
-    dc: list
-    grad_norm: float = 0.0
-    clipped: bool = False
-
-
-def _positive_int(name, v, allow_zero=False):
+def positive_int(name, v, allow_zero=False):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
         lo = "a non-negative" if allow_zero else "a positive"
         raise OptionError(f"{name} must be {lo} integer, got {v!r}.")
     return int(v)
 
 
-def _flag(name, v):
+def flag(name, v):
     """A yes/no option: bool or 0/1; anything else (e.g. the string 'no') is refused rather than
     read by truthiness."""
     if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, np.integer)) and v in (0, 1)):
@@ -60,16 +36,26 @@ def _flag(name, v):
     raise OptionError(f"{name} must be True or False, got {v!r}.")
 
 
-def _positive_number(name, v):
+def positive_number(name, v):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not 0 < v < np.inf:
         raise OptionError(f"{name} must be a positive finite number, got {v!r}.")
     return float(v)
 
 
-class RecurrentModel:
-    """Base class of RNN, LSTM and GRU. Subclasses set ``kind`` and build ``self.cell``."""
+def resolve_direction(direction, bidirectional):
+    """direction=, with the older bidirectional=True/False still accepted."""
+    if bidirectional is not None:
+        bidirectional = flag("bidirectional", bidirectional)
+        if (direction == "bidirectional") != bidirectional and not (bidirectional and direction == "forward"):
+            raise OptionError(f"bidirectional={bidirectional} contradicts direction={direction!r}.")
+        direction = "bidirectional" if bidirectional else direction
+    if direction not in DIRECTIONS:
+        raise OptionError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}.")
+    return direction
 
-    kind = "rnn"
+
+class Recurrent:
+    """A stack of ``num_layers`` layers of ``cell``, run forward, reverse or both ways."""
 
     def __new__(cls, *args, **options):
         # a wrong call would otherwise be Python's TypeError about __init__'s signature
@@ -84,36 +70,52 @@ class RecurrentModel:
             try:
                 sig.bind(None, *args, **options)
             except TypeError as exc:
-                raise OptionError(f"{cls.__name__}(input_size, hidden_size, **options) was called "
-                                  f"wrongly: {exc}.") from None
+                raise OptionError(f"{cls.__name__}(...) was called wrongly: {exc}.") from None
         return super().__new__(cls)
 
-    def __init__(self, input_size, hidden_size, *, num_layers=1, bidirectional=False,
-                 backend="numpy", dtype="float64", batch_first=False, proj_size=0):
+    def __init__(self, cell, input_size, hidden_size, *, num_layers=1, direction="forward",
+                 bidirectional=None, backend="numpy", dtype="float64", batch_first=False):
         from .. import backend as be
-
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
-        self.num_layers = _positive_int("num_layers", num_layers)
-        self.proj_size = _positive_int("proj_size", proj_size, allow_zero=True)
-        if self.proj_size and self.proj_size >= self.hidden_size:
-            raise OptionError(f"proj_size ({self.proj_size}) must be smaller than hidden_size "
-                              f"({self.hidden_size}), as in PyTorch.")
-        self.bidirectional = _flag("bidirectional", bidirectional)
-        self.batch_first = _flag("batch_first", batch_first)
+        if isinstance(cell, type) and issubclass(cell, Cell):
+            cell = cell()
+        if not isinstance(cell, Cell):
+            raise OptionError(f"cell must be an lstmcheck Cell (a subclass of lc.Cell), got "
+                              f"{type(cell).__name__}.")
+        self.cell = cell
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.direction = resolve_direction(direction, bidirectional)
+        self.batch_first = flag("batch_first", batch_first)
         self.backend = backend
         self.xp = be.get_xp(backend)
         self.dtype = be.resolve_dtype(dtype)
 
     # ----------------------------------------------------------------- structure
     @property
+    def kind(self) -> str:
+        return self.cell.cell_name()
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.direction == "bidirectional"
+
+    @property
+    def directions(self) -> tuple:
+        return ("forward", "reverse") if self.bidirectional else (self.direction,)
+
+    @property
     def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
+        return len(self.directions)
+
+    @property
+    def proj_size(self) -> int:
+        return 0
 
     @property
     def output_size(self) -> int:
         """H_out: the size of h (proj_size when projecting)."""
-        return self.proj_size or self.hidden_size
+        return self.cell.state_sizes(self.hidden_size)[0]
 
     @property
     def num_gates(self) -> int:
@@ -123,19 +125,24 @@ class RecurrentModel:
     def gates(self) -> tuple:
         return self.cell.gates
 
+    @staticmethod
+    def suffix(layer, direction) -> str:
+        return f"_l{layer}" + ("_reverse" if direction == "reverse" else "")
+
     def suffixes(self):
-        """'_l0', '_l0_reverse', '_l1', ... in PyTorch's order (layer-major)."""
+        """(layer, direction index, suffix) in PyTorch's order (layer-major): '_l0',
+        '_l0_reverse', '_l1', ..."""
         for k in range(self.num_layers):
-            for d in range(self.num_directions):
-                yield k, d, f"_l{k}" + ("_reverse" if d else "")
+            for d, direction in enumerate(self.directions):
+                yield k, d, self.suffix(k, direction)
 
     def base_names(self) -> list:
         """Parameter names without the layer suffix: weight_ih, weight_hh, bias_ih, bias_hh, ..."""
         return ["weight_ih", "weight_hh", "bias_ih", "bias_hh",
-                *self.cell.extra_params(self.hidden_size, self.output_size)]
+                *self.cell.extra_params(self.hidden_size)]
 
     def _layer_params(self, params, suffix):
-        return {b: params[b + suffix] for b in self.base_names()}
+        return runner.layer_params(self, params, suffix)
 
     def layer_input_size(self, k: int) -> int:
         return self.input_size if k == 0 else self.output_size * self.num_directions
@@ -149,8 +156,8 @@ class RecurrentModel:
             shapes["weight_hh" + s] = (G * H, Ho)
             shapes["bias_ih" + s] = (G * H,)
             shapes["bias_hh" + s] = (G * H,)
-            for name, shape in self.cell.extra_params(H, Ho).items():
-                shapes[name + s] = shape
+            for name, shape in self.cell.extra_params(H).items():
+                shapes[name + s] = tuple(shape)
         return shapes
 
     @property
@@ -161,27 +168,65 @@ class RecurrentModel:
         return int(sum(np.prod(s) for s in self.param_shapes().values()))
 
     def state_shapes(self, batch: int) -> tuple:
-        batch = _positive_int("batch", batch, allow_zero=True)
+        """Shapes of the state parts a user passes and gets back: (L*dirs, B, width) each."""
+        batch = positive_int("batch", batch, allow_zero=True)
         L = self.num_layers * self.num_directions
-        shapes = ((L, batch, self.output_size),)
-        if self.cell.has_cell_state:
-            shapes += ((L, batch, self.hidden_size),)
-        return shapes
+        sizes = self.cell.state_sizes(self.hidden_size)[:len(self.cell.state_names)]
+        return tuple((L, batch, s) for s in sizes)
+
+    def cell_spec(self) -> str:
+        """How a configuration names the cell: its registry name, or module:Class."""
+        from .registry import CELLS
+        name = self.kind
+        if name in CELLS and isinstance(self.cell, CELLS[name].cell_type):
+            return name
+        t = type(self.cell)
+        return f"{t.__module__}:{t.__qualname__}"
 
     def config(self) -> dict:
-        """Constructor arguments, JSON-ready (enough to rebuild the model)."""
-        cfg = dict(cell=self.kind, input_size=self.input_size, hidden_size=self.hidden_size,
-                   num_layers=self.num_layers, bidirectional=self.bidirectional,
-                   backend=self.backend, dtype=self.dtype.name, batch_first=self.batch_first)
-        cfg.update(self.cell.config())
-        if self.kind == "lstm":
+        """A value that rebuilds the model: ``models.build(**model.config())``."""
+        cfg = dict(cell=self.cell_spec(), input_size=self.input_size,
+                   hidden_size=self.hidden_size, num_layers=self.num_layers,
+                   bidirectional=self.bidirectional, direction=self.direction,
+                   backend=self.backend, dtype=self.dtype.name,
+                   batch_first=self.batch_first)
+        if self.proj_size:
             cfg["proj_size"] = self.proj_size
+        cfg.update(self.cell.config())
         return cfg
+
+    def replace(self, **changes):
+        """The same cell with other model options (num_layers, direction, batch_first, backend,
+        dtype): works for a user's cell that no configuration could name."""
+        from .. import backend as be
+        allowed = {"num_layers", "direction", "batch_first", "backend", "dtype"}
+        bad = set(changes) - allowed
+        if bad:
+            raise OptionError(f"replace() takes {', '.join(sorted(allowed))}, not {sorted(bad)[0]!r}.")
+        other = copy.copy(self)
+        if "num_layers" in changes:
+            other.num_layers = positive_int("num_layers", changes["num_layers"])
+        if "direction" in changes:
+            other.direction = resolve_direction(changes["direction"], None)
+        if "batch_first" in changes:
+            other.batch_first = flag("batch_first", changes["batch_first"])
+        if "backend" in changes:
+            other.backend, other.xp = changes["backend"], be.get_xp(changes["backend"])
+        if "dtype" in changes:
+            other.dtype = be.resolve_dtype(changes["dtype"])
+        return other
 
     def __repr__(self):
         cfg = self.config()
         args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k not in ("cell",))
         return f"{type(self).__name__}({args})"
+
+    def describe(self) -> str:
+        d = "" if self.direction == "forward" else f", direction={self.direction!r}"
+        return (f"{self.kind.upper()}({self.input_size}, {self.hidden_size}, "
+                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}" + d
+                + (f", proj_size={self.proj_size}" if self.proj_size else "")
+                + self.cell.describe() + ")")
 
     def locate(self, name: str, index) -> dict:
         """Decode a flat or tuple index into a parameter as layer, direction, gate, row, column."""
@@ -208,7 +253,7 @@ class RecurrentModel:
         if np.ndim(index) == 0:
             idx = np.unravel_index(int(index), shapes[name])
         loc = {"tensor": name, "layer": layer, "direction": direction}
-        loc.update(self.cell.locate(base, idx, self.hidden_size))
+        loc.update(self.cell.locate(base, tuple(int(i) for i in idx), self.hidden_size))
         return loc
 
     # ----------------------------------------------------------------- init
@@ -263,19 +308,14 @@ class RecurrentModel:
                 bad = "NaN" if bool(xp.isnan(a).any()) else "Inf"
                 raise NonFiniteError(f"{n} contains {bad}; lstmcheck needs finite inputs.")
 
-    def describe(self) -> str:
-        return (f"{self.kind.upper()}({self.input_size}, {self.hidden_size}, "
-                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"
-                + (f", proj_size={self.proj_size}" if self.proj_size else "")
-                + self.cell.describe() + ")")
-
     def _state_names(self, what="state") -> tuple:
         """How errors name the parts of ``state`` (h0, c0) or of ``dstate``."""
+        names = self.cell.state_names
         if what == "state":
-            return ("h0", "c0")[: len(self.state_shapes(1))]
-        if self.cell.has_cell_state:
-            return ("dstate[0] (dL/dh_T)", "dstate[1] (dL/dc_T)")
-        return ("dstate (dL/dh_T)",)
+            return tuple(f"{n}0" for n in names)
+        if len(names) == 1:
+            return (f"dstate (dL/d{names[0]}_T)",)
+        return tuple(f"dstate[{j}] (dL/d{n}_T)" for j, n in enumerate(names))
 
     def _split_state(self, state, B, xp, dtype, what="state"):
         """state (None, h0, or (h0, c0)) -> tuple of arrays with the right shapes."""
@@ -285,7 +325,9 @@ class RecurrentModel:
             return tuple(xp.zeros(s, dtype) for s in shapes)
         parts = tuple(state) if isinstance(state, (tuple, list)) else (state,)
         if len(parts) != len(shapes):
-            want = "the pair (h0, c0)" if len(shapes) == 2 else "h0 alone"
+            want = ("the pair (h0, c0)" if len(shapes) == 2 else
+                    "the tuple (" + ", ".join(self._state_names()) + ")" if len(shapes) > 1
+                    else f"{self._state_names()[0]} alone")
             raise ShapeError(f"{what} for {self.kind.upper()} must be {want}, got {len(parts)} "
                              f"item(s).")
         out = []
@@ -299,9 +341,27 @@ class RecurrentModel:
             out.append(a)
         return tuple(out)
 
+    def _check_lengths(self, lengths, T, B, xp):
+        if lengths is None:
+            return None
+        a = backend.to_host(lengths) if hasattr(lengths, "shape") else lengths
+        try:
+            a = np.asarray(a)
+        except Exception:
+            a = np.asarray([], dtype=object)
+        if a.dtype.kind not in "iu" or a.shape != (B,):
+            raise ShapeError(f"lengths must be {B} integers (one per sequence), got "
+                             f"{a.dtype.name if a.dtype.kind != 'O' else type(lengths).__name__} "
+                             f"of shape {a.shape}.")
+        if a.min() < 1 or a.max() > T:
+            raise ShapeError(f"lengths must lie in 1..{T} (the number of time steps), got "
+                             f"{int(a.min())}..{int(a.max())}.")
+        return backend.asarray(a.astype(np.int64), xp)
+
     # ----------------------------------------------------------------- forward
-    def forward(self, params, x, state=None):
-        """y, final state and tape. x: (T, B, input_size), or (B, T, input_size) if batch_first."""
+    def forward(self, params, x, state=None, *, lengths=None):
+        """y, final state and tape. x: (T, B, input_size), or (B, T, input_size) if batch_first.
+        lengths: (B,) integers in 1..T; steps t >= lengths[b] are padding (y = 0 there)."""
         xp = backend.array_module(x, *params.values()) if isinstance(params, dict) else self.xp
         ref = self._check_params(params, xp)
         dtype = ref[1]
@@ -317,59 +377,30 @@ class RecurrentModel:
         T, B, _ = x.shape
         if T == 0 or B == 0:
             raise ShapeError(f"x must have at least one time step and one sequence, got T={T}, B={B}.")
+        lengths = self._check_lengths(lengths, T, B, xp)
         state0 = self._split_state(state, B, xp, dtype)
-        for n, a in zip(("h0", "c0"), state0):
+        names = self._state_names()
+        for n, a in zip(names, state0):
             self._check_dtype(n, a, ref)
-        self._check_finite({**params, "x": x, **dict(zip(("h0", "c0"), state0))}, xp)
+        self._check_finite({**params, "x": x, **dict(zip(names, state0))}, xp)
 
         with backend.gpu_errors(f"the forward pass of {self.describe()} on x of shape {tuple(x.shape)}"):
-            y, final, tape = self.run_forward(params, x, state0)
+            y, final, tape = self.run_forward(params, x, state0, lengths=lengths)
         if self.batch_first:
             y = y.transpose(1, 0, 2)
-        return y, (final if self.cell.has_cell_state else final[0]), tape
+        return y, (final if len(final) > 1 else final[0]), tape
 
-    def run_forward(self, params, x, state0):
-        """forward without validation: x time-major, state0 a tuple (h0,) or (h0, c0).
+    def run_forward(self, params, x, state0, lengths=None, fused=True):
+        """forward without validation: x time-major, state0 a tuple of (L*dirs, B, .) arrays.
 
-        Cells touch parameters only through ``a @ W.T`` / ``a @ W[rows].T`` and broadcasting, so
-        ``params`` may hold stand-ins (the checker passes per-replica biases of shape (B, G*H)
-        and weight matrices that add rank-one perturbations per replica).
-        """
-        xp = backend.array_module(x)
-        dirs = self.num_directions
-        layers, finals = [], [[] for _ in state0]
-        inp = x
-        for k in range(self.num_layers):
-            outs = []
-            for d in range(dirs):
-                s = f"_l{k}" + ("_reverse" if d else "")
-                p = self._layer_params(params, s)
-                xin = inp[::-1] if d else inp
-                u = self._project(xp, xin, p)
-                y, fin, ctape = self.cell.forward(xp, p, u, tuple(a[k * dirs + d] for a in state0))
-                layers.append((xin, ctape))
-                outs.append(y[::-1] if d else y)
-                for lst, a in zip(finals, fin):
-                    lst.append(a)
-            inp = outs[0] if dirs == 1 else xp.concatenate(outs, axis=-1)
-        final = tuple(xp.stack(lst) for lst in finals)
-        return inp, final, Tape(x=x, params=params, layers=layers, batch_first=self.batch_first,
-                                owner=self)
-
-    def _project(self, xp, xin, p):
-        """u = x W_ih^T + b_ih (+ b_hh when the cell folds it in), all time steps in one GEMM."""
-        T, B, D = xin.shape
-        u = xin.reshape(T * B, D) @ p["weight_ih"].T
-        u = u.reshape(T, B, -1)
-        u += p["bias_ih"]
-        if self.cell.fold_bias_hh:
-            u += p["bias_hh"]
-        return u
+        Built-in cells touch parameters only through ``a @ W.T`` / ``a @ W[rows].T`` and
+        broadcasting, so ``params`` may hold the checker's per-replica stand-ins."""
+        return runner.stack_forward(self, params, x, state0, lengths=lengths, fused=fused)
 
     # ----------------------------------------------------------------- backward
     def backward(self, tape, dy, dstate=None, *, truncate=None, clip_norm=None):
-        """Gradients of L for every parameter and for x, h0 (and c0), given dy = dL/dy and
-        dstate = dL/d(final state). ``truncate=k``: truncated BPTT, no gradient crosses the
+        """Gradients of L for every parameter and for x and the initial state, given dy = dL/dy
+        and dstate = dL/d(final state). ``truncate=k``: truncated BPTT, no gradient crosses the
         chunk boundaries t = k, 2k, ... ; ``clip_norm``: global-norm clipping of the parameter
         gradients (Pascanu et al. 2013, Algorithm 1)."""
         with backend.gpu_errors(f"the backward pass of {self.describe()}"):
@@ -389,9 +420,9 @@ class RecurrentModel:
         Ho = self.output_size
         dirs = self.num_directions
         if truncate is not None:
-            truncate = _positive_int("truncate", truncate)
+            truncate = positive_int("truncate", truncate)
         if clip_norm is not None:
-            clip_norm = _positive_number("clip_norm", clip_norm)
+            clip_norm = positive_number("clip_norm", clip_norm)
         want = (B, T, Ho * dirs) if tape.batch_first else (T, B, Ho * dirs)
         if not hasattr(dy, "shape") or not hasattr(dy, "dtype"):
             raise ShapeError(f"dy must be an array of shape {want} (the shape of y), got "
@@ -408,41 +439,8 @@ class RecurrentModel:
             self._check_dtype(n, a, ref)
         self._check_finite({"dy": dy, **dict(zip(names, dfinal))}, xp)
 
-        grads = {}
-        dstate0 = [[None] * (self.num_layers * dirs) for _ in dfinal]
-        tr = Trace(dh=[None] * (self.num_layers * dirs), dc=[None] * (self.num_layers * dirs))
-        d_out = dy
-        for k in reversed(range(self.num_layers)):
-            d_in = None
-            for d in range(dirs):
-                s = f"_l{k}" + ("_reverse" if d else "")
-                idx = k * dirs + d
-                p = self._layer_params(params, s)
-                xin, ctape = tape.layers[idx]
-                dyk = d_out[..., d * Ho:(d + 1) * Ho]
-                if d:
-                    dyk = dyk[::-1]
-                du, ds0, dp, steps = self.cell.backward(
-                    xp, p, ctape, dyk, tuple(a[idx] for a in dfinal), truncate=truncate, trace=trace)
-                for j, a in enumerate(ds0):
-                    dstate0[j][idx] = a
-                if trace:
-                    tr.dh[idx] = steps[0][::-1] if d else steps[0]
-                    tr.dc[idx] = (steps[1][::-1] if d else steps[1]) if steps[1] is not None else None
-                G = du.shape[-1]
-                du2 = du.reshape(T * B, G)
-                grads["weight_ih" + s] = du2.T @ xin.reshape(T * B, -1)
-                grads["bias_ih" + s] = du2.sum(axis=0)
-                if self.cell.fold_bias_hh:
-                    grads["bias_hh" + s] = grads["bias_ih" + s].copy()
-                for n, g in dp.items():
-                    grads[n + s] = g
-                dxin = (du2 @ p["weight_ih"]).reshape(T, B, -1)
-                if d:
-                    dxin = dxin[::-1]
-                d_in = dxin if d_in is None else d_in + dxin
-            d_out = d_in
-        grads = {n: grads[n] for n in self.param_names}   # PyTorch order
+        grads, dx, dstate0, tr = runner.stack_backward(self, tape, dy, dfinal, truncate=truncate,
+                                                       trace=trace)
         sq = sum(float(xp.vdot(g, g).real) for g in grads.values())
         tr.grad_norm = sq ** 0.5
         if clip_norm is not None and tr.grad_norm > clip_norm:
@@ -450,8 +448,10 @@ class RecurrentModel:
             for n in grads:
                 grads[n] = grads[n] * scale
             tr.clipped = True
-        grads["x"] = d_out.transpose(1, 0, 2) if tape.batch_first else d_out
-        grads["h0"] = xp.stack(dstate0[0])
-        if self.cell.has_cell_state:
-            grads["c0"] = xp.stack(dstate0[1])
+        grads["x"] = dx.transpose(1, 0, 2) if tape.batch_first else dx
+        for n, a in zip(self._state_names(), dstate0):
+            grads[n] = a
         return grads, tr
+
+
+RecurrentModel = Recurrent    # the name earlier code imports
