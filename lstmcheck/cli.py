@@ -11,6 +11,7 @@ lstmcheck); 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -520,7 +521,7 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
     """
     from pathlib import Path
 
-    from . import sweep as sw
+    sw = importlib.import_module("lstmcheck.sweep")   # the package; lc.sweep is the function
     from .errors import OptionError
     from .report.sweep import sweep_report
 
@@ -692,7 +693,7 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
     INCONCLUSIVE (exit code 0) when nothing disagreed but the finite-difference check of some
     tensor could not resolve a wrong element.
     """
-    from . import audit as audit_module
+    audit_module = importlib.import_module("lstmcheck.audit")   # the package (lc.audit: the function)
     from .report import Report, fig_check
     from .report.writer import check_destination
 

@@ -42,7 +42,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audit as _audit
+from .audit import (GradientMap, _row, _row_phrase, _where_state, call_target, compare,
+                    exposing_params, oracle_run, random_cotangents, random_inputs, read_dump,
+                    tolerances)
+from .audit.report import _jsonable as _audit_jsonable
 from .errors import FileFormatError, OptionError, ShapeError
 
 FORMAT = "lstmcheck-vectors"
@@ -120,18 +123,18 @@ def _build_case(case, seed):
     from . import layouts
     from .models import build
     model = build(case["cell"], **case["config"])
-    params = _audit.exposing_params(model, seed)
-    x, state = _audit.random_inputs(model, T, B, seed)
-    dy, dstate = _audit.random_cotangents(model, T, B, seed)
+    params = exposing_params(model, seed)
+    x, state = random_inputs(model, T, B, seed)
+    dy, dstate = random_cotangents(model, T, B, seed)
     reverse = case["dump_options"].get("direction") == "reverse"
     xo, dyo = (x[::-1], dy[::-1]) if reverse else (x, dy)    # ONNX reverse: flip(y(flip(x)))
-    y, fin, grads = _audit.oracle_run(model, params, xo, state, dyo, dstate)
+    y, fin, grads = oracle_run(model, params, xo, state, dyo, dstate)
     if reverse:
         y, grads["x"] = y[::-1], grads["x"][::-1]
     layout = case["layout"]
     tensors = layouts.dump(layout, model, params, **case["dump_options"])
     options = _jsonable(layouts.options(layout, model, **case["dump_options"]))
-    gmap = _audit.GradientMap(layout, tensors, model.kind, options)
+    gmap = GradientMap(layout, tensors, model.kind, options)
     g_layout = gmap.pullback(grads)
     names = ("h0", "c0")[:len(state)]
     arrays = {"x": x, "y": y, "dy": dy}
@@ -245,7 +248,7 @@ def read_case(folder, entry) -> dict:
     if entry.get("sha256") and digest != entry["sha256"]:
         raise FileFormatError(f"case file {entry['file']} does not match its sha256 in the "
                               f"manifest (changed or corrupt).")
-    return _audit.read_dump(path)
+    return read_dump(path)
 
 
 @dataclass
@@ -272,10 +275,10 @@ class VectorsReport:
             return f"all {len(run)} cases of {self.folder} pass{tail}."
         return (f"{len(bad)} of {len(run)} cases fail{tail}: {', '.join(bad[:6])}"
                 f"{' ...' if len(bad) > 6 else ''}; first: {bad[0]}: "
-                f"{_audit._row_phrase(next(c for c in run if not c['passed'])['failures'][0])}.")
+                f"{_row_phrase(next(c for c in run if not c['passed'])['failures'][0])}.")
 
     def to_dict(self) -> dict:
-        return _audit._jsonable({"folder": self.folder, "passed": self.passed,
+        return _audit_jsonable({"folder": self.folder, "passed": self.passed,
                                  "summary": self.summary, "cases": self.cases})
 
     def to_text(self) -> str:
@@ -284,7 +287,7 @@ class VectorsReport:
             state = "skip" if c["skipped"] else ("ok" if c["passed"] else "FAIL")
             lines.append(f"  {state:<5}{c['name']}")
             for r in c["failures"]:
-                lines.append(f"         {_audit._row_phrase(r)}")
+                lines.append(f"         {_row_phrase(r)}")
         return "\n".join(lines)
 
     def __str__(self):
@@ -332,10 +335,10 @@ def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
         what = f"the implementation, on case {e['name']},"
         try:
             if wants_grads:
-                out = _audit.call_target(what, impl, config, tensors, d["x"], st, dy=d["dy"],
+                out = call_target(what, impl, config, tensors, d["x"], st, dy=d["dy"],
                                          dstate=dstate if n_state == 2 else dstate[0])
             else:
-                out = _audit.call_target(what, impl, config, tensors, d["x"], st)
+                out = call_target(what, impl, config, tensors, d["x"], st)
         except NotImplementedError:
             report.cases.append({"name": e["name"], "passed": True, "skipped": True, "failures": []})
             continue
@@ -350,7 +353,7 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
     model = build(cfg.pop("cell"), cfg.pop("input_size"), cfg.pop("hidden_size"),
                   **{k: v for k, v in cfg.items() if k not in ("act_f", "act_g", "act_h", "dtype", "batch_first")},
                   **_activations(entry["config"]))
-    tol = _audit.tolerances("float64", entry["seq_len"], model.num_layers,
+    tol = tolerances("float64", entry["seq_len"], model.num_layers,
                             max(model.layer_input_size(k) for k in range(model.num_layers)) + model.output_size)
     if rtol is not None or atol is not None:
         fixed = {"rtol": rtol or 0.0, "atol": atol or 0.0}
@@ -364,9 +367,9 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
                          "max_rel": float("inf"), "ratio": float("inf"), "where": {},
                          "note": f"shape {got.shape}, expected {want.shape}"})
             return
-        c = _audit.compare(got, want, **tol[kind])
-        where = _audit._where_state(model, where_name, c) if where_name else {"index": list(c["worst"] or [])}
-        rows.append(_audit._row(kind, name, c, tol[kind], where))
+        c = compare(got, want, **tol[kind])
+        where = _where_state(model, where_name, c) if where_name else {"index": list(c["worst"] or [])}
+        rows.append(_row(kind, name, c, tol[kind], where))
 
     check("forward", "y", y, d["y"], "y")
     for name, got, key in zip(("h_n", "c_n"), fin, ("hn", "cn")):

@@ -96,16 +96,3 @@ __all__ = ["audit", "AuditReport", "GradientMap", "Target", "TargetError", "TARG
            "exposing_params", "float64_model", "load_layout", "make_target", "oracle_run",
            "random_cotangents", "random_inputs", "read_dump", "tolerances"]
 
-
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
-
-
-class _AuditModule(_types.ModuleType):
-    """``import lstmcheck.audit`` makes ``lc.audit`` this module; keep ``lc.audit(...)`` working."""
-
-    def __call__(self, *args, **kwargs):
-        return audit(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _AuditModule
