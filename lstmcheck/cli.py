@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import sys
 import traceback
@@ -234,9 +233,9 @@ def emit_json(data, path) -> None:
     """Write ``data`` (dicts, arrays, objects with to_dict) as JSON to ``path`` or '-' (stdout)."""
     if not path:
         return
-    from .report.writer import to_jsonable
+    from .jsonio import dumps
 
-    text = json.dumps(to_jsonable(data), indent=1, allow_nan=False) + "\n"
+    text = dumps(data, indent=1) + "\n"
     if path == "-":
         click.echo(text, nl=False)
         click.get_current_context().meta["lstmcheck.quiet"] = True  # keep stdout pure JSON

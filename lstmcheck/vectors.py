@@ -45,8 +45,8 @@ import numpy as np
 from .audit import (GradientMap, _row, _row_phrase, _where_state, call_target, compare,
                     exposing_params, oracle_run, random_cotangents, random_inputs, read_dump,
                     tolerances)
-from .audit.report import _jsonable as _audit_jsonable
 from .errors import FileFormatError, OptionError, ShapeError
+from .jsonio import dumps, to_jsonable
 
 FORMAT = "lstmcheck-vectors"
 VERSION = 1
@@ -108,16 +108,6 @@ def catalogue(cells=CELLS) -> list:
 
 
 # =============================================================================== export
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def _build_case(case, seed):
     """(entry for the manifest, arrays for the npz) of one catalogue case."""
     from . import layouts
@@ -133,7 +123,7 @@ def _build_case(case, seed):
         y, grads["x"] = y[::-1], grads["x"][::-1]
     layout = case["layout"]
     tensors = layouts.dump(layout, model, params, **case["dump_options"])
-    options = _jsonable(layouts.options(layout, model, **case["dump_options"]))
+    options = to_jsonable(layouts.options(layout, model, **case["dump_options"]))
     gmap = GradientMap(layout, tensors, model.kind, options)
     g_layout = gmap.pullback(grads)
     names = ("h0", "c0")[:len(state)]
@@ -144,7 +134,7 @@ def _build_case(case, seed):
     arrays.update({f"grad/{n}": g for n, g in g_layout.items()})
     arrays.update({f"grad/{n}": grads[n] for n in ("x", *names)})
     entry = {"name": case["name"], "file": case["name"] + ".npz", "cell": model.kind,
-             "layout": layout, "layout_options": options, "config": _jsonable(model.config()),
+             "layout": layout, "layout_options": options, "config": to_jsonable(model.config()),
              "time_reversed": reverse, "seq_len": T, "batch": B, "params": list(tensors)}
     entry["config"].pop("backend", None)
     return entry, arrays
@@ -170,7 +160,7 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
         cases = []
         for case in catalogue(cells):
             entry, arrays = _build_case(case, seed)
-            meta = json.dumps({"layout": entry["layout"], "cell": entry["cell"],
+            meta = dumps({"layout": entry["layout"], "cell": entry["cell"],
                                "options": entry["layout_options"], "config": entry["config"],
                                "time_reversed": entry["time_reversed"]})
             path = os.path.join(tmp, entry["file"])
@@ -181,7 +171,7 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
         manifest = {"format": FORMAT, "version": VERSION, "seed": seed, "dtype": "float64",
                     "loss": "sum(dy*y) + sum(dhn*hn) + sum(dcn*cn)", "cases": cases}
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            json.dump(manifest, fh, indent=1)
+            fh.write(dumps(manifest, indent=1))
         with open(os.path.join(tmp, "README.md"), "w") as fh:
             fh.write("# lstmcheck golden vectors\n\n" + __doc__)
         old = None
@@ -278,7 +268,7 @@ class VectorsReport:
                 f"{_row_phrase(next(c for c in run if not c['passed'])['failures'][0])}.")
 
     def to_dict(self) -> dict:
-        return _audit_jsonable({"folder": self.folder, "passed": self.passed,
+        return to_jsonable({"folder": self.folder, "passed": self.passed,
                                  "summary": self.summary, "cases": self.cases})
 
     def to_text(self) -> str:

@@ -63,12 +63,7 @@ n = input_size + H_out of the widest layer, the derived defaults are
 
 which is ~1e-13 in float64 and ~5e-5 in float32 for small models, orders of magnitude below
 what any layout mistake produces. ``rtol=``/``atol=`` override both.
-from __future__ import annotations
 
-import inspect
-import itertools
-import json
-import math
 Modules
 -------
 tolerances (the defaults above, ``compare``), report (:class:`AuditReport` and its rows), oracle
@@ -86,7 +81,7 @@ from .diagnosis import GATE_NAMES, diagnose_forward
 from .gradient_map import GradientMap
 from .oracle import (_dump_options, dump_layout, exposing_params, float64_model, load_layout,
                      oracle_run, random_cotangents, random_inputs)
-from .report import AuditReport, _jsonable, _row, _row_phrase, _where_state, _where_text
+from .report import AuditReport, _row, _row_phrase, _where_state, _where_text
 from .run import audit
 from .targets import TARGET_KINDS, Target, TargetError, call_target, make_target, read_dump
 from .tolerances import compare, tolerances

@@ -1,10 +1,9 @@
 """What an audit found: :class:`AuditReport`, its rows, and the phrases its text is made of."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-import numpy as np
+from ..jsonio import to_jsonable
 
 
 @dataclass
@@ -76,7 +75,7 @@ class AuditReport:
         return {"target": self.target, "layout": self.layout, "model": self.model,
                 "dtype": self.dtype, "config": self.config, "passed": self.passed,
                 "verdict": self.verdict, "resolution": self.resolution, "summary": self.summary, "tolerances": self.tolerances,
-                "rows": [_jsonable(r) for r in self.rows], "diagnosis": list(self.diagnosis),
+                "rows": [to_jsonable(r) for r in self.rows], "diagnosis": list(self.diagnosis),
                 "notes": list(self.notes)}
 
     def to_text(self) -> str:
@@ -95,18 +94,6 @@ class AuditReport:
 
     def __str__(self):
         return self.to_text()
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else str(obj)
-    return obj
 
 
 def _where_text(where) -> str:

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 
-from .. import backend
 from ..errors import OptionError
 
 
@@ -67,17 +66,3 @@ def _measure_parts(measure):
 def measure_name(measure) -> str:
     return "+".join(m if isinstance(m, str) else f"{m.__module__}.{m.__qualname__}"
                     for m in _measure_parts(measure))
-
-
-def _plain(v):
-    """A JSON-plain copy of a measure value (host scalars, lists)."""
-    v = backend.to_host(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (list, tuple)):
-        return [_plain(a) for a in v]
-    if isinstance(v, dict):
-        return {str(k): _plain(a) for k, a in v.items()}
-    return v

@@ -9,7 +9,8 @@ import numpy as np
 from .. import backend
 from ..errors import LstmcheckError, OptionError
 from .grid import DEFAULTS, NOISE_FEATURES
-from .measures import MEASURES, _measure_parts, _plain
+from ..jsonio import to_jsonable
+from .measures import MEASURES, _measure_parts
 
 
 @dataclass
@@ -84,6 +85,6 @@ def run_point(job) -> dict:
         clash = set(out) & (set(DEFAULTS) | {"error"})
         if clash:
             raise OptionError(f"measure field {sorted(clash)[0]!r} clashes with a grid key.")
-        record.update({str(k): _plain(v) for k, v in out.items()})
+        record.update({str(k): to_jsonable(v) for k, v in out.items()})
     record["error"] = None
     return record

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+from .. import jsonio
 from ..errors import FileFormatError
 
 RESULTS_FILE = "results.jsonl"
@@ -11,7 +12,7 @@ RESULTS_FILE = "results.jsonl"
 
 def point_key(point: dict, measure_name: str) -> str:
     """The identity of a record in the results file: the measure and the full point."""
-    return json.dumps({"measure": measure_name, **point}, sort_keys=True)
+    return jsonio.dumps({"measure": measure_name, **point}, sort_keys=True)
 
 
 class ResultsFile:
@@ -65,7 +66,7 @@ class ResultsFile:
             f.seek(0, os.SEEK_END)
 
     def append(self, key, record):
-        line = json.dumps({"key": key, "record": record}) + "\n"
+        line = jsonio.dumps({"key": key, "record": record}) + "\n"
         try:
             self._f.write(line.encode("utf-8"))   # one write per record: a kill cuts at most it
             self._f.flush()

@@ -2,8 +2,7 @@
 file as it finishes, finished points resumed."""
 from __future__ import annotations
 
-import json
-
+from .. import jsonio
 from .executors import make_executor
 from .grid import expand_grid
 from .measures import measure_name
@@ -52,7 +51,7 @@ def run_sweep(grid, measure="gradient_flow", *, executor=None, workers=None, sch
     if jobs:
         with ex, (results if results is not None else _NoFile()) as sink:
             for j, rec in ex.imap(run_point, [(measure, points[i]) for i in jobs]):
-                rec = json.loads(json.dumps(rec))   # exactly what a resumed run reads back
+                rec = jsonio.loads(jsonio.dumps(rec))   # exactly what a resumed run reads back
                 k = keys[jobs[j]]
                 sink.append(k, rec)
                 records[k] = rec
