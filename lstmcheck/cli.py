@@ -11,7 +11,7 @@ lstmcheck); 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import contextlib
-import json
+import importlib
 import os
 import sys
 import traceback
@@ -233,9 +233,9 @@ def emit_json(data, path) -> None:
     """Write ``data`` (dicts, arrays, objects with to_dict) as JSON to ``path`` or '-' (stdout)."""
     if not path:
         return
-    from .report.writer import to_jsonable
+    from .jsonio import dumps
 
-    text = json.dumps(to_jsonable(data), indent=1, allow_nan=False) + "\n"
+    text = dumps(data, indent=1) + "\n"
     if path == "-":
         click.echo(text, nl=False)
         click.get_current_context().meta["lstmcheck.quiet"] = True  # keep stdout pure JSON
@@ -520,7 +520,7 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
     """
     from pathlib import Path
 
-    from . import sweep as sw
+    sw = importlib.import_module("lstmcheck.sweep")   # the package; lc.sweep is the function
     from .errors import OptionError
     from .report.sweep import sweep_report
 
@@ -692,7 +692,7 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
     INCONCLUSIVE (exit code 0) when nothing disagreed but the finite-difference check of some
     tensor could not resolve a wrong element.
     """
-    from . import audit as audit_module
+    audit_module = importlib.import_module("lstmcheck.audit")   # the package (lc.audit: the function)
     from .report import Report, fig_check
     from .report.writer import check_destination
 

@@ -56,11 +56,11 @@ class OracleCase:
 
     def check(self, y, final_state=None, grads=None, *, rtol=None, atol=None):
         """Assert that an implementation's outputs (and gradients) match this case."""
-        from . import audit as A
+        from .audit import compare, tolerances
         n = 2 if self.model.kind == "lstm" else 1
-        tol = A.tolerances("float64", len(self.x), self.model.num_layers,
-                           max(self.model.layer_input_size(k) for k in range(self.model.num_layers))
-                           + self.model.output_size)
+        tol = tolerances("float64", len(self.x), self.model.num_layers,
+                         max(self.model.layer_input_size(k) for k in range(self.model.num_layers))
+                         + self.model.output_size)
         if rtol is not None or atol is not None:
             fixed = {"rtol": rtol or 0.0, "atol": atol or 0.0}
             tol = {"forward": fixed, "gradient": fixed}
@@ -79,7 +79,7 @@ class OracleCase:
             if got.shape != want.shape:
                 bad.append(f"{name} has shape {got.shape}, expected {want.shape}")
                 continue
-            c = A.compare(got, want, **tol[kind])
+            c = compare(got, want, **tol[kind])
             if not c["passed"]:
                 bad.append(f"{name} off by {c['max_abs']:.3g} ({c['ratio']:.3g} x tolerance) at "
                            f"index {c['worst']}")
@@ -99,18 +99,19 @@ def _host(a):
 def make_case(cell="lstm", layout="torch", *, input_size=3, hidden_size=4, seq_len=5, batch=2,
               seed=0, layout_options=None, **model_options) -> OracleCase:
     """An :class:`OracleCase` with per-gate-distinct weights (see lstmcheck.audit.exposing_params)."""
-    from . import audit as A
+    from .audit import (GradientMap, _dump_options, dump_layout, exposing_params,
+                         oracle_run, random_cotangents, random_inputs)
     from . import layouts
     from .models import build
     model = build(cell, input_size, hidden_size, **model_options)
-    canonical = A.exposing_params(model, seed)
-    dump_opts = A._dump_options(layout, layout_options)
-    tensors = A.dump_layout(layout, model, canonical, **dump_opts)
+    canonical = exposing_params(model, seed)
+    dump_opts = _dump_options(layout, layout_options)
+    tensors = dump_layout(layout, model, canonical, **dump_opts)
     options = {**layouts.options(layout, model, **dump_opts), **dict(layout_options or {})}
-    x, state = A.random_inputs(model, seq_len, batch, seed)
-    dy, dstate = A.random_cotangents(model, seq_len, batch, seed)
-    y, fin, g = A.oracle_run(model, canonical, x, state, dy, dstate)
-    grads = A.GradientMap(layout, tensors, model.kind, options).pullback(g)
+    x, state = random_inputs(model, seq_len, batch, seed)
+    dy, dstate = random_cotangents(model, seq_len, batch, seed)
+    y, fin, g = oracle_run(model, canonical, x, state, dy, dstate)
+    grads = GradientMap(layout, tensors, model.kind, options).pullback(g)
     grads.update({k: g[k] for k in ("x", "h0", "c0") if k in g})
     one = (lambda s: tuple(s) if len(s) == 2 else s[0])
     return OracleCase(model=model, layout=layout, options=options, params=tensors,
@@ -122,14 +123,14 @@ def assert_matches_oracle(impl, cell="lstm", layout="torch", *, input_size=3, hi
                           model=None, params=None, seed=0, fd=True, options=None, vjp=None,
                           rtol=None, atol=None, **model_options):
     """Audit ``impl`` against the oracle and fail with the audit's report if they disagree."""
-    from . import audit as A
+    from .audit import audit
     from .models import build
     own_layout = callable(impl) and not _is_torch_module(impl)   # files and modules say theirs
     if own_layout and model is None and params is None:
         model = build(cell, input_size, hidden_size, **model_options)
-    report = A.audit(impl, layout=layout if own_layout else None, cell=cell if own_layout else None,
-                     model=model, params=params, seed=seed, fd=fd, options=options, vjp=vjp,
-                     rtol=rtol, atol=atol)
+    report = audit(impl, layout=layout if own_layout else None, cell=cell if own_layout else None,
+                   model=model, params=params, seed=seed, fd=fd, options=options, vjp=vjp,
+                   rtol=rtol, atol=atol)
     if not report.passed:
         raise AssertionError("implementation disagrees with the lstmcheck oracle:\n" + report.to_text())
     return report

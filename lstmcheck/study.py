@@ -12,6 +12,7 @@ the sweep grid keys and the study all mean the same thing by ``init``, ``spectra
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +64,7 @@ def label_of(point: dict) -> str:
 
 def subjects_from_grid(grid) -> list:
     """Subjects from a sweep grid (dict of key -> value or list of values)."""
-    from . import sweep
+    sweep = importlib.import_module("lstmcheck.sweep")   # the package; lc.sweep is the function
 
     out = []
     for point in sweep.expand_grid(grid):
@@ -312,7 +313,7 @@ def phase_measure(study):
 
 def section_phase(report, ctx):
     """Vanishing/exploding phase diagram over the spectral radius of W_hh, per cell."""
-    from . import sweep
+    sweep = importlib.import_module("lstmcheck.sweep")   # the package; lc.sweep is the function
 
     st = ctx.settings
     cells = list(dict.fromkeys(s.cell for s in ctx.subjects))  # the phase diagram is per cell

@@ -42,8 +42,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audit as _audit
+from .audit import (GradientMap, _row, _row_phrase, _where_state, call_target, compare,
+                    exposing_params, oracle_run, random_cotangents, random_inputs, read_dump,
+                    tolerances)
 from .errors import FileFormatError, OptionError, ShapeError
+from .jsonio import dumps, to_jsonable
 
 FORMAT = "lstmcheck-vectors"
 VERSION = 1
@@ -105,33 +108,23 @@ def catalogue(cells=CELLS) -> list:
 
 
 # =============================================================================== export
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def _build_case(case, seed):
     """(entry for the manifest, arrays for the npz) of one catalogue case."""
     from . import layouts
     from .models import build
     model = build(case["cell"], **case["config"])
-    params = _audit.exposing_params(model, seed)
-    x, state = _audit.random_inputs(model, T, B, seed)
-    dy, dstate = _audit.random_cotangents(model, T, B, seed)
+    params = exposing_params(model, seed)
+    x, state = random_inputs(model, T, B, seed)
+    dy, dstate = random_cotangents(model, T, B, seed)
     reverse = case["dump_options"].get("direction") == "reverse"
     xo, dyo = (x[::-1], dy[::-1]) if reverse else (x, dy)    # ONNX reverse: flip(y(flip(x)))
-    y, fin, grads = _audit.oracle_run(model, params, xo, state, dyo, dstate)
+    y, fin, grads = oracle_run(model, params, xo, state, dyo, dstate)
     if reverse:
         y, grads["x"] = y[::-1], grads["x"][::-1]
     layout = case["layout"]
     tensors = layouts.dump(layout, model, params, **case["dump_options"])
-    options = _jsonable(layouts.options(layout, model, **case["dump_options"]))
-    gmap = _audit.GradientMap(layout, tensors, model.kind, options)
+    options = to_jsonable(layouts.options(layout, model, **case["dump_options"]))
+    gmap = GradientMap(layout, tensors, model.kind, options)
     g_layout = gmap.pullback(grads)
     names = ("h0", "c0")[:len(state)]
     arrays = {"x": x, "y": y, "dy": dy}
@@ -141,7 +134,7 @@ def _build_case(case, seed):
     arrays.update({f"grad/{n}": g for n, g in g_layout.items()})
     arrays.update({f"grad/{n}": grads[n] for n in ("x", *names)})
     entry = {"name": case["name"], "file": case["name"] + ".npz", "cell": model.kind,
-             "layout": layout, "layout_options": options, "config": _jsonable(model.config()),
+             "layout": layout, "layout_options": options, "config": to_jsonable(model.config()),
              "time_reversed": reverse, "seq_len": T, "batch": B, "params": list(tensors)}
     entry["config"].pop("backend", None)
     return entry, arrays
@@ -167,7 +160,7 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
         cases = []
         for case in catalogue(cells):
             entry, arrays = _build_case(case, seed)
-            meta = json.dumps({"layout": entry["layout"], "cell": entry["cell"],
+            meta = dumps({"layout": entry["layout"], "cell": entry["cell"],
                                "options": entry["layout_options"], "config": entry["config"],
                                "time_reversed": entry["time_reversed"]})
             path = os.path.join(tmp, entry["file"])
@@ -178,7 +171,7 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
         manifest = {"format": FORMAT, "version": VERSION, "seed": seed, "dtype": "float64",
                     "loss": "sum(dy*y) + sum(dhn*hn) + sum(dcn*cn)", "cases": cases}
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            json.dump(manifest, fh, indent=1)
+            fh.write(dumps(manifest, indent=1))
         with open(os.path.join(tmp, "README.md"), "w") as fh:
             fh.write("# lstmcheck golden vectors\n\n" + __doc__)
         old = None
@@ -245,7 +238,7 @@ def read_case(folder, entry) -> dict:
     if entry.get("sha256") and digest != entry["sha256"]:
         raise FileFormatError(f"case file {entry['file']} does not match its sha256 in the "
                               f"manifest (changed or corrupt).")
-    return _audit.read_dump(path)
+    return read_dump(path)
 
 
 @dataclass
@@ -272,10 +265,10 @@ class VectorsReport:
             return f"all {len(run)} cases of {self.folder} pass{tail}."
         return (f"{len(bad)} of {len(run)} cases fail{tail}: {', '.join(bad[:6])}"
                 f"{' ...' if len(bad) > 6 else ''}; first: {bad[0]}: "
-                f"{_audit._row_phrase(next(c for c in run if not c['passed'])['failures'][0])}.")
+                f"{_row_phrase(next(c for c in run if not c['passed'])['failures'][0])}.")
 
     def to_dict(self) -> dict:
-        return _audit._jsonable({"folder": self.folder, "passed": self.passed,
+        return to_jsonable({"folder": self.folder, "passed": self.passed,
                                  "summary": self.summary, "cases": self.cases})
 
     def to_text(self) -> str:
@@ -284,7 +277,7 @@ class VectorsReport:
             state = "skip" if c["skipped"] else ("ok" if c["passed"] else "FAIL")
             lines.append(f"  {state:<5}{c['name']}")
             for r in c["failures"]:
-                lines.append(f"         {_audit._row_phrase(r)}")
+                lines.append(f"         {_row_phrase(r)}")
         return "\n".join(lines)
 
     def __str__(self):
@@ -332,10 +325,10 @@ def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
         what = f"the implementation, on case {e['name']},"
         try:
             if wants_grads:
-                out = _audit.call_target(what, impl, config, tensors, d["x"], st, dy=d["dy"],
+                out = call_target(what, impl, config, tensors, d["x"], st, dy=d["dy"],
                                          dstate=dstate if n_state == 2 else dstate[0])
             else:
-                out = _audit.call_target(what, impl, config, tensors, d["x"], st)
+                out = call_target(what, impl, config, tensors, d["x"], st)
         except NotImplementedError:
             report.cases.append({"name": e["name"], "passed": True, "skipped": True, "failures": []})
             continue
@@ -349,7 +342,7 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
     cfg = {k: v for k, v in entry["config"].items()
            if k not in ("act_f", "act_g", "act_h", "dtype", "batch_first")}
     model = build(**cfg, **_activations(entry["config"]))
-    tol = _audit.tolerances("float64", entry["seq_len"], model.num_layers,
+    tol = tolerances("float64", entry["seq_len"], model.num_layers,
                             max(model.layer_input_size(k) for k in range(model.num_layers)) + model.output_size)
     if rtol is not None or atol is not None:
         fixed = {"rtol": rtol or 0.0, "atol": atol or 0.0}
@@ -363,9 +356,9 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
                          "max_rel": float("inf"), "ratio": float("inf"), "where": {},
                          "note": f"shape {got.shape}, expected {want.shape}"})
             return
-        c = _audit.compare(got, want, **tol[kind])
-        where = _audit._where_state(model, where_name, c) if where_name else {"index": list(c["worst"] or [])}
-        rows.append(_audit._row(kind, name, c, tol[kind], where))
+        c = compare(got, want, **tol[kind])
+        where = _where_state(model, where_name, c) if where_name else {"index": list(c["worst"] or [])}
+        rows.append(_row(kind, name, c, tol[kind], where))
 
     check("forward", "y", y, d["y"], "y")
     for name, got, key in zip(("h_n", "c_n"), fin, ("hn", "cn")):

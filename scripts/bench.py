@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import platform
 import sys
@@ -46,8 +45,8 @@ def main(argv=None):
             print(f"{r['name']:<62} {r['seconds']:9.4f}s {ratio:>9}  {r.get('note', '')}")
             all_rows.append({"section": name, **r})
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(all_rows, f, indent=1, default=float)
+        from lstmcheck.jsonio import write
+        write(args.json, all_rows, indent=1)
 
 
 if __name__ == "__main__":

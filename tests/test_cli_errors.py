@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 import lstmcheck as lc
 from lstmcheck import study
-from lstmcheck import sweep as sweep_module
+from lstmcheck.sweep import run as sweep_run   # run_sweep looks run_point up there
 from lstmcheck.cli import cli
 from lstmcheck.report import style, writer
 
@@ -619,7 +619,7 @@ def test_sweep_ctrl_c_keeps_finished_points_and_the_earlier_report(scratch, monk
     earlier = snapshot(out / "report")
     (out / "results.jsonl").write_text("".join((out / "results.jsonl").read_text()
                                                .splitlines(keepends=True)[:1]))
-    real, calls = sweep_module.run_point, []
+    real, calls = sweep_run.run_point, []
 
     def point(job):
         calls.append(1)
@@ -627,7 +627,7 @@ def test_sweep_ctrl_c_keeps_finished_points_and_the_earlier_report(scratch, monk
             raise KeyboardInterrupt
         return real(job)
 
-    monkeypatch.setattr(sweep_module, "run_point", point)
+    monkeypatch.setattr(sweep_run, "run_point", point)
     r = CliRunner().invoke(cli, args)
     assert "interrupted" in error_line(r, 130)
     assert len((out / "results.jsonl").read_text().splitlines()) == 2   # one more point kept

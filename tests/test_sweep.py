@@ -1,6 +1,7 @@
 """Sweeps: grid expansion, per-point records, resume, and the same records on every executor."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 import lstmcheck as lc
-from lstmcheck import sweep as sw
 from lstmcheck.errors import BackendError, FileFormatError, MissingDependencyError, OptionError
+
+sw = importlib.import_module("lstmcheck.sweep")   # the package; lc.sweep is the function
 
 SMALL = {"input_size": 3, "hidden_size": 6, "seq_len": 12, "batch": 2}
 GRID = {**{k: [v] for k, v in SMALL.items()}, "cell": ["lstm", "gru", "rnn"],
@@ -155,14 +157,21 @@ def test_repeated_points_and_lc_sweep_is_callable():
     STOP_AFTER[0] = None
     recs = lc.sweep({**SMALL, "seed": [4, 4, 5]}, counting)
     assert CALLS == [4, 5] and recs[0] == recs[1] != recs[2]
-    assert callable(lc.sweep) and lc.sweep.expand_grid is sw.expand_grid
+    assert callable(lc.sweep) and lc.sweep is sw.sweep
 
 
-def test_lc_sweep_is_one_callable_object_from_a_fresh_import():
+def test_lc_sweep_and_lc_audit_are_plain_functions_from_a_fresh_import():
+    """Importing the packages (before or after) leaves lc.sweep and lc.audit the functions."""
     import subprocess
-    code = ("import lstmcheck as lc; a = lc.sweep; b = lc.sweep; "
-            "from lstmcheck.sweep import sweep; "
-            "assert a is b is sweep and callable(a) and a.expand_grid({'seed': [0, 1]})[1]['seed'] == 1")
+    code = ("import types, lstmcheck as lc; a = lc.sweep; b = lc.sweep; au = lc.audit; "
+            "import lstmcheck.sweep, lstmcheck.audit, lstmcheck.sweep.run, lstmcheck.audit.targets; "
+            "from lstmcheck.sweep import sweep, expand_grid; from lstmcheck.audit import audit; "
+            "assert a is b is sweep is lc.sweep and isinstance(a, types.FunctionType); "
+            "assert au is audit is lc.audit and isinstance(au, types.FunctionType); "
+            "assert expand_grid({'seed': [0, 1]})[1]['seed'] == 1")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    code = ("import lstmcheck.audit, lstmcheck.sweep, types; import lstmcheck as lc; "
+            "assert isinstance(lc.audit, types.FunctionType) and isinstance(lc.sweep, types.FunctionType)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -247,7 +256,7 @@ def test_process_pool_gives_the_same_records_and_survives_a_dying_worker(tmp_pat
 
 
 def test_process_pool_gives_up_on_a_point_that_always_kills():
-    from lstmcheck.sweep_exec import ProcessPool
+    from lstmcheck.sweep.executors import ProcessPool
     pool = ProcessPool(1, max_restarts=2)
     with pytest.raises(BackendError, match="died 2 times"):
         list(pool.imap(os._exit, [3]))

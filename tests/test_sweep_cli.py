@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import lstmcheck as lc
+from lstmcheck.sweep import expand_grid, load_grid, parse_param
 from lstmcheck.cli import cli
 from lstmcheck.errors import FileFormatError, OptionError
 
@@ -25,26 +26,26 @@ def _run(*args):
     ("variant=peephole+cifg,vanilla", ("variant", ["peephole+cifg", "vanilla"])),
 ])
 def test_parse_param(text, want):
-    assert lc.sweep.parse_param(text) == want
+    assert parse_param(text) == want
 
 
 @pytest.mark.parametrize("text", ["seq_len", "=1,2", "seq_len="])
 def test_parse_param_refuses_malformed_text(text):
     with pytest.raises(OptionError, match="name=v1,v2"):
-        lc.sweep.parse_param(text)
+        parse_param(text)
 
 
 def test_load_grid_toml_json_and_errors(tmp_path):
     (tmp_path / "g.toml").write_text('[grid]\ncell = ["rnn", "gru"]\nforget_bias = ["none", 1.0]\n')
-    assert lc.sweep.load_grid(tmp_path / "g.toml") == {"cell": ["rnn", "gru"], "forget_bias": [None, 1.0]}
+    assert load_grid(tmp_path / "g.toml") == {"cell": ["rnn", "gru"], "forget_bias": [None, 1.0]}
     (tmp_path / "g.json").write_text('[{"cell": "rnn"}, {"cell": "lstm", "forget_bias": [null, 2]}]')
-    grid = lc.sweep.load_grid(tmp_path / "g.json")
-    assert [p["forget_bias"] for p in lc.sweep.expand_grid(grid)] == [None, None, 2.0]
+    grid = load_grid(tmp_path / "g.json")
+    assert [p["forget_bias"] for p in expand_grid(grid)] == [None, None, 2.0]
     (tmp_path / "bad.toml").write_text("cell = [rnn\n")
     with pytest.raises(FileFormatError, match="not valid TOML"):
-        lc.sweep.load_grid(tmp_path / "bad.toml")
+        load_grid(tmp_path / "bad.toml")
     with pytest.raises(FileFormatError, match=".toml or .json"):
-        lc.sweep.load_grid(tmp_path / "g.yaml")
+        load_grid(tmp_path / "g.yaml")
 
 
 def test_sweep_command_writes_records_and_figures_and_resumes(tmp_path):

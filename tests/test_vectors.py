@@ -8,6 +8,7 @@ import pytest
 
 import lstmcheck as lc
 from lstmcheck import vectors as V
+from lstmcheck.audit import read_dump
 from lstmcheck.errors import FileFormatError, OptionError, ShapeError
 
 
@@ -41,11 +42,11 @@ def test_suite_covers_cells_variants_layers_directions_layouts(suite):
     assert any("clip" in o for o in opts) and any(c.get("cell_clip") for c in cfgs)
     assert any(c.get("proj_size") for c in cfgs) and {c.get("reset_after") for c in cfgs} >= {True, False}
     for c in cases:
-        d = lc.audit.read_dump(folder / c["file"])
+        d = read_dump(folder / c["file"])
         assert d["x"].shape[0] >= 3 and d["x"].dtype == np.float64
         assert np.all(d["h0"] != 0) and ("c0" not in d or np.all(d["c0"] != 0))
     # per-gate-distinct weights: no two gate blocks alike
-    d = lc.audit.read_dump(folder / "lstm_l1_uni.npz")
+    d = read_dump(folder / "lstm_l1_uni.npz")
     blocks = np.split(d["param/weight_hh_l0"], 4)
     assert all(not np.allclose(a, b) for i, a in enumerate(blocks) for b in blocks[i + 1:])
 
@@ -125,7 +126,7 @@ def test_stored_gradients_match_finite_differences(suite, name):
     central differences of the layout-tensor loss through lc.check_gradients)."""
     folder, manifest = suite
     entry = next(c for c in manifest["cases"] if c["name"] == name)
-    d = lc.audit.read_dump(folder / entry["file"])
+    d = read_dump(folder / entry["file"])
     n_state = 2 if entry["cell"] == "lstm" else 1
     theta = {k[len("param/"):]: v for k, v in d.items() if k.startswith("param/")}
     theta["x"] = d["x"]

@@ -141,9 +141,6 @@ class Recurrent:
         return ["weight_ih", "weight_hh", "bias_ih", "bias_hh",
                 *self.cell.extra_params(self.hidden_size)]
 
-    def _layer_params(self, params, suffix):
-        return runner.layer_params(self, params, suffix)
-
     def layer_input_size(self, k: int) -> int:
         return self.input_size if k == 0 else self.output_size * self.num_directions
 

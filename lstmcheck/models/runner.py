@@ -184,9 +184,10 @@ def layer_params(model, params, suffix):
     return {b: params[b + suffix] for b in model.base_names()}
 
 
-def stack_forward(model, params, x, state0, lengths=None, fused=True):
+def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
     """Every layer and direction; x time-major, state0 a tuple of (L*dirs, B, .) arrays.
-    Returns (y, final state tuple, Tape)."""
+    Returns (y, final state tuple, Tape). ``flip``: (layer, direction index) pairs run the
+    wrong way in time (the audit's model of that mistake)."""
     from .. import backend
     xp = backend.array_module(x)
     T = x.shape[0]
@@ -199,7 +200,7 @@ def stack_forward(model, params, x, state0, lengths=None, fused=True):
     for k in range(model.num_layers):
         outs = []
         for d, direction in enumerate(dirs):
-            rev = direction == "reverse"
+            rev = (direction == "reverse") != ((k, d) in flip)
             idx = k * len(dirs) + d
             p = layer_params(model, params, model.suffix(k, direction))
             xin = inp[::-1] if rev else inp

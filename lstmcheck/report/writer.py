@@ -9,13 +9,13 @@ deleted.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from ..errors import LstmcheckError
+from ..jsonio import dumps, to_jsonable  # noqa: F401  (to_jsonable: re-exported)
 
 # Files whose presence marks a folder as an lstmcheck report (safe to replace with force).
 REPORT_MARKERS = ("results.json", "index.html")
@@ -116,44 +116,10 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_json(path: Path, data, digits: int | None = None, indent=1) -> Path:
-    """JSON with NumPy scalars/arrays converted, NaN/Inf written as null (strict JSON);
-    ``digits``: round floats to that many significant digits (smaller files)."""
+    """JSON through lstmcheck.jsonio (NumPy scalars/arrays converted, NaN/Inf written as null,
+    strict JSON); ``digits``: round floats to that many significant digits (smaller files)."""
     seps = (",", ":") if indent is None else (",", ": ")
-    text = json.dumps(to_jsonable(data, digits), indent=indent, separators=seps, allow_nan=False)
-    return write_text(path, text + "\n")
-
-
-def to_jsonable(obj, digits: int | None = None):
-    """Plain JSON types from dicts, lists, NumPy arrays/scalars and objects with to_dict();
-    ``digits``: round floats to that many significant digits."""
-    import math
-
-    import numpy as np
-
-    from .. import backend
-
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return to_jsonable(obj.to_dict(), digits)
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v, digits) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    obj = backend.to_host(obj)
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist(), digits)
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, complex):
-        return {"real": to_jsonable(obj.real, digits), "imag": to_jsonable(obj.imag, digits)}
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            return None
-        return float(f"{obj:.{digits}g}") if digits else obj
-    if isinstance(obj, np.dtype):
-        return obj.name
-    return obj
+    return write_text(path, dumps(data, digits=digits, indent=indent, separators=seps) + "\n")
 
 
 RESULT_DIGITS = 6   # significant digits kept in results.json (plots need far fewer)

@@ -26,7 +26,8 @@ QUICK = {**FULL, "hidden_size": 16, "seq_len": 20, "spectral_radius": [0.5, 1.0]
 
 
 def _points(grid) -> int:
-    return len(lc.sweep.expand_grid(grid))
+    from lstmcheck.sweep import expand_grid
+    return len(expand_grid(grid))
 
 
 def _time(grid, **how) -> float:

@@ -18,7 +18,7 @@ import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from .errors import BackendError, OptionError, require
+from ..errors import BackendError, OptionError, require
 
 EXECUTORS = ("inprocess", "process", "dask")
 # Thread-count variables of the BLAS/OpenMP libraries NumPy may use. A sweep parallelises over

@@ -1,0 +1,93 @@
+"""Audit a foreign RNN/LSTM/GRU implementation against the oracle.
+
+``lc.audit(target, ...)`` runs the target and the float64 oracle on the same weights, inputs and
+initial state, and compares
+
+* the forward outputs (y, the final h and c),
+* the target's gradients (when it has any) with the oracle's, in the target's own tensor names,
+* the target's gradients with finite differences of the target's own forward
+  (``lc.check_gradients``), when the target can be re-run with other weights.
+
+When the forward disagrees it tests the usual layout mistakes on the oracle side (gate blocks in
+another order, a transposed kernel, a constant offset on one gate's bias such as a forgotten
+forget_bias, a direction that runs the wrong way or whose weights or outputs are swapped) and
+names the one that makes the two agree.
+
+Targets
+-------
+callable, with ``layout=``
+    ``target(params, x, state) -> (y, final_state)``: ``params`` is a dict of arrays in the named
+    layout (``lc.layouts.dump(layout, model, params)``), ``x`` is time-major (T, B, input_size),
+    ``state`` and ``final_state`` are ``h`` or ``(h, c)`` of shape (layers*dirs, B, H_out) /
+    (layers*dirs, B, H); ``y`` is (T, B, dirs*H_out). An optional backward,
+    ``vjp(params, x, state, dy, dstate) -> dict`` (passed as ``vjp=`` or set as ``target.vjp``),
+    returns dL/d(tensor) for L = sum(dy*y) + sum(dh*h_T) (+ sum(dc*c_T)), keyed by the layout's
+    tensor names and "x", "h0", "c0" (any subset). The oracle's configuration comes from
+    ``model=`` or from loading ``params`` (layout tensors) with ``cell=`` and ``options=``.
+torch module
+    nn.RNN / nn.LSTM / nn.GRU (any layers, bidirectional, proj_size, batch_first) and the *Cell
+    classes; gradients by autograd.
+path to an ``.npz`` dump written by any language (arrays of one real dtype, time-major):
+
+    ======================  ==============================================================
+    ``meta``                optional JSON text (a 0-d string array or UTF-8 bytes as uint8):
+                            ``{"layout": "torch", "cell": "lstm", "options": {...}}``;
+                            ``layout=``, ``cell=``, ``options=`` arguments override it
+    ``param/<name>``        every weight tensor, under the layout's name (required)
+    ``x``                   input (T, B, input_size) (required)
+    ``h0``, ``c0``          initial state (layers*dirs, B, H_out) / (layers*dirs, B, H);
+                            zeros when absent
+    ``y``                   output (T, B, dirs*H_out) (required)
+    ``hn``, ``cn``          final state, compared when present
+    ``dy``, ``dhn``, ``dcn``  cotangents of L = sum(dy*y) + sum(dhn*hn) + sum(dcn*cn);
+                            ``dy`` is required when gradients are present, the others
+                            default to zeros
+    ``grad/<name>``         dL/d<name> for weights (layout names) and ``grad/x``,
+                            ``grad/h0``, ``grad/c0``; optional, compared when present
+    ======================  ==============================================================
+
+    The dtype of ``y`` sets the tolerances. An ONNX dump with direction "reverse" (or
+    ``"time_reversed": true`` in meta) holds what an ONNX runtime returns: the model on flipped time.
+path to an ``.onnx`` model (or an ``onnx.ModelProto``) with one LSTM/GRU/RNN node whose X is a
+    graph input and whose outputs are graph outputs; run in onnxruntime (forward only).
+
+Tolerances
+----------
+Differences are measured elementwise against ``rtol*|oracle| + atol*max|oracle|`` (the second
+term scales with the tensor, so near-zero entries of a large tensor do not demand relative
+accuracy). With eps the target dtype's machine epsilon, T steps, L layers and fan-in
+n = input_size + H_out of the widest layer, the derived defaults are
+
+    forward:   rtol = atol = 64 * eps * sqrt(T * L * n)
+    gradients: 8 times the forward tolerance (backward runs the recurrence again, transposed)
+
+which is ~1e-13 in float64 and ~5e-5 in float32 for small models, orders of magnitude below
+what any layout mistake produces. ``rtol=``/``atol=`` override both.
+
+Modules
+-------
+tolerances (the defaults above, ``compare``), report (:class:`AuditReport` and its rows), oracle
+(the oracle's weights, inputs and runs; the layouts bridge), gradient_map (:class:`GradientMap`),
+targets/ (one adapter per kind of target, on ``targets.base.Target``), gradients (gradient and
+finite-difference rows), diagnosis (the layout mistake behind a forward disagreement) and run
+(``audit()`` itself).
+
+``lc.audit`` is the function :func:`audit`; this package is ``lstmcheck.audit`` in
+``sys.modules`` and is reached by ``from lstmcheck.audit import ...``.
+"""
+from __future__ import annotations
+
+from .diagnosis import GATE_NAMES, diagnose_forward
+from .gradient_map import GradientMap
+from .oracle import (_dump_options, dump_layout, exposing_params, float64_model, load_layout,
+                     oracle_run, random_cotangents, random_inputs)
+from .report import AuditReport, _row, _row_phrase, _where_state, _where_text
+from .run import audit
+from .targets import TARGET_KINDS, Target, TargetError, call_target, make_target, read_dump
+from .tolerances import compare, tolerances
+
+__all__ = ["audit", "AuditReport", "GradientMap", "Target", "TargetError", "TARGET_KINDS",
+           "GATE_NAMES", "call_target", "compare", "diagnose_forward", "dump_layout",
+           "exposing_params", "float64_model", "load_layout", "make_target", "oracle_run",
+           "random_cotangents", "random_inputs", "read_dump", "tolerances"]
+

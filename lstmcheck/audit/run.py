@@ -1,0 +1,139 @@
+"""``audit()``: run a target and the float64 oracle on the same weights, inputs and state, and
+compare outputs, gradients and finite differences; diagnose a forward disagreement."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..errors import ShapeError
+from .diagnosis import diagnose_forward
+from .gradient_map import GradientMap
+from .gradients import _compare_gradients, _fd_rows
+from .oracle import float64_model, oracle_run, random_cotangents, random_inputs
+from .report import AuditReport, _row, _where_state
+from .targets import make_target
+from .targets.base import _state_tuple
+from .tolerances import compare, tolerances
+
+
+def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, state=None,
+          dtype=None, seed=0, fd=True, options=None, vjp=None, seq_len=5, batch=2, dy=None,
+          dstate=None, rtol=None, atol=None, diagnose=True, fd_elements=48) -> AuditReport:
+    """Compare a foreign implementation with the oracle (see the module docstring for targets).
+
+    x, state: inputs (time-major; default N(0,1) of ``seq_len`` x ``batch`` and a non-zero
+    state, seeded); dy, dstate: the cotangents for gradients (default seeded N(0,1));
+    model, params: for a module, dump or ONNX target, the reference to hold it to (canonical
+    params), instead of the weights read from it; options: the layout's load options; fd: also check the target's gradients by finite
+    differences of its own forward (``fd_elements`` elements per tensor); diagnose: on a forward
+    disagreement, look for the layout mistake that explains it."""
+    tgt = make_target(target, layout, cell, options, model, params, dtype, vjp, seed)
+    if tgt.kind != "callable" and model is not None and params is not None:
+        # a reference to hold the file or module to (an exporter's output against its source)
+        m64 = float64_model(model)
+        tgt.model = m64
+        tgt.params = {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
+        m64._check_params(tgt.params, np)
+    m, p, dt = tgt.model, tgt.params, tgt.dtype
+    n_state = len(m.state_shapes(1))
+
+    def q(a):   # what the target sees: its own dtype; the oracle gets exactly these numbers
+        return None if a is None else np.asarray(backend.to_host(a)).astype(dt)
+
+    if tgt.kind == "npz":
+        x_t = tgt.fixed["x"]
+        _check_x(m, x_t)
+        T, B = x_t.shape[:2]
+        state_t = tuple(np.zeros(s, dt) if a is None else a
+                        for a, s in zip(tgt.fixed["state"], m.state_shapes(B)))
+    else:
+        x0, s0 = random_inputs(m, seq_len, batch, seed)
+        x_t = q(x0 if x is None else x)
+        _check_x(m, x_t)
+        T, B = x_t.shape[:2]
+        if state is not None:
+            s0 = _state_tuple(state, n_state)
+            if len(s0) != n_state:
+                raise ShapeError(f"state for {m.kind.upper()} must be "
+                                 f"{'the pair (h0, c0)' if n_state == 2 else 'h0 alone'}.")
+            s0 = tuple(np.zeros(s) if a is None else a for a, s in zip(s0, m.state_shapes(B)))
+        rule = tgt.state_rule or (None,) * n_state
+        state_t = tuple(q(np.zeros(s) if isinstance(r, str) else a if r is None else r)
+                        for a, r, s in zip(s0, rule, m.state_shapes(B)))
+    for n, a, s in zip(("h0", "c0"), state_t, m.state_shapes(B)):
+        if tuple(a.shape) != s:
+            raise ShapeError(f"{n} has shape {tuple(a.shape)}, expected {s}.")
+
+    if tgt.kind == "npz" and "dy" in tgt.fixed:
+        dy_t = tgt.fixed["dy"]
+        dstate_t = tuple(np.zeros(s, dt) if a is None else a
+                         for a, s in zip(tgt.fixed["dstate"], m.state_shapes(B)))
+    else:
+        dy0, ds0 = random_cotangents(m, T, B, seed)
+        dy_t = q(dy0 if dy is None else dy)
+        dstate_t = tuple(q(a) for a in (ds0 if dstate is None else _state_tuple(dstate, n_state)))
+
+    tol = tolerances(dt, T, m.num_layers, max(m.layer_input_size(k) for k in range(m.num_layers))
+                     + m.output_size)
+    if rtol is not None or atol is not None:
+        fixed_tol = {"rtol": rtol if rtol is not None else 0.0, "atol": atol if atol is not None else 0.0}
+        tol = {"forward": fixed_tol, "gradient": dict(fixed_tol)}
+
+    y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t)
+    if tgt.kind == "npz":
+        y_t, fin_t = tgt.fixed["y"], tgt.fixed["final"]
+    else:
+        y_t, fin_t = tgt.forward(tgt.tensors, x_t, state_t)
+
+    report = AuditReport(target=tgt.description, layout=tgt.layout, model=m.describe(),
+                         dtype=dt.name, config={**m.config(), "layout": tgt.layout,
+                                                "options": tgt.options, "seq_len": T, "batch": B},
+                         tolerances=tol)
+    f_tol = tol["forward"]
+    for name, got, want in [("y", y_t, y_o), *zip(("h_n", "c_n"), fin_t, fin_o)]:
+        if got is None:
+            continue
+        got = np.asarray(got)
+        if got.shape != want.shape:
+            raise ShapeError(f"the target's {name} has shape {got.shape}, but the oracle's is "
+                             f"{want.shape} for {m.describe()} with T={T}, B={B}.")
+        c = compare(got, want, **f_tol)
+        report.rows.append(_row("forward", name, c, f_tol, _where_state(m, name, c)))
+
+    grads_t = None
+    if tgt.kind == "npz":
+        grads_t = tgt.fixed.get("grads")
+    elif tgt.vjp is not None:
+        grads_t = tgt.vjp(tgt.tensors, x_t, state_t, dy_t, dstate_t)
+    gmap = None
+    if grads_t:
+        gmap = GradientMap(tgt.layout, tgt.tensors, m.kind, tgt.options)
+        _compare_gradients(report, m, gmap, grads_t, g_o, tol["gradient"])
+    else:
+        report.notes.append("the target supplies no gradients, so only the forward was compared.")
+
+    if fd and grads_t and tgt.forward is not None:
+        _fd_rows(report, tgt, m, gmap, grads_t, x_t, state_t, dy_t, dstate_t, fd_elements, seed)
+    elif fd and grads_t:
+        report.notes.append("a dump cannot be re-run, so its gradients were not checked by finite "
+                            "differences of its own forward.")
+
+    if diagnose and not all(r["passed"] for r in report.rows if r["check"] == "forward"):
+        x64 = np.asarray(x_t, np.float64)
+        s64 = tuple(np.asarray(a, np.float64) for a in state_t)
+        report.diagnosis = diagnose_forward(m, p, x64, s64, y_t, fin_t, f_tol)
+        if not report.diagnosis:
+            report.diagnosis = ["no single gate-order, transpose, bias-offset or direction mistake "
+                                "reproduces the target's outputs."]
+    return report
+
+
+def _check_x(model, x):
+    if not hasattr(x, "ndim") or x.ndim != 3:
+        got = f"rank {x.ndim}" if hasattr(x, "ndim") else type(x).__name__
+        raise ShapeError(f"x must be a time-major rank-3 array (T, B, input_size), got {got}.")
+    if x.shape[-1] != model.input_size:
+        raise ShapeError(f"x has {x.shape[-1]} features, but the model's input_size is "
+                         f"{model.input_size}.")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ShapeError(f"x must have at least one time step and one sequence, got shape {x.shape}.")

@@ -1,0 +1,90 @@
+"""One grid point: its :class:`Study` (model, parameters, data, all from the point's seed) and
+its record (``run_point``, the worker side of a sweep)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backend
+from ..errors import LstmcheckError, OptionError
+from .grid import DEFAULTS, NOISE_FEATURES
+from ..jsonio import to_jsonable
+from .measures import MEASURES, _measure_parts
+
+
+@dataclass
+class Study:
+    """What a measure gets at one grid point. ``dy`` is dL/dy of the task's loss (its shape is
+    y's); ``rng`` is a generator for any further draws, independent of those already made."""
+
+    point: dict
+    model: object
+    params: dict
+    x: object
+    dy: object
+    rng: np.random.Generator
+
+
+def _task_data(point, model, rng):
+    """Input x (T, B, D) from the point's task, and dL/dy of a loss that reads only the last
+    output (a random unit direction per sequence), so that dL/dh_t measures how far back a
+    signal at the end of the sequence reaches. The task shapes the inputs the state sees."""
+    from ..tasks import make
+    x = make(point["task"], point["seq_len"], point["batch"], input_size=model.input_size,
+             seed=rng, dtype=model.dtype, backend=point["backend"]).x
+    dy = np.zeros((point["seq_len"], point["batch"], model.output_size * model.num_directions))
+    u = rng.standard_normal(dy.shape[1:])
+    dy[-1] = u / np.linalg.norm(u, axis=-1, keepdims=True)
+    return x, backend.asarray(dy, model.xp, model.dtype)
+
+
+def setup_study(point: dict) -> Study:
+    """The model, parameters and data of one grid point, all from its seed."""
+    from ..models import build
+    p = point
+    opts = {"num_layers": p["num_layers"], "backend": p["backend"], "dtype": p["dtype"]}
+    if p["cell"] == "lstm":
+        opts["variant"] = p["variant"]
+    elif p["variant"] != "vanilla":
+        raise OptionError(f"variant {p['variant']!r} applies to LSTM only, not to {p['cell'].upper()}.")
+    from ..tasks import features
+    D = p["input_size"]
+    if D is None:
+        D = NOISE_FEATURES if p["task"] == "noise" else features(p["task"])
+    elif p["task"] != "noise" and D != features(p["task"]):
+        raise OptionError(f"task {p['task']!r} produces {features(p['task'])} input features, "
+                          f"but input_size is {D}.")
+    model = build(p["cell"], D, p["hidden_size"], **opts)
+    # Independent streams for the weights, the data and the measure from one seed.
+    init_ss, data_ss, measure_ss = np.random.SeedSequence(p["seed"]).spawn(3)
+    scheme = "pytorch" if p["init"] == "chrono" else p["init"]
+    params = model.init_params(
+        np.random.default_rng(init_ss), scheme=scheme, spectral_radius=p["spectral_radius"],
+        forget_bias=p["forget_bias"], chrono=p["seq_len"] + 2 if p["init"] == "chrono" else None)
+    x, dy = _task_data(p, model, np.random.default_rng(data_ss))
+    return Study(p, model, params, x, dy, np.random.default_rng(measure_ss))
+
+
+def run_point(job) -> dict:
+    """Worker side: the record of one point. ``job`` is (measure, point). A user error at this
+    point (an impossible combination, a missing GPU) becomes the record's ``error``."""
+    measure, point = job
+    record = dict(point)
+    fns = [MEASURES[m] if isinstance(m, str) else m for m in _measure_parts(measure)]
+    try:
+        study = setup_study(point)
+        outs = [fn(study) for fn in fns]
+    except LstmcheckError as exc:
+        record["error"] = str(exc)
+        return record
+    # A measure that breaks the record format is a bug in the measure: raise, do not record.
+    for out in outs:
+        if not isinstance(out, dict):
+            raise OptionError(f"a measure returns a dict of numbers, got {type(out).__name__}.")
+        clash = set(out) & (set(DEFAULTS) | {"error"})
+        if clash:
+            raise OptionError(f"measure field {sorted(clash)[0]!r} clashes with a grid key.")
+        record.update({str(k): to_jsonable(v) for k, v in out.items()})
+    record["error"] = None
+    return record
