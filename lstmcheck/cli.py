@@ -352,15 +352,15 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
     effective horizon, gate statistics and a spectral-radius sweep: index.html, figures as PNG
     and SVG, results.json and summary.md. Exit code 1 when a gradient check fails.
     """
-    from . import study
+    from . import studies
     from .report.environment import environment
     from .report.markdown import render_text
     from .report.writer import check_destination
 
     out = out or DEFAULT_REPORT_DIR
     check_destination(out, force)  # fail before minutes of work, not after
-    refuse_huge(study.DEFAULTS["cells"], hidden_size=hidden_size, seq_len=seq_len, batch=batch)
-    rep = run_study(study.default_study, len(study.DEFAULT_SECTIONS), "running study",
+    refuse_huge(studies.DEFAULTS["cells"], hidden_size=hidden_size, seq_len=seq_len, batch=batch)
+    rep = run_study(studies.default_study, len(studies.DEFAULT_SECTIONS), "running study",
                     seq_len=seq_len, hidden_size=hidden_size, batch=batch, seed=seed, dtype=dtype,
                     backend=backend)
     meta = {"command": "lstmcheck report", "lstmcheck": __version__, "seed": seed,
@@ -419,7 +419,7 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     resolve a wrong element (e.g. --method taylor in float32); that is printed with the
     reason and keeps exit code 0.
     """
-    from . import study
+    from . import studies
     from .report import Report
     from .report.markdown import render_text
     from .report.writer import check_destination
@@ -427,7 +427,7 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     only_with("--out", bool(out), ["force"])
     if out:
         check_destination(out, force)
-    cases = study.self_check_cases(cells or CELLS, variants or None, dtypes or ("float64",),
+    cases = studies.self_check_cases(cells or CELLS, variants or None, dtypes or ("float64",),
                                    backends or ("numpy",), methods or ("auto",))
     sizes = dict(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len, batch=batch,
                  num_layers=num_layers, bidirectional=bidirectional)
@@ -436,10 +436,10 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     refuse_huge(cells or CELLS, batch=batch, **shape)
     refuse_slow_gradcheck(len(cases), elements, **shape)
     with progress(len(cases), "checking") as advance:
-        results = study.run_self_check(cases, elements=elements, seed=seed, progress=advance,
+        results = studies.run_self_check(cases, elements=elements, seed=seed, progress=advance,
                                        **sizes)
     rep = Report("lstmcheck gradcheck: the oracle against numerical derivatives")
-    study.add_self_check(rep, results)
+    studies.add_self_check(rep, results)
     rep.results["settings"] = {**sizes, "elements": elements, "seed": seed}
     passed = rep.passed
     emit_json({"passed": passed, "verdict": rep.verdict, "checks": rep.results["gradcheck"],
@@ -594,7 +594,7 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
 
     For models built from the options, or for trained weights loaded with --weights.
     """
-    from . import study
+    from . import studies
     from .report.markdown import render_text
     from .report.writer import check_destination
 
@@ -612,7 +612,7 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
     if weights:
         if cells and len(cells) > 1:
             raise click.BadParameter("give at most one --cell with --weights.", param_hint="--cell")
-        subjects = [study.subject_from_weights(weights, layout=layout, cell=cells[0] if cells
+        subjects = [studies.subject_from_weights(weights, layout=layout, cell=cells[0] if cells
                                                else None, seq_len=seq_len, batch=batch,
                                                task=task, seed=seed, backend=backend)]
     else:
@@ -622,9 +622,9 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
                 "backend": backend}
         if variant != "vanilla":
             grid["variant"] = variant
-        subjects = study.subjects_from_grid(grid)
-    sections = probes or study.PROBE_SECTIONS
-    rep = run_study(study.probe_study, len(sections), "probing", subjects=subjects,
+        subjects = studies.subjects_from_grid(grid)
+    sections = probes or studies.PROBE_SECTIONS
+    rep = run_study(studies.probe_study, len(sections), "probing", subjects=subjects,
                     sections=sections, seed=seed)
     emit_json({"rows": rep.rows, "results": rep.results}, json_path)
     if out:
