@@ -11,10 +11,14 @@ runs chosen sections on chosen models (or on a user's trained weights).
     sections.py      the probe sections (flow, horizon, jacobian, lyapunov, gates)
     phase.py         the spectral-radius phase diagram section
     selfcheck.py     the oracle's self-check: cases, running them, their rows and figures
+    audit_report.py  what an audit's report holds
     running.py       the section registry, run_sections, probe_study
     default.py       the default study of `lstmcheck report`
+    estimates.py     memory and cost estimates that refuse impossible sizes up front
 """
+from .audit_report import audit_report
 from .default import DEFAULT_SECTIONS, DEFAULTS, HORIZON_SEQ_LENS, default_study
+from .estimates import GRADCHECK_STEP_LIMIT, SizeError, refuse_huge, refuse_slow_gradcheck
 from .phase import PHASE_RADII, PHASE_SEQ_LEN, phase_measure
 from .running import PROBE_SECTIONS, SECTIONS, probe_study, run_sections
 from .sections import HORIZON_SHARE, N_SPECTRUM
@@ -28,4 +32,5 @@ __all__ = ["Subject", "Context", "label_of", "subjects_from_grid", "subject_from
            "DEFAULT_SECTIONS", "PROBE_SECTIONS", "DEFAULTS", "HORIZON_SEQ_LENS", "HORIZON_SHARE",
            "N_SPECTRUM", "PHASE_RADII", "PHASE_SEQ_LEN", "phase_measure", "Case",
            "SelfCheckRow", "SelfCheckSettings", "self_check_cases", "run_self_check",
-           "add_self_check", "self_check_report", "self_check_tally"]
+           "add_self_check", "self_check_report", "self_check_tally", "audit_report",
+           "refuse_huge", "refuse_slow_gradcheck", "SizeError", "GRADCHECK_STEP_LIMIT"]
