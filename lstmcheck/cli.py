@@ -1,35 +1,35 @@
 """The `lstmcheck` command line: parse, call the Python API, print, set the exit code.
 
 Every command is one small function; the work happens in the library (lstmcheck.check,
-lstmcheck.probes, lstmcheck.audit, lstmcheck.vectors, lstmcheck.study, lstmcheck.report).
-Shared pieces (options, JSON output, progress bars, exit codes) live at the top of this file.
-
-Exit codes: 0 no check failed (all passed, or some were inconclusive); 1 a check failed; 2 usage
-or input error (one line on stderr, ``--debug`` adds the traceback); 3 internal error (a bug in
-lstmcheck); 130 interrupted (Ctrl-C).
+lstmcheck.probes, lstmcheck.audit, lstmcheck.vectors, lstmcheck.studies, lstmcheck.report).
+Shared options and parse-time callbacks live in lstmcheck.cli_options; the exit codes, the
+error handling and the output helpers (stdout, stderr, progress bars) in lstmcheck.cli_output,
+which also documents the exit codes.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
 import os
-import sys
-import traceback
 
 import click
 
 from . import __version__
 from .check.api import METHODS as CHECK_METHODS
-from .errors import LstmcheckError
+from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, check_elements,
+                          check_variants, common, dtype_option, force_option, import_object,
+                          json_option, only_with, out_option, positive, refuse_huge,
+                          refuse_slow_gradcheck, refuse_together, seed_option, size_option,
+                          sweep_grid, tolerance_options)
+from .cli_output import (EXIT_PASS, LstmcheckGroup, exit_code, note, progress, progress_count,
+                         run_one, run_study, say, say_report, write_report_folder)
 from .models import LSTM_VARIANTS
 
-EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
+# TODO(registry): the one list of cells the CLI offers; the cell registry will replace it.
 CELLS = ("rnn", "lstm", "gru")
+
 SWEEP_INITS = ("pytorch", "orthogonal", "gaussian", "chrono")
 PROBES = ("flow", "jacobian", "lyapunov", "horizon", "gates")
-DTYPES = ("float64", "float32")
-BACKENDS = ("numpy", "cupy", "auto")
 
 EXAMPLES = """\b
 Examples:
@@ -48,187 +48,7 @@ Exit codes: 0 pass (or inconclusive), 1 a check failed, 2 usage or input error,
 """
 
 
-# --------------------------------------------------------------------------- the group and errors
-class LstmcheckGroup(click.Group):
-    """A click group whose ``main`` turns every outcome into one of the documented exit codes."""
-
-    group_class = type   # subgroups (``vectors``) are LstmcheckGroups too
-
-    def parse_args(self, ctx, args):
-        if not args and self.no_args_is_help:   # click would put the whole help in the error
-            raise click.UsageError(f"missing a command; choose one of "
-                                   f"{', '.join(sorted(self.commands))}.", ctx)
-        return super().parse_args(ctx, args)
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        argv = list(sys.argv[1:] if args is None else args)
-        debug = "--debug" in argv or bool(os.environ.get("LSTMCHECK_DEBUG"))
-        try:  # the program's name, also in CliRunner (which would say 'cli')
-            rv = super().main(argv, "lstmcheck", complete_var, standalone_mode=False, **extra)
-            code = rv if isinstance(rv, int) else EXIT_PASS
-        except (KeyboardInterrupt, click.Abort):
-            code = _fail(EXIT_INTERRUPTED, "interrupted; nothing half-written was left behind.",
-                         debug)
-        except click.ClickException as exc:
-            hint = ""
-            if isinstance(exc, click.UsageError) and exc.ctx is not None:
-                hint = f" (see '{exc.ctx.command_path} --help')"
-            code = _fail(EXIT_INPUT, exc.format_message() + hint, debug)
-        except LstmcheckError as exc:
-            code = _fail(EXIT_INPUT, str(exc), debug)
-        except MemoryError as exc:  # sizes the up-front estimate let through
-            code = _fail(EXIT_INPUT, f"ran out of memory ({exc or 'MemoryError'}); choose smaller "
-                         f"sizes.", debug)
-        except OSError as exc:  # unreadable input, full disk, permission denied
-            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            code = _fail(EXIT_INPUT, f"{exc.strerror or exc}{where}.", debug)
-        except Exception as exc:  # a bug: still one line unless --debug
-            code = _fail(EXIT_BUG, f"internal error {type(exc).__name__}: {exc} "
-                         f"(rerun with --debug for the traceback and please report it).", debug)
-        if standalone_mode:
-            sys.exit(code)
-        return code
-
-
-def _fail(code: int, message: str, debug: bool) -> int:
-    if debug:
-        traceback.print_exc(file=sys.stderr)
-    click.echo("lstmcheck: error: " + " ".join(str(message).split()), err=True)
-    return code
-
-
-# --------------------------------------------------------------------------- shared options
-def _store_flag(ctx, param, value):
-    if value:
-        ctx.meta[f"lstmcheck.{param.name}"] = True
-
-
-def _flag(name: str, help: str):
-    return click.option(f"--{name}", is_flag=True, expose_value=False, callback=_store_flag,
-                        help=help)
-
-
-quiet_option = _flag("quiet", "No progress bars or messages (errors and --json - still print).")
-debug_option = _flag("debug", "Show the traceback of an error.")
-
-
-def common(f):
-    """--quiet and --debug, accepted by the group and by every command."""
-    return quiet_option(debug_option(f))
-
-
-def _flag_set(name: str) -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.meta.get(f"lstmcheck.{name}"))
-
-
-def _json_destination(ctx, param, value):
-    """Refuse a --json PATH that cannot be written before any work is done."""
-    if value and value != "-":
-        folder = os.path.dirname(os.path.abspath(value))
-        if not os.path.isdir(folder):
-            raise click.BadParameter(f"cannot write {value}: the folder {folder} does not exist "
-                                     f"or is not a folder.")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise click.BadParameter(f"cannot write {value}: the folder {folder} is not writable.")
-    return value
-
-
-json_option = click.option(
-    "--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False, allow_dash=True),
-    callback=_json_destination,
-    help="Also write everything behind the result as JSON to PATH ('-' for stdout).")
-out_option = click.option(
-    "--out", metavar="DIR", type=click.Path(file_okay=False),
-    help="Write a report folder (index.html, figures, results.json, summary.md) to DIR.")
-force_option = click.option("--force", is_flag=True,
-                            help="Replace an existing report folder at --out.")
-backend_option = click.option("--backend", type=click.Choice(BACKENDS), default="numpy",
-                              show_default=True, help="Array backend (cupy needs a GPU).")
-dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float64",
-                            show_default=True, help="Floating-point precision.")
-SEED_MAX = 2**32 - 1   # the range every generator lstmcheck seeds (NumPy, torch, CuPy) accepts
-seed_option = click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0,
-                           show_default=True,
-                           help=f"Seed of every random draw (parameters, inputs, probes); "
-                                f"0 to {SEED_MAX}.")
-
-
-def _variants(ctx, param, value):
-    """Click callback: LSTM variant names, combinable with '+' as in the Python API."""
-    from .models.lstm import parse_variant
-
-    for v in value if isinstance(value, tuple) else (value,):
-        try:
-            parse_variant(v)
-        except LstmcheckError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
-
-
-def positive(ctx, param, value):
-    """Click callback: refuse zero and negative sizes with one clear line."""
-    values = value if isinstance(value, tuple) else (value,)
-    for v in values:
-        if v is not None and v < 1:
-            raise click.BadParameter(f"must be a positive integer, got {v}.")
-    return value
-
-
-def tolerance(ctx, param, value):
-    """Click callback: a tolerance is a finite number >= 0."""
-    import math
-
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise click.BadParameter(f"must be a finite number >= 0, got {value}.")
-    return value
-
-
-def given(name: str) -> bool:
-    """Whether option ``name`` (its Python name) was typed on the command line."""
-    ctx = click.get_current_context()
-    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-
-
-def only_with(needed: str, present: bool, names) -> None:
-    """Refuse options that mean nothing unless ``needed`` is given (instead of ignoring them)."""
-    for name in names:
-        if given(name) and not present:
-            raise click.UsageError(f"--{name.replace('_', '-')} only applies with {needed}.")
-
-
-def refuse_huge(cells, *, hidden_size, seq_len, batch, input_size=4, num_layers=1,
-                directions=1) -> None:
-    """Refuse sizes whose tape alone would not fit in this machine's memory, before any work
-    (a clear sentence instead of a MemoryError, or the OOM killer minutes later)."""
-    from .sweep import format_bytes, memory_estimate, physical_memory
-
-    have = physical_memory()
-    need = max(memory_estimate(c, input_size, hidden_size, seq_len, batch, num_layers,
-                               directions) for c in cells)
-    if have and need > have:
-        sizes = {"--hidden-size": hidden_size, "--seq-len": seq_len, "--batch": batch,
-                 "--input-size": input_size, "--num-layers": num_layers}
-        named = [f"{k} {v}" for k, v in sizes.items() if given(k[2:].replace("-", "_"))]
-        named = named or [f"{k} {v}" for k, v in sizes.items()]
-        raise click.UsageError(f"{', '.join(named)} would need at least about "
-                               f"{format_bytes(need)} of memory, more than this machine's "
-                               f"{format_bytes(have)}; choose smaller sizes.")
-
-
-# --------------------------------------------------------------------------- shared output
-def say(text: str = "") -> None:
-    """The human-readable result on stdout; silent with --quiet or after --json -."""
-    if not _flag_set("quiet"):
-        click.echo(text)
-
-
-def note(text: str) -> None:
-    """A message about what was done (not the result) on stderr; silent with --quiet."""
-    if not _flag_set("quiet"):
-        click.echo(text, err=True)
-
-
+# --------------------------------------------------------------------------- --json
 def emit_json(data, path) -> None:
     """Write ``data`` (dicts, arrays, objects with to_dict) as JSON to ``path`` or '-' (stdout)."""
     if not path:
@@ -255,21 +75,6 @@ def emit_json(data, path) -> None:
             os.remove(tmp)
 
 
-@contextlib.contextmanager
-def progress(total: int, label: str):
-    """A progress bar on stderr (silent with --quiet); yields ``advance(label)``."""
-    if _flag_set("quiet") or total <= 0:
-        yield lambda item=None: None
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr,
-                           item_show_func=lambda s: s, show_eta=False) as bar:
-        yield lambda item=None: bar.update(1, item)
-
-
-def exit_code(passed: bool) -> int:
-    return EXIT_PASS if passed else EXIT_FAIL
-
-
 # --------------------------------------------------------------------------- the group
 @click.group(cls=LstmcheckGroup, epilog=EXAMPLES,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -293,42 +98,16 @@ main = cli  # the console-script entry point (pyproject: lstmcheck.cli:main)
 @common
 def info(json_path):
     """Versions, available backends, and whether a GPU is seen (and why not)."""
-    from .report.environment import environment
+    from .report.environment import environment, environment_text
 
     env = environment()
     emit_json(env, json_path)
-    say(f"lstmcheck {env['lstmcheck']}  (Python {env['python']}, {env['platform']})")
-    for group in ("required", "optional"):
-        say(f"{group} packages:")
-        for name, version in env[group].items():
-            say(f"  {name:<14} {version or 'not installed'}")
-    say("backends:  " + ", ".join(env["backends"]))
-    gpu = env["gpu"]
-    if gpu["available"]:
-        say(f"GPU:       {gpu['device']} (CuPy {gpu['cupy']}, {gpu['devices']} device(s))")
-    else:
-        say(f"GPU:       none usable: {gpu['reason']}")
+    say(environment_text(env))
     return EXIT_PASS
 
 
 # --------------------------------------------------------------------------- report
 DEFAULT_REPORT_DIR = "lstmcheck-report"
-
-
-def write_report_folder(report, out, force, meta):
-    """Write a study's report atomically, with a progress bar over its files."""
-    from .report import write_report
-
-    with progress(len(report.figures) + 1, "writing report") as advance:
-        path = write_report(report, out, force=force, meta=meta, progress=advance)
-    note(f"report written to {path / 'index.html'}")
-    return path
-
-
-def run_study(study_fn, n_steps, label, **kwargs):
-    """Call a study with a progress bar advancing once per section."""
-    with progress(n_steps, label) as advance:
-        return study_fn(progress=advance, **kwargs)
 
 
 @cli.command()
@@ -338,11 +117,11 @@ def run_study(study_fn, n_steps, label, **kwargs):
 @backend_option
 @dtype_option
 @seed_option
-@click.option("--seq-len", type=int, default=100, show_default=True, callback=positive,
+@size_option("seq-len", 100,
               help="Sequence length T of the gradient-flow probes.")
-@click.option("--hidden-size", type=int, default=32, show_default=True, callback=positive,
+@size_option("hidden-size", 32,
               help="Hidden size of every model.")
-@click.option("--batch", type=int, default=8, show_default=True, callback=positive,
+@size_option("batch", 8,
               help="Sequences per probe (medians are over the batch).")
 @common
 def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, batch):
@@ -352,15 +131,14 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
     effective horizon, gate statistics and a spectral-radius sweep: index.html, figures as PNG
     and SVG, results.json and summary.md. Exit code 1 when a gradient check fails.
     """
-    from . import study
+    from . import studies
     from .report.environment import environment
-    from .report.markdown import render_text
     from .report.writer import check_destination
 
     out = out or DEFAULT_REPORT_DIR
     check_destination(out, force)  # fail before minutes of work, not after
-    refuse_huge(study.DEFAULTS["cells"], hidden_size=hidden_size, seq_len=seq_len, batch=batch)
-    rep = run_study(study.default_study, len(study.DEFAULT_SECTIONS), "running study",
+    refuse_huge(studies.DEFAULTS["cells"], hidden_size=hidden_size, seq_len=seq_len, batch=batch)
+    rep = run_study(studies.default_study, len(studies.DEFAULT_SECTIONS), "running study",
                     seq_len=seq_len, hidden_size=hidden_size, batch=batch, seed=seed, dtype=dtype,
                     backend=backend)
     meta = {"command": "lstmcheck report", "lstmcheck": __version__, "seed": seed,
@@ -368,27 +146,15 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
     path = write_report_folder(rep, out, force, {**meta, "environment": environment(gpu=False)})
     emit_json({"report": str(path), "passed": rep.passed, "rows": rep.rows,
                "results": rep.results}, json_path)
-    say(render_text(rep))
+    say_report(rep)
     return exit_code(rep.passed)
 
 
 # --------------------------------------------------------------------------- gradcheck
-def _elements(ctx, param, value):
-    if value == "all":
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise click.BadParameter(f"must be 'all' or a positive integer, got {value!r}.")
-    return n
-
-
 @cli.command()
 @click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
               help="Cell to check (repeat for several) [default: all].")
-@click.option("--variant", "variants", multiple=True, metavar="VARIANT", callback=_variants,
+@click.option("--variant", "variants", multiple=True, metavar="VARIANT", callback=check_variants,
               help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several joined by '+' "
                    f"(repeat for several) [default: all].")
 @click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES),
@@ -397,13 +163,13 @@ def _elements(ctx, param, value):
               help="Backend (repeat for several) [default: numpy].")
 @click.option("--method", "methods", multiple=True, type=click.Choice(CHECK_METHODS),
               help="Numerical method (repeat for several) [default: auto].")
-@click.option("--input-size", type=int, default=3, show_default=True, callback=positive)
-@click.option("--hidden-size", type=int, default=4, show_default=True, callback=positive)
-@click.option("--seq-len", type=int, default=5, show_default=True, callback=positive)
-@click.option("--batch", type=int, default=2, show_default=True, callback=positive)
-@click.option("--num-layers", type=int, default=1, show_default=True, callback=positive)
+@size_option("input-size", 3)
+@size_option("hidden-size", 4)
+@size_option("seq-len", 5)
+@size_option("batch", 2)
+@size_option("num-layers", 1)
 @click.option("--bidirectional", is_flag=True, help="Check bidirectional models.")
-@click.option("--elements", default="all", show_default=True, callback=_elements,
+@click.option("--elements", default="all", show_default=True, callback=check_elements,
               help="'all', or how many sampled elements per tensor.")
 @seed_option
 @out_option
@@ -419,63 +185,32 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     resolve a wrong element (e.g. --method taylor in float32); that is printed with the
     reason and keeps exit code 0.
     """
-    from . import study
-    from .report import Report
-    from .report.markdown import render_text
+    from . import studies
     from .report.writer import check_destination
 
     only_with("--out", bool(out), ["force"])
     if out:
         check_destination(out, force)
-    cases = study.self_check_cases(cells or CELLS, variants or None, dtypes or ("float64",),
-                                   backends or ("numpy",), methods or ("auto",))
-    sizes = dict(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len, batch=batch,
-                 num_layers=num_layers, bidirectional=bidirectional)
-    shape = dict(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len,
-                 num_layers=num_layers, directions=2 if bidirectional else 1)
-    refuse_huge(cells or CELLS, batch=batch, **shape)
-    refuse_slow_gradcheck(len(cases), elements, **shape)
+    cases = studies.self_check_cases(cells or CELLS, variants or None, dtypes or ("float64",),
+                                     backends or ("numpy",), methods or ("auto",))
+    settings = studies.SelfCheckSettings(input_size, hidden_size, seq_len, batch, num_layers,
+                                         bidirectional, elements, seed)
+    refuse_huge(cells or CELLS, batch=batch, **settings.shape)
+    refuse_slow_gradcheck(len(cases), elements, **settings.shape)
     with progress(len(cases), "checking") as advance:
-        results = study.run_self_check(cases, elements=elements, seed=seed, progress=advance,
-                                       **sizes)
-    rep = Report("lstmcheck gradcheck: the oracle against numerical derivatives")
-    study.add_self_check(rep, results)
-    rep.results["settings"] = {**sizes, "elements": elements, "seed": seed}
-    passed = rep.passed
-    emit_json({"passed": passed, "verdict": rep.verdict, "checks": rep.results["gradcheck"],
-               "settings": rep.results["settings"]}, json_path)
+        results = studies.run_self_check(cases, elements=elements, seed=seed, progress=advance,
+                                         **settings.sizes)
+    rep = studies.self_check_report(results, settings)
+    emit_json({"passed": rep.passed, "verdict": rep.verdict, "checks": rep.results["gradcheck"],
+               "settings": settings}, json_path)
     if out:
         write_report_folder(rep, out, force, {"command": "lstmcheck gradcheck", "seed": seed})
-    say(render_text(rep))
+    say_report(rep)
     for case, r in results:
         if r.verdict != "passed":   # its table starts FAILED or INCONCLUSIVE with the reason
             say(f"\n{case.label}:\n{r.to_text()}")
-    counts = {v: sum(r.verdict == v for _, r in results) for v in ("passed", "inconclusive")}
-    say(f"{counts['passed']} of {len(results)} checks passed"
-        + (f", {counts['inconclusive']} inconclusive (exit code 0: nothing disagreed)"
-           if counts["inconclusive"] else "") + ".")
-    return exit_code(passed)
-
-
-GRADCHECK_STEP_LIMIT = 10**9   # cell steps; at ~10 us each, hours of work
-
-
-def refuse_slow_gradcheck(n_cases, elements, *, input_size, hidden_size, seq_len, num_layers,
-                          directions):
-    """Refuse a check whose finite differences would run for hours (each checked element costs
-    two runs of the model over every step, layer and direction); suggest sampling instead."""
-    from .sweep import GATES
-
-    k = num_layers * directions
-    n_params = k * max(GATES.values()) * hidden_size * (
-        max(input_size, hidden_size * directions) + hidden_size + 2)
-    checked = n_params if elements == "all" else min(n_params, elements * 5 * k)
-    steps = n_cases * 2 * checked * seq_len * k
-    if steps > GRADCHECK_STEP_LIMIT:
-        raise click.UsageError(
-            f"checking {checked:,} elements of {n_cases} model(s) with --num-layers {num_layers}, "
-            f"--hidden-size {hidden_size} and --seq-len {seq_len} would run about {steps:.1e} "
-            f"cell steps (hours); sample with --elements or choose smaller sizes.")
+    say(studies.self_check_tally(results))
+    return exit_code(rep.passed)
 
 
 # --------------------------------------------------------------------------- sweep
@@ -530,22 +265,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
     if scheduler and workers:
         raise click.UsageError("--workers sizes a local pool or --dask cluster; a --scheduler's "
                                "cluster has its own workers, so give only one of them.")
-    for option, axis in (("--x", x_axis), ("--y", y_axis)):  # before the work, not after it
-        if axis is not None and axis not in sw.GRID_KEYS:
-            raise click.BadParameter(f"{axis!r} is not a grid parameter; choose one of "
-                                     f"{', '.join(sw.GRID_KEYS)}.", param_hint=option)
-    grid = sw.load_grid(grid_file) if grid_file else {}
-    extra = dict(sw.parse_param(p) for p in params)
-    grid = [{**g, **extra} for g in grid] if isinstance(grid, list) else {**grid, **extra}
+    grid = sweep_grid(grid_file, params, x=x_axis, y=y_axis)  # before the work, not after it
     total = len(sw.expand_grid(grid))
-    with progress(total, "sweeping") as advance:
-        done = [0]
-
-        def tick(n, _total):
-            for _ in range(n - done[0]):
-                advance()
-            done[0] = n
-
+    with progress_count(total, "sweeping") as tick:
         records = sw.run_sweep(grid, list(measures) or "gradient_flow", workers=workers,
                                scheduler=scheduler, executor="dask" if use_dask else None,
                                out=out, resume=not fresh, progress=tick)
@@ -565,14 +287,14 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 @click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
               help="Cell to probe (repeat for several) [default: lstm].")
 @click.option("--variant", default="vanilla", show_default=True, metavar="VARIANT",
-              callback=_variants, help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several "
+              callback=check_variants, help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several "
                                        f"joined by '+'.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead.")
 @click.option("--layout", help="Layout of --weights: torch, keras, tf, onnx, cudnn [default: detect].")
-@click.option("--hidden-size", type=int, default=32, show_default=True, callback=positive)
-@click.option("--seq-len", type=int, default=100, show_default=True, callback=positive)
-@click.option("--batch", type=int, default=8, show_default=True, callback=positive)
+@size_option("hidden-size", 32)
+@size_option("seq-len", 100)
+@size_option("batch", 8)
 @click.option("--init", type=click.Choice(SWEEP_INITS), default="pytorch", show_default=True,
               help="Initialisation (chrono: Tallec & Ollivier, T_max = seq_len + 2).")
 @click.option("--spectral-radius", type=float, help="Rescale W_hh's gate blocks to this radius.")
@@ -594,89 +316,46 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
 
     For models built from the options, or for trained weights loaded with --weights.
     """
-    from . import study
-    from .report.markdown import render_text
+    from . import studies
     from .report.writer import check_destination
 
     only_with("--out", bool(out), ["force"])
     only_with("--weights", bool(weights), ["layout"])
     if weights:  # the file fixes the model: options that build one would be silently ignored
-        for name in ("hidden_size", "variant", "init", "spectral_radius", "forget_bias", "dtype"):
-            if given(name):
-                raise click.UsageError(f"--{name.replace('_', '-')} builds a model, but "
-                                       f"--weights gives one; leave out one of them.")
+        refuse_together(("hidden_size", "variant", "init", "spectral_radius", "forget_bias",
+                         "dtype"), "builds a model, but --weights gives one; leave out one of them.")
     if out:
         check_destination(out, force)
     refuse_huge(cells or ("lstm",), hidden_size=1 if weights else hidden_size, seq_len=seq_len,
                 batch=batch)
-    if weights:
-        if cells and len(cells) > 1:
-            raise click.BadParameter("give at most one --cell with --weights.", param_hint="--cell")
-        subjects = [study.subject_from_weights(weights, layout=layout, cell=cells[0] if cells
-                                               else None, seq_len=seq_len, batch=batch,
-                                               task=task, seed=seed, backend=backend)]
-    else:
-        grid = {"cell": list(cells or ("lstm",)), "hidden_size": hidden_size, "seq_len": seq_len,
-                "batch": batch, "init": init, "spectral_radius": spectral_radius,
-                "forget_bias": forget_bias, "task": task, "seed": seed, "dtype": dtype,
-                "backend": backend}
-        if variant != "vanilla":
-            grid["variant"] = variant
-        subjects = study.subjects_from_grid(grid)
-    sections = probes or study.PROBE_SECTIONS
-    rep = run_study(study.probe_study, len(sections), "probing", subjects=subjects,
+    if weights and cells and len(cells) > 1:
+        raise click.BadParameter("give at most one --cell with --weights.", param_hint="--cell")
+    subjects = studies.probe_subjects(
+        cells, weights=weights, layout=layout, variant=variant, hidden_size=hidden_size,
+        seq_len=seq_len, batch=batch, init=init, spectral_radius=spectral_radius,
+        forget_bias=forget_bias, task=task, seed=seed, dtype=dtype, backend=backend)
+    sections = probes or studies.PROBE_SECTIONS
+    rep = run_study(studies.probe_study, len(sections), "probing", subjects=subjects,
                     sections=sections, seed=seed)
     emit_json({"rows": rep.rows, "results": rep.results}, json_path)
     if out:
         write_report_folder(rep, out, force, {"command": "lstmcheck probe", "seed": seed})
-    say(render_text(rep))
+    say_report(rep)
     return EXIT_PASS
 
 
 # --------------------------------------------------------------------------- audit
-def import_object(spec: str, hint: str):
-    """'package.module:attr.path' -> the object (the current folder is importable); errors name
-    the option or argument ``hint`` it came from."""
-    import importlib
-
-    module, _, attr = spec.partition(":")
-    if not module or not attr or ":" in attr:
-        raise click.BadParameter(f"expected module:callable, got {spec!r}.", param_hint=hint)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj = importlib.import_module(module)
-    except ImportError as exc:
-        raise click.BadParameter(f"cannot import {module!r}: {exc}.", param_hint=hint) from None
-    except Exception as exc:  # the module itself fails while being imported
-        raise click.BadParameter(f"importing {module!r} raised {type(exc).__name__}: {exc}.",
-                                 param_hint=hint) from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise click.BadParameter(f"{module!r} has no attribute {attr!r}.",
-                                     param_hint=hint) from None
-    if not callable(obj):
-        raise click.BadParameter(f"{spec} is a {type(obj).__name__}, not a callable.",
-                                 param_hint=hint)
-    return obj
-
-
 @cli.command()
 @click.argument("target")
 @click.option("--layout", help="Layout of the target's tensors (torch, keras, tf, onnx, cudnn).")
 @click.option("--cell", type=click.Choice(CELLS), help="Cell of the target (when not recorded).")
-@click.option("--rtol", type=float, callback=tolerance,
-              help="Relative tolerance [default: derived from the dtype].")
-@click.option("--atol", type=float, callback=tolerance,
-              help="Absolute tolerance [default: derived from the dtype].")
-@click.option("--input-size", type=int, default=3, show_default=True, callback=positive,
+@tolerance_options("derived from the dtype")
+@size_option("input-size", 3,
               help="Input size of the model a callable TARGET is tested as (with --cell).")
-@click.option("--hidden-size", type=int, default=4, show_default=True, callback=positive,
+@size_option("hidden-size", 4,
               help="Hidden size of the model a callable TARGET is tested as (with --cell).")
-@click.option("--seq-len", type=int, default=5, show_default=True, callback=positive)
-@click.option("--batch", type=int, default=2, show_default=True, callback=positive)
+@size_option("seq-len", 5)
+@size_option("batch", 2)
 @click.option("--no-fd", is_flag=True, help="Skip the finite-difference check of the target.")
 @seed_option
 @out_option
@@ -693,8 +372,8 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
     tensor could not resolve a wrong element.
     """
     audit_module = importlib.import_module("lstmcheck.audit")   # the package (lc.audit: the function)
-    from .report import Report, fig_check
     from .report.writer import check_destination
+    from .studies import audit_report
 
     only_with("--out", bool(out), ["force"])
     is_callable = not os.path.exists(target) and ":" in target
@@ -703,32 +382,14 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
         check_destination(out, force)
     refuse_huge([cell or "lstm"], input_size=input_size, hidden_size=hidden_size,
                 seq_len=seq_len, batch=batch)
-    obj, model = target, None
-    if is_callable:
-        obj = import_object(target, "TARGET")
-        if cell and not hasattr(obj, "state_dict"):  # a function, not a torch module
-            from .models import build
-            model = build(cell, input_size, hidden_size)
-    with progress(1, "auditing") as advance:
-        result = audit_module.audit(obj, layout=layout, cell=cell, model=model, rtol=rtol,
-                                    atol=atol, seq_len=seq_len, batch=batch, seed=seed,
-                                    fd=not no_fd)
-        advance("done")
+    obj, model = audit_target(target, cell, input_size, hidden_size) if is_callable else (target,
+                                                                                       None)
+    result = run_one("auditing", audit_module.audit, obj, layout=layout, cell=cell, model=model,
+                     rtol=rtol, atol=atol, seq_len=seq_len, batch=batch, seed=seed, fd=not no_fd)
     emit_json(result, json_path)
     if out:
-        rep = Report(f"lstmcheck audit: {result.target}")
-        for r in result.rows:
-            rep.add_row(f"{r['check']}: {r['tensor']}", f"max |diff| {r['max_abs']:.3g}, "
-                        f"{r['ratio']:.3g} × tolerance",
-                        "fail" if not r["passed"] else
-                        ("inconclusive" if r.get("inconclusive") else "pass"))
-        rep.notes += [result.summary, *result.diagnosis, *result.notes]
-        if result.rows:
-            rep.add_figure("audit", "Worst difference from the oracle per compared tensor, in "
-                           "units of its tolerance (≤ 1 passes).",
-                           fig_check.audit_bars(result.rows))
-        rep.results["audit"] = result.to_dict()
-        write_report_folder(rep, out, force, {"command": "lstmcheck audit", "seed": seed})
+        write_report_folder(audit_report(result), out, force,
+                            {"command": "lstmcheck audit", "seed": seed})
     say(result.to_text())
     return exit_code(result.passed)
 
@@ -756,9 +417,7 @@ def vectors_export(folder, cells, seed, force, json_path):
     if os.path.exists(folder) and not force and (not os.path.isdir(folder) or os.listdir(folder)):
         raise OutputError(f"{folder} already exists; choose another folder or pass --force to "
                           f"replace the suite in it.")
-    with progress(1, "exporting") as advance:
-        manifest = vectors_module.export(folder, cells=cells or CELLS, seed=seed)
-        advance("done")
+    manifest = run_one("exporting", vectors_module.export, folder, cells=cells or CELLS, seed=seed)
     emit_json(manifest, json_path)
     note(f"{len(manifest['cases'])} cases written to {folder}")
     return EXIT_PASS
@@ -769,10 +428,7 @@ def vectors_export(folder, cells, seed, force, json_path):
 @click.option("--impl", required=True, metavar="MODULE:CALLABLE",
               help="impl(config, params, x, state) -> (y, final_state[, grads]).")
 @click.option("--case", "cases", multiple=True, help="Only this case (repeat for several).")
-@click.option("--rtol", type=float, callback=tolerance,
-              help="Relative tolerance [default: derived].")
-@click.option("--atol", type=float, callback=tolerance,
-              help="Absolute tolerance [default: derived].")
+@tolerance_options("derived")
 @json_option
 @common
 def vectors_verify(folder, impl, cases, rtol, atol, json_path):
@@ -780,9 +436,8 @@ def vectors_verify(folder, impl, cases, rtol, atol, json_path):
     from . import vectors as vectors_module
 
     fn = import_object(impl, "--impl")
-    with progress(1, "verifying") as advance:
-        result = vectors_module.verify(folder, fn, cases=list(cases) or None, rtol=rtol, atol=atol)
-        advance("done")
+    result = run_one("verifying", vectors_module.verify, folder, fn, cases=list(cases) or None,
+                     rtol=rtol, atol=atol)
     emit_json(result, json_path)
     say(result.to_text())
     return exit_code(result.passed)

@@ -15,14 +15,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lstmcheck import __version__, study  # noqa: E402
+from lstmcheck import __version__, studies  # noqa: E402
 from lstmcheck.report import write_report  # noqa: E402
 
 GALLERY = ROOT / "reports" / "default"
 
 
 def main() -> int:
-    report = study.default_study()
+    report = studies.default_study()
     meta = {"command": "lstmcheck report (scripts/make_gallery.py)", "lstmcheck": __version__,
             "seed": 0, "dtype": "float64", "backend": "numpy"}
     path = write_report(report, GALLERY, force=True, meta=meta, formats=("png",))

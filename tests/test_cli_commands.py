@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import lstmcheck as lc
-from lstmcheck import study
+from lstmcheck import studies
 from lstmcheck.cli import cli
 from lstmcheck.report import style
 
@@ -33,8 +33,8 @@ def hidden(folder):
 @pytest.fixture
 def small_study(monkeypatch):
     """`lstmcheck report` with one cheap section, so that its CLI paths test in a second."""
-    real = study.default_study
-    monkeypatch.setattr(study, "default_study",
+    real = studies.default_study
+    monkeypatch.setattr(studies, "default_study",
                         lambda **kw: real(**{**kw, "cells": ("rnn", "gru"),
                                              "sections": ("flow", "gates")}))
 

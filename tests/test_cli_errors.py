@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 import lstmcheck as lc
-from lstmcheck import study
+from lstmcheck import studies
 from lstmcheck.sweep import run as sweep_run   # run_sweep looks run_point up there
 from lstmcheck.cli import cli
 from lstmcheck.report import style, writer
@@ -221,18 +221,18 @@ def small_study(monkeypatch, tmp_path):
                 progress(name)
         return rep
 
-    monkeypatch.setattr(study, "default_study", tiny_study)
+    monkeypatch.setattr(studies, "default_study", tiny_study)
 
 
 def ctrl_c_computing(monkeypatch, tmp_path):
-    real = study.default_study
+    real = studies.default_study
 
     def interrupted_after_first_section(progress=None, **kw):
         def tick(name):
             raise KeyboardInterrupt
         return real(progress=tick, **kw)
 
-    monkeypatch.setattr(study, "default_study", interrupted_after_first_section)
+    monkeypatch.setattr(studies, "default_study", interrupted_after_first_section)
 
 
 def ctrl_c_figures(monkeypatch, tmp_path):
@@ -268,13 +268,13 @@ def full_disk_report(monkeypatch, tmp_path):
 def ctrl_c_self_check(monkeypatch, tmp_path):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(study, "run_self_check", interrupted)
+    monkeypatch.setattr(studies, "run_self_check", interrupted)
 
 
 def ctrl_c_probing(monkeypatch, tmp_path):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(study, "probe_study", interrupted)
+    monkeypatch.setattr(studies, "probe_study", interrupted)
 
 
 def ctrl_c_export(monkeypatch, tmp_path):

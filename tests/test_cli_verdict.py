@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from lstmcheck import study
+from lstmcheck import studies
 from lstmcheck.check.report import GradcheckReport
 from lstmcheck.cli import cli
 
@@ -65,7 +65,7 @@ def canned(monkeypatch):
     def use(*reports):
         def fake(cases, progress=None, **_):
             return list(zip(cases, itertools.cycle(reports)))
-        monkeypatch.setattr(study, "run_self_check", fake)
+        monkeypatch.setattr(studies, "run_self_check", fake)
     return use
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from click.testing import CliRunner
 
-from lstmcheck import study
+from lstmcheck import studies
 from lstmcheck.cli import cli
 from lstmcheck.report import Report, write_report
 from lstmcheck.report.style import new_figure
@@ -106,7 +106,7 @@ def test_default_report_is_complete(default_report):
     assert all(f["caption"] and "\n" not in f["caption"] for f in summary["figures"])
     # the oracle's self-check ran every cell and variant with two methods, and passed
     checks = data["results"]["gradcheck"]
-    assert len(checks) == 2 * len(study.self_check_cases()) and all(c["report"]["passed"] for c in checks)
+    assert len(checks) == 2 * len(studies.self_check_cases()) and all(c["report"]["passed"] for c in checks)
     assert [row["status"] for row in summary["rows"][:2]] == ["pass", "pass"]
     # the numbers behind the figures are there, for every model of the study
     labels = {"RNN", "LSTM", "GRU", "LSTM chrono"}
@@ -116,7 +116,7 @@ def test_default_report_is_complete(default_report):
     # what the study is about: chrono initialisation keeps gradients alive far longer
     assert flow["LSTM chrono"]["decay_rate"] < 0.2 * flow["LSTM"]["decay_rate"]
     phase = data["results"]["phase"]["records"]
-    assert len(phase) == 3 * len(study.PHASE_RADII) and not any(p["error"] for p in phase)
+    assert len(phase) == 3 * len(studies.PHASE_RADII) and not any(p["error"] for p in phase)
     md = (out / "summary.md").read_text()
     assert "All checks passed" in md and "figures/phase_diagram.png" in md
 

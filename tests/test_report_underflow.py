@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from lstmcheck import study
+from lstmcheck import studies
 from lstmcheck.report import fig_flow, write_report
 
 TINY64 = np.finfo(np.float64).tiny
 
 
 def _subjects(dtype, radius, seq_len, cells=("rnn", "lstm")):
-    return study.subjects_from_grid({"cell": list(cells), "init": "orthogonal",
+    return studies.subjects_from_grid({"cell": list(cells), "init": "orthogonal",
                                      "spectral_radius": radius, "seq_len": seq_len,
                                      "hidden_size": 6, "batch": 2, "dtype": dtype})
 
@@ -33,7 +33,7 @@ def report_float64(tmp_path_factory):
     """RNN at spectral radius 0.05 over 400 steps: ‖∂L/∂h‖ falls by ~20x per step and underflows
     in float64; the LSTM beside it (forget gate) keeps its gradient in the normal range."""
     rnn, lstm = _subjects("float64", 0.05, 400)
-    rep = study.probe_study([rnn, lstm], sections=("flow", "jacobian"))
+    rep = studies.probe_study([rnn, lstm], sections=("flow", "jacobian"))
     out = write_report(rep, tmp_path_factory.mktemp("underflow") / "report", formats=("png",))
     return rep, out, rnn.label, lstm.label
 
@@ -94,7 +94,7 @@ def test_float32_threshold_and_cell_state():
     own note."""
     subjects = _subjects("float32", 0.3, 200)
     rnn, lstm = (s.label for s in subjects)
-    rep = study.probe_study(subjects, sections=("flow",))
+    rep = studies.probe_study(subjects, sections=("flow",))
     g = rep.results["gradient_norms"]
     assert g[rnn]["underflow_lag"] is not None
     rows = {r.check: r.result for r in rep.rows}

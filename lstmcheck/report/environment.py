@@ -36,3 +36,19 @@ def environment(gpu: bool = True) -> dict:
         info["backends"] = backend.available_backends()
         info["gpu"] = backend.gpu_status()
     return info
+
+
+def environment_text(env: dict) -> str:
+    """What `lstmcheck info` prints: versions, backends and the GPU status of ``environment()``."""
+    lines = [f"lstmcheck {env['lstmcheck']}  (Python {env['python']}, {env['platform']})"]
+    for group in ("required", "optional"):
+        lines.append(f"{group} packages:")
+        lines += [f"  {name:<14} {version or 'not installed'}"
+                  for name, version in env[group].items()]
+    lines.append("backends:  " + ", ".join(env["backends"]))
+    gpu = env["gpu"]
+    if gpu["available"]:
+        lines.append(f"GPU:       {gpu['device']} (CuPy {gpu['cupy']}, {gpu['devices']} device(s))")
+    else:
+        lines.append(f"GPU:       none usable: {gpu['reason']}")
+    return "\n".join(lines)

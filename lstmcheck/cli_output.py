@@ -1,0 +1,142 @@
+"""What the command line writes and how it ends: the exit codes, the group whose ``main`` turns
+every outcome into one of them (an error is one line on stderr), the result on stdout, notes and
+progress bars on stderr, report folders written with a progress bar.
+
+Exit codes: 0 no check failed (all passed, or some were inconclusive); 1 a check failed; 2 usage
+or input error (one line on stderr, ``--debug`` adds the traceback); 3 internal error (a bug in
+lstmcheck); 130 interrupted (Ctrl-C).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+
+import click
+
+from .cli_options import flag_set
+from .errors import LstmcheckError
+
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+# --------------------------------------------------------------------------- the group and errors
+class LstmcheckGroup(click.Group):
+    """A click group whose ``main`` turns every outcome into one of the documented exit codes."""
+
+    group_class = type   # subgroups (``vectors``) are LstmcheckGroups too
+
+    def parse_args(self, ctx, args):
+        if not args and self.no_args_is_help:   # click would put the whole help in the error
+            raise click.UsageError(f"missing a command; choose one of "
+                                   f"{', '.join(sorted(self.commands))}.", ctx)
+        return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or bool(os.environ.get("LSTMCHECK_DEBUG"))
+        try:  # the program's name, also in CliRunner (which would say 'cli')
+            rv = super().main(argv, "lstmcheck", complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else EXIT_PASS
+        except (KeyboardInterrupt, click.Abort):
+            code = _fail(EXIT_INTERRUPTED, "interrupted; nothing half-written was left behind.",
+                         debug)
+        except click.ClickException as exc:
+            hint = ""
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            code = _fail(EXIT_INPUT, exc.format_message() + hint, debug)
+        except LstmcheckError as exc:
+            code = _fail(EXIT_INPUT, str(exc), debug)
+        except MemoryError as exc:  # sizes the up-front estimate let through
+            code = _fail(EXIT_INPUT, f"ran out of memory ({exc or 'MemoryError'}); choose smaller "
+                         f"sizes.", debug)
+        except OSError as exc:  # unreadable input, full disk, permission denied
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            code = _fail(EXIT_INPUT, f"{exc.strerror or exc}{where}.", debug)
+        except Exception as exc:  # a bug: still one line unless --debug
+            code = _fail(EXIT_BUG, f"internal error {type(exc).__name__}: {exc} "
+                         f"(rerun with --debug for the traceback and please report it).", debug)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(code: int, message: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    click.echo("lstmcheck: error: " + " ".join(str(message).split()), err=True)
+    return code
+
+
+# --------------------------------------------------------------------------- output
+def say(text: str = "") -> None:
+    """The human-readable result on stdout; silent with --quiet or after --json -."""
+    if not flag_set("quiet"):
+        click.echo(text)
+
+
+def say_report(report) -> None:
+    """A report's summary table, as the terminal shows it."""
+    from .report.markdown import render_text
+
+    say(render_text(report))
+
+
+def note(text: str) -> None:
+    """A message about what was done (not the result) on stderr; silent with --quiet."""
+    if not flag_set("quiet"):
+        click.echo(text, err=True)
+
+@contextlib.contextmanager
+def progress(total: int, label: str):
+    """A progress bar on stderr (silent with --quiet); yields ``advance(label)``."""
+    if flag_set("quiet") or total <= 0:
+        yield lambda item=None: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr,
+                           item_show_func=lambda s: s, show_eta=False) as bar:
+        yield lambda item=None: bar.update(1, item)
+
+
+@contextlib.contextmanager
+def progress_count(total: int, label: str):
+    """A progress bar driven by counts: yields ``tick(n_done, total)``."""
+    with progress(total, label) as advance:
+        done = [0]
+
+        def tick(n, _total):
+            for _ in range(n - done[0]):
+                advance()
+            done[0] = n
+
+        yield tick
+
+
+def run_one(label: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` under a one-step progress bar."""
+    with progress(1, label) as advance:
+        result = fn(*args, **kwargs)
+        advance("done")
+    return result
+
+
+def exit_code(passed: bool) -> int:
+    return EXIT_PASS if passed else EXIT_FAIL
+
+
+def write_report_folder(report, out, force, meta):
+    """Write a study's report atomically, with a progress bar over its files."""
+    from .report import write_report
+
+    with progress(len(report.figures) + 1, "writing report") as advance:
+        path = write_report(report, out, force=force, meta=meta, progress=advance)
+    note(f"report written to {path / 'index.html'}")
+    return path
+
+
+def run_study(study_fn, n_steps, label, **kwargs):
+    """Call a study with a progress bar advancing once per section."""
+    with progress(n_steps, label) as advance:
+        return study_fn(progress=advance, **kwargs)
