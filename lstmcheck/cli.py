@@ -67,8 +67,8 @@ class LstmcheckGroup(click.Group):
             rv = super().main(argv, "lstmcheck", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else EXIT_PASS
         except (KeyboardInterrupt, click.Abort):
-            code = _fail(EXIT_INTERRUPTED, "interrupted; nothing half-written was left behind.",
-                         debug)
+            from .report.atomic import interrupted_message   # says what was left, truthfully
+            code = _fail(EXIT_INTERRUPTED, interrupted_message(), debug)
         except click.ClickException as exc:
             hint = ""
             if isinstance(exc, click.UsageError) and exc.ctx is not None:
@@ -751,11 +751,11 @@ def vectors():
 def vectors_export(folder, cells, seed, force, json_path):
     """Write the golden-vector suite (npz cases, manifest.json, README.md) to FOLDER."""
     from . import vectors as vectors_module
-    from .report.writer import OutputError
+    from .report.writer import check_destination
 
-    if os.path.exists(folder) and not force and (not os.path.isdir(folder) or os.listdir(folder)):
-        raise OutputError(f"{folder} already exists; choose another folder or pass --force to "
-                          f"replace the suite in it.")
+    empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
+    # before any work: a killed run's leftovers recovered, a folder lstmcheck did not write refused
+    check_destination(folder, force or empty, kind="vectors")
     with progress(1, "exporting") as advance:
         manifest = vectors_module.export(folder, cells=cells or CELLS, seed=seed)
         advance("done")
