@@ -203,14 +203,20 @@ def _temp_name(out: Path, stage: str) -> Path:
     return path
 
 
-def interrupted_message() -> str:
-    """What the CLI says after Ctrl-C: true of what this process leaves on disk."""
-    left = [p for p in _TEMPS if os.path.lexists(p)]
+def mark() -> tuple:
+    """Where this process's record of temporary and finished folders stands (see below)."""
+    return len(_TEMPS), len(_WRITTEN)
+
+
+def interrupted_message(since: tuple = (0, 0)) -> str:
+    """What the CLI says after Ctrl-C: true of what was left on disk since ``mark()``."""
+    left = [p for p in _TEMPS[since[0]:] if os.path.lexists(p)]
+    written = _WRITTEN[since[1]:]
     if left:
         return (f"interrupted; the temporary folder {left[0]} was left behind (the next run "
                 f"writing to the same folder tidies it up).")
-    if _WRITTEN:
-        return (f"interrupted after {_WRITTEN[-1]} was written in full; nothing half-written was "
+    if written:
+        return (f"interrupted after {written[-1]} was written in full; nothing half-written was "
                 f"left behind.")
     return "interrupted; nothing half-written was left behind."
 
