@@ -342,14 +342,14 @@ def test_ctrl_c_message_names_a_temporary_folder_it_could_not_remove(work, monke
     """A second Ctrl-C while the unfinished folder is deleted: the message must not claim that
     nothing was left behind."""
     small_study(monkeypatch, work)
-    monkeypatch.setenv(atomic.FAULT_ENV, "swap=interrupt")
 
     def rmtree(path, *a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(atomic.shutil, "rmtree", rmtree)
-    r = CliRunner().invoke(cli, ["report", "--out", "rep", "--force", *TINY])
-    monkeypatch.undo()
+    with monkeypatch.context() as mp:    # the faults end with the command, the chdir does not
+        mp.setenv(atomic.FAULT_ENV, "swap=interrupt")
+        mp.setattr(atomic.shutil, "rmtree", rmtree)
+        r = CliRunner().invoke(cli, ["report", "--out", "rep", "--force", *TINY])
     line = error_line(r, 130)
     left = temps(work)
     assert len(left) == 1 and str(work / left[0]) in line and "left behind" in line, line
@@ -435,13 +435,13 @@ def test_permission_denied_at_the_swap_keeps_the_earlier_report(work, monkeypatc
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setenv(atomic.FAULT_ENV, mode)
-    monkeypatch.setattr(atomic, "_renameat2", denied if not mode else lambda *a: False)
-    monkeypatch.setattr(atomic.os, "rename", denied)
-    with pytest.raises(OutputError, match="Permission denied; the earlier report there is "
-                                          "unchanged"):
-        write_report(small_report("newer"), work / "rep", force=True, formats=("png",))
-    monkeypatch.undo()
+    with monkeypatch.context() as mp:
+        mp.setenv(atomic.FAULT_ENV, mode)
+        mp.setattr(atomic, "_renameat2", denied if not mode else lambda *a: False)
+        mp.setattr(atomic.os, "rename", denied)
+        with pytest.raises(OutputError, match="Permission denied; the earlier report there is "
+                                              "unchanged"):
+            write_report(small_report("newer"), work / "rep", force=True, formats=("png",))
     assert snapshot(work / "rep") == earlier and temps(work) == []
 
 
