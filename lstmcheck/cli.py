@@ -412,11 +412,11 @@ def vectors():
 def vectors_export(folder, cells, seed, force, json_path):
     """Write the golden-vector suite (npz cases, manifest.json, README.md) to FOLDER."""
     from . import vectors as vectors_module
-    from .report.writer import OutputError
+    from .report.writer import check_destination
 
-    if os.path.exists(folder) and not force and (not os.path.isdir(folder) or os.listdir(folder)):
-        raise OutputError(f"{folder} already exists; choose another folder or pass --force to "
-                          f"replace the suite in it.")
+    empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
+    # before any work: a killed run's leftovers recovered, a folder lstmcheck did not write refused
+    check_destination(folder, force or empty, kind="vectors")
     manifest = run_one("exporting", vectors_module.export, folder, cells=cells or CELLS, seed=seed)
     emit_json(manifest, json_path)
     note(f"{len(manifest['cases'])} cases written to {folder}")

@@ -36,12 +36,13 @@ class LstmcheckGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or bool(os.environ.get("LSTMCHECK_DEBUG"))
+        from .report import atomic
+        written = atomic.mark()   # what this invocation leaves, for an honest Ctrl-C message
         try:  # the program's name, also in CliRunner (which would say 'cli')
             rv = super().main(argv, "lstmcheck", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else EXIT_PASS
         except (KeyboardInterrupt, click.Abort):
-            code = _fail(EXIT_INTERRUPTED, "interrupted; nothing half-written was left behind.",
-                         debug)
+            code = _fail(EXIT_INTERRUPTED, atomic.interrupted_message(written), debug)
         except click.ClickException as exc:
             hint = ""
             if isinstance(exc, click.UsageError) and exc.ctx is not None:

@@ -36,8 +36,6 @@ import hashlib
 import inspect
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,23 +138,20 @@ def _build_case(case, seed):
     return entry, arrays
 
 
-def export(folder, *, cells=CELLS, seed=0) -> dict:
-    """Write the suite into ``folder`` (created; an earlier suite there is replaced atomically)
-    and return the manifest."""
+def export(folder, *, cells=CELLS, seed=0, force=True) -> dict:
+    """Write the suite into ``folder`` and return the manifest.
+
+    The folder is created; with ``force`` (the default) an earlier suite there, or an empty
+    folder, is replaced atomically. Anything else there (a folder lstmcheck did not write as a
+    suite) is refused with an OutputError, and so is an existing folder without ``force``.
+    """
+    from .report.atomic import atomic_folder
+
     cells = tuple(cells)
     bad = [c for c in cells if c not in CELLS]
     if bad or not cells:
         raise OptionError(f"cells must be chosen from {', '.join(CELLS)}, got {list(cells)!r}.")
-    folder = os.fspath(folder)
-    if os.path.exists(folder) and os.listdir(folder) and not os.path.exists(os.path.join(folder, "manifest.json")):
-        raise OptionError(f"{folder} exists and holds files that are not a vectors suite; "
-                          f"choose an empty or new folder.")
-    parent = os.path.dirname(os.path.abspath(folder))
-    if not os.path.isdir(parent):  # created folders would outlive a failed export
-        raise OptionError(f"cannot write the suite to {folder}: the folder {parent} does not "
-                          f"exist.")
-    tmp = tempfile.mkdtemp(prefix=".vectors-", dir=parent)
-    try:
+    with atomic_folder(os.fspath(folder), force, kind="vectors") as tmp:
         cases = []
         for case in catalogue(cells):
             entry, arrays = _build_case(case, seed)
@@ -174,36 +169,7 @@ def export(folder, *, cells=CELLS, seed=0) -> dict:
             fh.write(dumps(manifest, indent=1))
         with open(os.path.join(tmp, "README.md"), "w") as fh:
             fh.write("# lstmcheck golden vectors\n\n" + __doc__)
-        old = None
-        if os.path.exists(folder):
-            old = tempfile.mkdtemp(prefix=".vectors-old-", dir=parent)
-            os.rmdir(old)
-            os.replace(folder, old)
-        try:
-            os.replace(tmp, folder)
-        except BaseException:  # Ctrl-C or an error between the two renames: the old suite back
-            if old:
-                os.replace(old, folder)
-            raise
-        if old:
-            _remove_even_if_interrupted(old)
-    except OSError as exc:  # a full disk: name the suite, not a temporary file
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise FileFormatError(f"cannot write the suite to {folder}: {exc.strerror or exc}; "
-                              f"nothing there was changed.") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
-
-
-def _remove_even_if_interrupted(path):
-    """Delete a replaced folder; a Ctrl-C meanwhile still finishes the deletion, then counts."""
-    try:
-        shutil.rmtree(path, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
 
 
 # =============================================================================== verify

@@ -29,7 +29,7 @@ import lstmcheck as lc
 from lstmcheck import studies
 from lstmcheck.sweep import run as sweep_run   # run_sweep looks run_point up there
 from lstmcheck.cli import cli
-from lstmcheck.report import style, writer
+from lstmcheck.report import atomic, style
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--seq-len", "4", "--hidden-size", "3", "--batch", "1"]
@@ -76,6 +76,7 @@ def template(tmp_path_factory, suite):
     (rep / "index.html").write_text("<p>earlier report</p>")
     (rep / "results.json").write_text('{"earlier": true}')
     (rep / "figures" / "old.png").write_bytes(b"\x89PNG earlier")
+    atomic.write_marker(rep, "report")                      # lstmcheck wrote it: --force may go
     (tmp_path / "precious").mkdir()                          # not a report: never replaced
     (tmp_path / "precious" / "thesis.tex").write_text("keep me")
     (tmp_path / "plain.txt").write_text("just text\n")
@@ -249,15 +250,18 @@ def ctrl_c_figures(monkeypatch, tmp_path):
 
 
 def ctrl_c_rename(monkeypatch, tmp_path):
-    small_study(monkeypatch, tmp_path)
-    real = os.rename
+    small_study(monkeypatch, tmp_path)      # the finished folder is about to take its place
+    monkeypatch.setenv(atomic.FAULT_ENV, "swap=interrupt")
 
-    def rename(src, dst):                   # the finished folder is about to take its place
-        if ".partial-" in os.fspath(src):
-            raise KeyboardInterrupt
-        return real(src, dst)
 
-    monkeypatch.setattr(writer.os, "rename", rename)
+def ctrl_c_between_renames(monkeypatch, tmp_path):
+    small_study(monkeypatch, tmp_path)      # the two-rename swap, the old folder moved aside
+    monkeypatch.setenv(atomic.FAULT_ENV, "no-exchange,between=interrupt")
+
+
+def ctrl_c_after_exchange(monkeypatch, tmp_path):
+    small_study(monkeypatch, tmp_path)      # exchanged, not yet settled: all or nothing
+    monkeypatch.setenv(atomic.FAULT_ENV, "between=interrupt")
 
 
 def full_disk_report(monkeypatch, tmp_path):
@@ -290,15 +294,12 @@ def ctrl_c_export(monkeypatch, tmp_path):
 
 
 def ctrl_c_export_rename(monkeypatch, tmp_path):
-    real = os.replace
+    # the new suite is about to take the old one's place
+    monkeypatch.setenv(atomic.FAULT_ENV, "swap=interrupt")
 
-    def replace(src, dst):                  # the new suite is about to take the old one's place
-        if os.path.basename(os.fspath(src)).startswith(".vectors-") and \
-                "-old-" not in os.fspath(src):
-            raise KeyboardInterrupt
-        return real(src, dst)
 
-    monkeypatch.setattr(os, "replace", replace)
+def ctrl_c_export_between_renames(monkeypatch, tmp_path):
+    monkeypatch.setenv(atomic.FAULT_ENV, "no-exchange,between=interrupt")
 
 
 def cupy_missing(monkeypatch, tmp_path):
@@ -470,6 +471,10 @@ TABLE = [
         130, ctrl_c_rename),
     row("report-ctrl-c-rename-new-folder", ["report", "--out", "fresh", *TINY], "interrupted",
         130, ctrl_c_rename),
+    row("report-ctrl-c-between-renames", ["report", "--out", "rep", "--force", *TINY],
+        "interrupted", 130, ctrl_c_between_renames),
+    row("report-ctrl-c-after-exchange", ["report", "--out", "rep", "--force", *TINY],
+        "interrupted", 130, ctrl_c_after_exchange),
     # ---------------------------------------------------------------- sweep
     row("sweep-missing-grid-file", ["sweep", "missing.toml"], "missing.toml"),
     row("sweep-grid-is-a-folder", ["sweep", "precious"], "precious"),
@@ -516,6 +521,9 @@ TABLE = [
         "interrupted", 130, ctrl_c_export),
     row("export-ctrl-c-rename", ["vectors", "export", "suite", "--force", "--cell", "rnn"],
         "interrupted", 130, ctrl_c_export_rename),
+    row("export-ctrl-c-between-renames", ["vectors", "export", "suite", "--force", "--cell",
+                                          "rnn"], "interrupted", 130,
+        ctrl_c_export_between_renames),
     # ---------------------------------------------------------------- vectors verify
     row("verify-missing-folder-argument", ["vectors", "verify"], "FOLDER"),
     row("verify-missing-impl", ["vectors", "verify", "suite"], "--impl"),
@@ -698,12 +706,14 @@ def test_ctrl_c_while_the_replaced_report_is_deleted(scratch, monkeypatch):
 
     def rmtree(path, *a, **k):
         calls.append(path)
-        if ".rep.old-" in os.fspath(path) and len(calls) == 1:
+        # the replaced report: at the temporary name after the exchange (.rep.old-* where the
+        # two-rename fallback runs)
+        if os.path.basename(os.fspath(path)).startswith(".rep.") and len(calls) == 1:
             real(os.path.join(path, "figures"))     # half deleted when Ctrl-C arrives
             raise KeyboardInterrupt
         return real(path, *a, **k)
 
-    monkeypatch.setattr(writer.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(atomic.shutil, "rmtree", rmtree)
     r = CliRunner().invoke(cli, ["report", "--out", "rep", "--force", *TINY])
     assert "interrupted" in error_line(r, 130) and calls
     assert json.loads((scratch / "rep" / "results.json").read_text())["meta"]["seed"] == 0

@@ -98,7 +98,7 @@ def test_default_report_is_complete(default_report):
     r, out = default_report
     assert r.exit_code == 0, r.output
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
-    assert files == {"index.html", "results.json", "summary.md"} | {
+    assert files == {".lstmcheck", "index.html", "results.json", "summary.md"} | {
         f"figures/{n}.{e}" for n in EXPECTED_FIGURES for e in ("png", "svg")}
     data = json.loads((out / "results.json").read_text())
     summary = data["summary"]

@@ -28,8 +28,9 @@ def leftovers(parent):
 def test_report_folder_is_complete(tmp_path):
     out = write_report(small_report(), tmp_path / "r", meta={"seed": 0})
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert names == ["figures/line.png", "figures/line.svg", "index.html", "results.json",
-                     "summary.md"]
+    assert names == [".lstmcheck", "figures/line.png", "figures/line.svg", "index.html",
+                     "results.json", "summary.md"]
+    assert json.loads((out / ".lstmcheck").read_text())["kind"] == "report"   # replaceable
     data = json.loads((out / "results.json").read_text())
     assert data["results"]["values"] == [0.0, 1.0, 2.0]
     assert data["summary"]["passed"] is True and data["meta"] == {"seed": 0}

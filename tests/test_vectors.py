@@ -174,5 +174,6 @@ def test_reexport_replaces_the_suite_and_is_deterministic(tmp_path):
     assert [c["sha256"] for c in a["cases"]] == [c["sha256"] for c in b["cases"]]
     c = V.export(tmp_path / "s", cells=("gru",), seed=5)
     files = sorted(os.listdir(tmp_path / "s"))
-    assert files == sorted([e["file"] for e in c["cases"]] + ["manifest.json", "README.md"])
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".vectors")]
+    assert files == sorted([e["file"] for e in c["cases"]] + ["manifest.json", "README.md",
+                                                             ".lstmcheck"])
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
