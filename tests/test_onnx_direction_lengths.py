@@ -221,6 +221,14 @@ def test_cli_audit_onnx_file_reverse_with_sequence_lens(tmp_path):
     onnx.save(layouts.onnx.to_onnx(m, p, sequence_lens="input"), str(path))
     res = CliRunner().invoke(cli, ["audit", str(path), "--seq-len", "6", "--batch", "3"])
     assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["audit", str(path), "--seq-len", "6", "--batch", "3",
+                                   "--lengths", "6,1,4", "--json", str(tmp_path / "a.json")])
+    assert res.exit_code == 0, res.output
+    import json
+    assert json.load(open(tmp_path / "a.json"))["config"]["lengths"] == [6, 1, 4]
+    for bad_lengths in ("6,x", "6,0,1"):
+        res = CliRunner().invoke(cli, ["audit", str(path), "--batch", "3", "--lengths", bad_lengths])
+        assert res.exit_code == 2, res.output
     # a planted mistake: Y left in processing order (the exporter reverses each sequence's real
     # steps once more after the reverse node), audited from the file alone
     proto = onnx.load(str(path))
