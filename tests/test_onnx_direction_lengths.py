@@ -242,3 +242,18 @@ def test_cli_audit_onnx_file_reverse_with_sequence_lens(tmp_path):
     onnx.save(proto, str(bad))
     res = CliRunner().invoke(cli, ["audit", str(bad), "--seq-len", "6", "--batch", "3"])
     assert res.exit_code == 1, res.output
+
+
+def test_npz_dump_with_lengths(tmp_path):
+    """A dump's ``lengths`` array is the lengths its y was computed with."""
+    m = lc.GRU(D, H, bidirectional=True)
+    p = m.init_params(seed=11)
+    rng = np.random.default_rng(11)
+    x, h0 = rng.standard_normal((T, B, D)), rng.standard_normal((2, B, H))
+    y, hn, _ = m.forward(p, x, h0, lengths=LENS)
+    arrays = {"x": x, "h0": h0, "y": y, "hn": hn,
+              **{f"param/{n}": a for n, a in layouts.dump("torch", m, p).items()}}
+    np.savez(tmp_path / "good.npz", lengths=LENS, **arrays)
+    np.savez(tmp_path / "no_lengths.npz", **arrays)
+    assert lc.audit(str(tmp_path / "good.npz"), cell="gru").passed
+    assert not lc.audit(str(tmp_path / "no_lengths.npz"), cell="gru").passed
