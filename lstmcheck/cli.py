@@ -20,7 +20,7 @@ from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, check_
                           check_variants, common, dtype_option, force_option, import_object,
                           json_option, only_with, out_option, positive, refuse_huge,
                           refuse_slow_gradcheck, refuse_together, seed_option, size_option,
-                          sweep_grid, tolerance_options)
+                          sweep_grid, tolerance_options, lengths_option)
 from .cli_output import (EXIT_PASS, LstmcheckGroup, exit_code, note, progress, progress_count,
                          run_one, run_study, say, say_report, write_report_folder)
 from .models import LSTM_VARIANTS
@@ -356,14 +356,15 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
               help="Hidden size of the model a callable TARGET is tested as (with --cell).")
 @size_option("seq-len", 5)
 @size_option("batch", 2)
+@lengths_option
 @click.option("--no-fd", is_flag=True, help="Skip the finite-difference check of the target.")
 @seed_option
 @out_option
 @force_option
 @json_option
 @common
-def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, batch, no_fd, seed,
-          out, force, json_path):
+def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, batch, lengths, no_fd,
+          seed, out, force, json_path):
     """Audit a foreign implementation against the oracle.
 
     TARGET is module:callable (a function with --layout, or a torch module object), or the path
@@ -385,7 +386,8 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
     obj, model = audit_target(target, cell, input_size, hidden_size) if is_callable else (target,
                                                                                        None)
     result = run_one("auditing", audit_module.audit, obj, layout=layout, cell=cell, model=model,
-                     rtol=rtol, atol=atol, seq_len=seq_len, batch=batch, seed=seed, fd=not no_fd)
+                     rtol=rtol, atol=atol, seq_len=seq_len, batch=batch, seed=seed, fd=not no_fd,
+                     lengths=lengths)
     emit_json(result, json_path)
     if out:
         write_report_folder(audit_report(result), out, force,

@@ -76,6 +76,17 @@ def positive(ctx, param, value):
     return value
 
 
+def lengths_list(ctx, param, value):
+    """Click callback: sequence lengths as comma-separated positive integers ('5,2')."""
+    if value is None:
+        return None
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"must be comma-separated integers such as 5,2, got {value!r}.") from None
+    return positive(ctx, param, tuple(out)) and out
+
+
 def tolerance(ctx, param, value):
     """Click callback: a tolerance is a finite number >= 0."""
     import math
@@ -231,3 +242,9 @@ def sweep_grid(grid_file, params, *, x=None, y=None):
     grid = sw.load_grid(grid_file) if grid_file else {}
     extra = dict(sw.parse_param(p) for p in params)
     return [{**g, **extra} for g in grid] if isinstance(grid, list) else {**grid, **extra}
+
+
+lengths_option = click.option(
+    "--lengths", callback=lengths_list, metavar="N,N,...",
+    help="Sequence lengths (one per sequence, right padding) for the oracle and the target; an "
+         "ONNX graph with a sequence_lens input gets seeded ragged ones without it.")

@@ -19,8 +19,9 @@ for fixed seeded cotangents. Each case file uses the audit dump format (see lstm
     grad/<name>   dL/d<name> for every weight (layout names) and grad/x, grad/h0, grad/c0
 
 so ``lc.audit(case_file)`` re-checks it, and a C++/CUDA/Rust test reads it with any npz reader.
-ONNX cases with direction "reverse" hold what an ONNX runtime returns: the model run on flipped
-time (``time_reversed``). manifest.json lists every case: name, file, cell, layout,
+ONNX cases with direction "reverse" are direction='reverse' models (parameters ``*_reverse``),
+whose outputs are what an ONNX runtime returns; ``time_reversed`` (a dump of the model run on
+flipped time) is false for every case and kept for older readers. manifest.json lists every case: name, file, cell, layout,
 layout_options (the ONNX attributes, TF forget_bias, Keras reset_after, ...), config (the
 oracle's constructor arguments), seq_len, batch, sha256.
 
@@ -85,7 +86,7 @@ def catalogue(cells=CELLS) -> list:
                   _case("onnx_lstm_peephole_bi", "lstm", "onnx", variant="peephole", bidirectional=True),
                   _case("onnx_lstm_input_forget", "lstm", "onnx", variant="cifg"),
                   _case("onnx_lstm_clip", "lstm", "onnx", clip=0.6),
-                  _case("onnx_lstm_reverse", "lstm", "onnx", {"direction": "reverse"}),
+                  _case("onnx_lstm_reverse", "lstm", "onnx", direction="reverse"),
                   _case("onnx_lstm_l2", "lstm", "onnx", num_layers=2),
                   _case("tf_basic_lstm", "lstm", "tf", {"cell_type": "BasicLSTMCell", "forget_bias": 1.0}),
                   _case("tf_block_lstm", "lstm", "tf", {"cell_type": "LSTMBlockCell", "forget_bias": 0.5},
@@ -114,11 +115,7 @@ def _build_case(case, seed):
     params = exposing_params(model, seed)
     x, state = random_inputs(model, T, B, seed)
     dy, dstate = random_cotangents(model, T, B, seed)
-    reverse = case["dump_options"].get("direction") == "reverse"
-    xo, dyo = (x[::-1], dy[::-1]) if reverse else (x, dy)    # ONNX reverse: flip(y(flip(x)))
-    y, fin, grads = oracle_run(model, params, xo, state, dyo, dstate)
-    if reverse:
-        y, grads["x"] = y[::-1], grads["x"][::-1]
+    y, fin, grads = oracle_run(model, params, x, state, dy, dstate)
     layout = case["layout"]
     tensors = layouts.dump(layout, model, params, **case["dump_options"])
     options = to_jsonable(layouts.options(layout, model, **case["dump_options"]))
@@ -133,7 +130,7 @@ def _build_case(case, seed):
     arrays.update({f"grad/{n}": grads[n] for n in ("x", *names)})
     entry = {"name": case["name"], "file": case["name"] + ".npz", "cell": model.kind,
              "layout": layout, "layout_options": options, "config": to_jsonable(model.config()),
-             "time_reversed": reverse, "seq_len": T, "batch": B, "params": list(tensors)}
+             "time_reversed": False, "seq_len": T, "batch": B, "params": list(tensors)}
     entry["config"].pop("backend", None)
     return entry, arrays
 

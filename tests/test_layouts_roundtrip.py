@@ -34,10 +34,12 @@ CASES = [
     ("onnx", "lstm", dict(variant="no_output_tanh"), {}),
     ("onnx", "lstm", dict(activations=("hard_sigmoid(0.25, 0.5)", "leaky_relu(0.125)",
                                        "scaled_tanh(0.5, 2.0)"), bidirectional=True), {}),
-    ("onnx", "lstm", {}, dict(direction="reverse")),
+    ("onnx", "lstm", dict(direction="reverse"), {}),
+    ("onnx", "lstm", dict(direction="reverse", variant="peephole", num_layers=2), dict(direction="reverse")),
+    ("onnx", "gru", dict(direction="reverse", reset_after=True), {}),
     ("onnx", "gru", dict(reset_after=False, num_layers=2), {}),
     ("onnx", "gru", dict(reset_after=True, bidirectional=True), {}),
-    ("onnx", "rnn", dict(nonlinearity="identity", batch_first=True), dict(direction="reverse")),
+    ("onnx", "rnn", dict(nonlinearity="identity", batch_first=True, direction="reverse"), dict(direction="reverse")),
     ("onnx", "rnn", dict(nonlinearity="relu", bidirectional=True), {}),
     ("tf", "lstm", {}, {}),
     ("tf", "lstm", dict(variant="peephole", cell_clip=3.0), dict(cell_type="LSTMBlockCell")),
@@ -143,6 +145,8 @@ def lstm(**kw):
     ("onnx", lstm(variant="nig"), {}, "removed gate"),
     ("onnx", lstm(variant="fgr"), {}, "gate recurrence"),
     ("onnx", lstm(bidirectional=True), dict(direction="reverse"), "reverse"),
+    ("onnx", lstm(), dict(direction="reverse"), "direction='reverse'"),
+    ("onnx", lstm(direction="reverse"), dict(direction="forward"), "forward"),
     ("torch", lstm(num_layers=2), dict(as_cell=True), "Cell"),
 ])
 def test_inexpressible_conversions(layout, model, dump_opts, words):

@@ -37,6 +37,8 @@ path to an ``.npz`` dump written by any language (arrays of one real dtype, time
     ``x``                   input (T, B, input_size) (required)
     ``h0``, ``c0``          initial state (layers*dirs, B, H_out) / (layers*dirs, B, H);
                             zeros when absent
+    ``lengths``             optional (B,) integers in 1..T: the sequence lengths (right
+                            padding) the dump was computed with; y is 0 at padded steps
     ``y``                   output (T, B, dirs*H_out) (required)
     ``hn``, ``cn``          final state, compared when present
     ``dy``, ``dhn``, ``dcn``  cotangents of L = sum(dy*y) + sum(dhn*hn) + sum(dcn*cn);
@@ -46,10 +48,17 @@ path to an ``.npz`` dump written by any language (arrays of one real dtype, time
                             ``grad/h0``, ``grad/c0``; optional, compared when present
     ======================  ==============================================================
 
-    The dtype of ``y`` sets the tolerances. An ONNX dump with direction "reverse" (or
-    ``"time_reversed": true`` in meta) holds what an ONNX runtime returns: the model on flipped time.
-path to an ``.onnx`` model (or an ``onnx.ModelProto``) with one LSTM/GRU/RNN node whose X is a
-    graph input and whose outputs are graph outputs; run in onnxruntime (forward only).
+    The dtype of ``y`` sets the tolerances. ``"time_reversed": true`` in meta says the dump holds
+    the model run on flipped time (an ONNX dump with direction "reverse" loads as the
+    direction='reverse' model, which needs no flip).
+path to an ``.onnx`` model (or an ``onnx.ModelProto``) with LSTM/GRU/RNN nodes (one per layer)
+    whose X is a graph input and whose outputs are graph outputs; run in onnxruntime (forward
+    only). A direction="reverse" node is audited as the direction='reverse' model;
+    ``sequence_lens`` as an initializer is the oracle's ``lengths=``, as a graph input it is fed
+    ``lengths=`` (seeded ragged lengths by default) and the oracle gets the same.
+
+``lengths=`` (B,) integers in 1..T, right padding, reach the oracle and every target that takes
+them (a callable with a ``lengths`` keyword; see :func:`audit`).
 
 Tolerances
 ----------

@@ -19,9 +19,11 @@ def _gate(g) -> str:
     return f"{g} ({GATE_NAMES.get(g, g)})"
 
 
-def diagnose_forward(model, params, x, state, y, final, tol) -> list:
+def diagnose_forward(model, params, x, state, y, final, tol, lengths=None) -> list:
     """Sentences naming the layout mistake whose oracle outputs reproduce the target's ``y`` and
-    ``final`` state to the forward tolerance; tried in order of cost, the first match wins."""
+    ``final`` state to the forward tolerance; tried in order of cost, the first match wins.
+    ``lengths``: the audit's sequence lengths (every hypothesis runs with them, and one is that
+    the target ignores them)."""
     y = np.asarray(y, np.float64)
     final = [None if a is None else np.asarray(a, np.float64) for a in final]
 
@@ -31,20 +33,25 @@ def diagnose_forward(model, params, x, state, y, final, tol) -> list:
             return False
         return y_only or all(f is None or compare(f, h, **tol)["passed"] for f, h in zip(final, fin_h))
 
-    for sentence, make, y_only in _hypotheses(model, params, x, state):
+    for sentence, make, y_only in _hypotheses(model, params, x, state, lengths):
         if agrees(make(), y_only):
             return [sentence]
     for g, j in zip(model.gates, range(len(model.gates))):
-        delta = _fit_bias_offset(model, params, x, state, y, final, j)
-        if delta is not None and agrees(_stacked_forward(model, _offset_bias(model, params, j, delta), x, state)):
+        delta = _fit_bias_offset(model, params, x, state, y, final, j, lengths=lengths)
+        if delta is not None and agrees(_stacked_forward(model, _offset_bias(model, params, j, delta),
+                                                         x, state, lengths=lengths)):
             return [_offset_sentence(model, g, delta)]
     return []
 
 
-def _hypotheses(model, params, x, state):
+def _hypotheses(model, params, x, state, lengths=None):
     """(sentence, () -> (y, final), compare y only) for every mistake tried, cheapest first."""
-    run = (lambda p=params, flip=(): _stacked_forward(model, p, x, state, flip))
+    run = (lambda p=params, flip=(): _stacked_forward(model, p, x, state, flip, lengths))
     L, Ho = model.num_layers, model.output_size
+    T = np.shape(x)[0]
+    if lengths is not None and np.any(np.asarray(lengths) != T):
+        yield ("the target ignores the sequence lengths: it runs every sequence for all "
+               f"{T} steps.", lambda: _stacked_forward(model, params, x, state), False)
     if model.bidirectional:
         def swapped_halves():
             y_o, fin = run()
@@ -150,11 +157,12 @@ def _offset_bias(model, params, j, delta):
     return out
 
 
-def _fit_bias_offset(model, params, x, state, y, final, j, iters=12):
+def _fit_bias_offset(model, params, x, state, y, final, j, iters=12, lengths=None):
     """Gauss-Newton for the constant offset on gate j's bias that best reproduces the target
     (zero residual when that is the mistake, so it converges fast); None when it goes nowhere."""
     def resid(delta):
-        y_h, fin_h = _stacked_forward(model, _offset_bias(model, params, j, delta), x, state)
+        y_h, fin_h = _stacked_forward(model, _offset_bias(model, params, j, delta), x, state,
+                                      lengths=lengths)
         parts = [(y_h - y).ravel()] + [(h - f).ravel() for f, h in zip(final, fin_h) if f is not None]
         return np.concatenate(parts)
 
@@ -187,11 +195,12 @@ def _offset_sentence(model, g, delta):
             f"(a constant added to or left out of that gate's bias).")
 
 
-def _stacked_forward(model, params, x, state, flip=()):
+def _stacked_forward(model, params, x, state, flip=(), lengths=None):
     """The oracle's forward (y, final state tuple) with the time direction of the layer-directions
     in ``flip`` (set of (layer, direction index)) reversed: the mistake of a direction that runs
     the wrong way."""
     from ..models import runner
     y, final, _ = runner.stack_forward(model, params, np.asarray(x, np.float64),
-                                       tuple(np.asarray(s, np.float64) for s in state), flip=flip)
+                                       tuple(np.asarray(s, np.float64) for s in state),
+                                       lengths=lengths, flip=flip)
     return y, final

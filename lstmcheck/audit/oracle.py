@@ -49,11 +49,13 @@ def float64_model(model):
     return model.replace(backend="numpy", dtype="float64", batch_first=False)
 
 
-def oracle_run(model, params, x, state, dy=None, dstate=None):
-    """(y, final state tuple, grads or None) of the float64 oracle; everything on the host."""
+def oracle_run(model, params, x, state, dy=None, dstate=None, lengths=None):
+    """(y, final state tuple, grads or None) of the float64 oracle; everything on the host.
+    lengths: (B,) sequence lengths (right padding), or None for full length."""
     xp = np
     p = {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
-    y, fin, tape = model.forward(p, np.asarray(x, np.float64), _state_arg(model, state))
+    y, fin, tape = model.forward(p, np.asarray(x, np.float64), _state_arg(model, state),
+                                 lengths=lengths)
     fin = fin if isinstance(fin, tuple) else (fin,)
     grads = None
     if dy is not None:

@@ -2,10 +2,12 @@
 compare outputs, gradients and finite differences; diagnose a forward disagreement."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import backend
-from ..errors import ShapeError
+from ..errors import OptionError, ShapeError
 from .diagnosis import diagnose_forward
 from .gradient_map import GradientMap
 from .gradients import _compare_gradients, _fd_rows
@@ -18,7 +20,8 @@ from .tolerances import compare, tolerances
 
 def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, state=None,
           dtype=None, seed=0, fd=True, options=None, vjp=None, seq_len=5, batch=2, dy=None,
-          dstate=None, rtol=None, atol=None, diagnose=True, fd_elements=48) -> AuditReport:
+          dstate=None, rtol=None, atol=None, diagnose=True, fd_elements=48,
+          lengths=None) -> AuditReport:
     """Compare a foreign implementation with the oracle (see the module docstring for targets).
 
     x, state: inputs (time-major; default N(0,1) of ``seq_len`` x ``batch`` and a non-zero
@@ -26,7 +29,15 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     model, params: for a module, dump or ONNX target, the reference to hold it to (canonical
     params), instead of the weights read from it; options: the layout's load options; fd: also check the target's gradients by finite
     differences of its own forward (``fd_elements`` elements per tensor); diagnose: on a forward
-    disagreement, look for the layout mistake that explains it."""
+    disagreement, look for the layout mistake that explains it.
+
+    lengths: (B,) integers in 1..T, right padding (the oracle's ``forward(..., lengths=)``;
+    PyTorch packed sequences, ONNX ``sequence_lens``). They reach the oracle and the target: a
+    callable that takes a ``lengths`` keyword receives it (its ``vjp`` too, if it takes one); an
+    ONNX graph with a ``sequence_lens`` input is fed them, and without ``lengths=`` it is fed
+    seeded ragged lengths (T, max(1, T // 2), then draws in 1..T); an ONNX initializer
+    ``sequence_lens`` (or a dump's ``lengths`` array) fixes them, and the batch defaults to its
+    size. A target that cannot take lengths refuses them."""
     tgt = make_target(target, layout, cell, options, model, params, dtype, vjp, seed)
     if tgt.kind != "callable" and model is not None and params is not None:
         # a reference to hold the file or module to (an exporter's output against its source)
@@ -36,6 +47,9 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
         m64._check_params(tgt.params, np)
     m, p, dt = tgt.model, tgt.params, tgt.dtype
     n_state = len(m.state_shapes(1))
+    if tgt.lengths is not None and x is None:   # the target fixes the batch and the lengths
+        batch = len(tgt.lengths)
+        seq_len = max(int(seq_len), int(np.max(tgt.lengths)))
 
     def q(a):   # what the target sees: its own dtype; the oracle gets exactly these numbers
         return None if a is None else np.asarray(backend.to_host(a)).astype(dt)
@@ -63,6 +77,9 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     for n, a, s in zip(("h0", "c0"), state_t, m.state_shapes(B)):
         if tuple(a.shape) != s:
             raise ShapeError(f"{n} has shape {tuple(a.shape)}, expected {s}.")
+    lengths_t = _lengths(tgt, m, lengths, T, B, seed)
+    if lengths_t is not None and tgt.takes_lengths:
+        tgt = _with_lengths(tgt, lengths_t)
 
     if tgt.kind == "npz" and "dy" in tgt.fixed:
         dy_t = tgt.fixed["dy"]
@@ -79,7 +96,7 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
         fixed_tol = {"rtol": rtol if rtol is not None else 0.0, "atol": atol if atol is not None else 0.0}
         tol = {"forward": fixed_tol, "gradient": dict(fixed_tol)}
 
-    y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t)
+    y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t, lengths=lengths_t)
     if tgt.kind == "npz":
         y_t, fin_t = tgt.fixed["y"], tgt.fixed["final"]
     else:
@@ -87,7 +104,9 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
 
     report = AuditReport(target=tgt.description, layout=tgt.layout, model=m.describe(),
                          dtype=dt.name, config={**m.config(), "layout": tgt.layout,
-                                                "options": tgt.options, "seq_len": T, "batch": B},
+                                                "options": tgt.options, "seq_len": T, "batch": B,
+                                                **({"lengths": lengths_t.tolist()}
+                                                   if lengths_t is not None else {})},
                          tolerances=tol)
     f_tol = tol["forward"]
     for name, got, want in [("y", y_t, y_o), *zip(("h_n", "c_n"), fin_t, fin_o)]:
@@ -121,7 +140,7 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     if diagnose and not all(r["passed"] for r in report.rows if r["check"] == "forward"):
         x64 = np.asarray(x_t, np.float64)
         s64 = tuple(np.asarray(a, np.float64) for a in state_t)
-        report.diagnosis = diagnose_forward(m, p, x64, s64, y_t, fin_t, f_tol)
+        report.diagnosis = diagnose_forward(m, p, x64, s64, y_t, fin_t, f_tol, lengths=lengths_t)
         if not report.diagnosis:
             report.diagnosis = ["no single gate-order, transpose, bias-offset or direction mistake "
                                 "reproduces the target's outputs."]
@@ -137,3 +156,33 @@ def _check_x(model, x):
                          f"{model.input_size}.")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ShapeError(f"x must have at least one time step and one sequence, got shape {x.shape}.")
+
+
+def _lengths(tgt, model, lengths, T, B, seed):
+    """The (B,) int64 lengths of this audit, or None: the target's fixed ones, the caller's, or
+    seeded ragged ones for a target that takes them by default."""
+    if tgt.lengths is not None:
+        fixed = model._check_lengths(np.asarray(tgt.lengths), T, B, np)
+        if lengths is not None and not np.array_equal(np.asarray(lengths).ravel(), fixed):
+            raise OptionError(f"the target fixes its sequence lengths to {fixed.tolist()}, but "
+                              f"lengths={np.asarray(lengths).tolist()} was asked for.")
+        return np.asarray(fixed, np.int64)
+    if lengths is None and tgt.default_lengths == "ragged":
+        rng = backend.rng(np.random.SeedSequence([seed, 11]).generate_state(1)[0])
+        lengths = np.concatenate([[T, max(1, T // 2)], rng.integers(1, T + 1, max(B - 2, 0))])[:B]
+    if lengths is None:
+        return None
+    if not tgt.takes_lengths:
+        raise OptionError(f"the {tgt.kind} target {tgt.description} cannot take lengths= "
+                          f"(a callable takes a `lengths` keyword; an ONNX graph a sequence_lens "
+                          f"input).")
+    return np.asarray(model._check_lengths(lengths, T, B, np), np.int64)
+
+
+def _with_lengths(tgt, lengths):
+    """The target with ``lengths`` bound into its forward and vjp."""
+    fwd, vjp = tgt.forward, tgt.vjp
+    return replace(tgt, forward=None if fwd is None else
+                   (lambda t, x, s: fwd(t, x, s, lengths=lengths)),
+                   vjp=None if vjp is None else
+                   (lambda t, x, s, dy, ds: vjp(t, x, s, dy, ds, lengths=lengths)))

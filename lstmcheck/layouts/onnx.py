@@ -11,10 +11,14 @@ LSTM has no forget block, so load drops it and dump writes zeros there), ``activ
 ``linear_before_reset`` (1 is reset_after=True; ONNX's default 0 is reset_after=False) and
 ``layout`` (1 is batch_first). ONNX stores these floats in float32.
 
-direction='reverse' (one direction, run backwards in time) loads as the forward model: the ONNX
-output is ``flip(y(flip(x)))``. Stacks of nodes are layers ('layer{k}/W', ...).
+``direction`` is the model's: 'reverse' (one direction, run from the last step to the first,
+outputs in input order) loads as a ``direction='reverse'`` model, whose parameters are
+``weight_ih_l0_reverse`` etc.; W/R/B then hold that one direction. Stacks of nodes are layers
+('layer{k}/W', ...).
 
-:func:`to_onnx` writes a runnable ModelProto for a model; :func:`from_onnx` reads one back.
+:func:`to_onnx` writes a runnable ModelProto for a model (optionally with ``sequence_lens``, the
+oracle's ``lengths=``: right padding, Y zero at padded steps, Y_h/Y_c the state after the last
+real step, which for a reverse direction is step 0); :func:`from_onnx` reads one back.
 """
 from __future__ import annotations
 
@@ -178,7 +182,7 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
                                                        int, "onnx"))
         else:
             opts["nonlinearity"] = acts[0]
-    model = C.make_model(cell, W.shape[2], H, num_layers=L, bidirectional=dirs == 2,
+    model = C.make_model(cell, W.shape[2], H, num_layers=L, direction=direction,
                          dtype=C.tensor_dtype(tensors, dtype), backend=backend, **opts)
     # B and P are optional in ONNX: absent means zeros
     expected = _dump_tensors(model, C.zeros_params(model))
@@ -206,8 +210,12 @@ def _check(model, direction):
         if direction not in DIRECTIONS:
             raise OptionError(f"unknown ONNX direction {direction!r}; choose one of "
                               f"{', '.join(DIRECTIONS)}.")
-        if (direction == "bidirectional") != model.bidirectional:
-            raise ConversionError(f"direction {direction!r} does not fit {model.describe()}.")
+        if direction != model.direction:
+            hint = (" (build the model with direction='reverse', e.g. model.replace(direction="
+                    "'reverse'), whose parameters are named *_reverse)"
+                    if direction == "reverse" and model.direction == "forward" else "")
+            raise ConversionError(f"direction {direction!r} does not fit {model.describe()}"
+                                  f"{hint}.")
     if model.kind == "rnn" and model.nonlinearity not in ("tanh", "relu", "identity"):
         raise ConversionError(f"ONNX RNN has no {model.nonlinearity} activation.")
 
@@ -235,8 +243,8 @@ def _dump_tensors(model, p):
 
 
 def dump(model, params, *, direction=None) -> dict:
-    """W, R, B (and P) per layer; ``direction='reverse'`` only names how a one-direction model
-    is run (the tensors are the same)."""
+    """W, R, B (and P) per layer, ``[dirs, ...]`` with the model's directions (a reverse model's
+    one direction in slot 0). ``direction``, when given, must be the model's own."""
     _check(model, direction)
     return _dump_tensors(model, C.host_params(model, params))
 
@@ -245,7 +253,7 @@ def options(model, *, direction=None) -> dict:
     """The node attributes (ONNX spelling) that, with dump's tensors, rebuild ``model``."""
     _check(model, direction)
     attrs = {"hidden_size": model.hidden_size,
-             "direction": direction or ("bidirectional" if model.bidirectional else "forward")}
+             "direction": model.direction}
     acts = _model_activations(model)
     if list(acts) != list(_DEFAULT_ACTS[model.kind]):
         fa = format_activations(list(acts) * model.num_directions)
@@ -263,11 +271,15 @@ def options(model, *, direction=None) -> dict:
 
 
 # ------------------------------------------------------------------ ModelProto in and out
-def to_onnx(model, params, *, direction=None, opset=17):
+def to_onnx(model, params, *, direction=None, opset=17, sequence_lens=None):
     """A runnable ONNX ModelProto: inputs X (T, B, in), initial_h (L*dirs, B, H_out) [,
     initial_c]; outputs Y (T, B, dirs*H_out), Y_h [, Y_c] -- the oracle's shapes (time-major,
     whatever the model's batch_first). Layers are chained nodes; weights are initializers in the
-    model's dtype (onnxruntime runs float32 only)."""
+    model's dtype (onnxruntime runs float32 only).
+
+    sequence_lens: None (every sequence runs T steps), ``"input"`` (a graph input
+    ``sequence_lens`` of int32 [B], fed at run time) or B integers in 1..T (an int32
+    initializer); every node takes it. It is the oracle's ``lengths=``."""
     onnx = require("onnx", "onnx", "writing ONNX models")
     from onnx import helper, numpy_helper
     tensors = dump(model, params, direction=direction)
@@ -284,11 +296,23 @@ def to_onnx(model, params, *, direction=None, opset=17):
         return name
 
     const("axes0", np.array([0], np.int64))
+    lens = ""
+    if isinstance(sequence_lens, str):
+        if sequence_lens != "input":
+            raise OptionError(f"sequence_lens must be None, 'input' or B integers, got "
+                              f"{sequence_lens!r}.")
+        lens = "sequence_lens"
+    elif sequence_lens is not None:
+        a = np.asarray(sequence_lens)
+        if a.ndim != 1 or a.dtype.kind not in "iu" or a.size == 0 or a.min() < 1:
+            raise ShapeError(f"sequence_lens must be a 1-d array of integers >= 1, got "
+                             f"{sequence_lens!r}.")
+        lens = const("sequence_lens", a.astype(np.int32))
     const("flat_dirs", np.array([0, 0, -1], np.int64))
     x, finals = "X", {s: [] for s in states}
     for k in range(L):
         pre = f"layer{k}/" if L > 1 else ""
-        ins = [x] + [const(f"{pre}{n}", tensors[pre + n]) for n in ("W", "R", "B")] + [""]
+        ins = [x] + [const(f"{pre}{n}", tensors[pre + n]) for n in ("W", "R", "B")] + [lens]
         for s in states:
             start, end = const(f"{s}_start{k}", [k * dirs]), const(f"{s}_end{k}", [(k + 1) * dirs])
             nodes.append(helper.make_node("Slice", [s, start, end, "axes0"], [f"{s}{k}"]))
@@ -309,6 +333,8 @@ def to_onnx(model, params, *, direction=None, opset=17):
     vi = helper.make_tensor_value_info
     inputs = [vi("X", elem, ["T", "B", D])] + [vi(s, elem, [L * dirs, "B", H])
                                                 for s, H in zip(states, (Ho, model.hidden_size))]
+    if isinstance(sequence_lens, str):
+        inputs.append(vi("sequence_lens", onnx.TensorProto.INT32, ["B"]))
     outputs = [vi("Y", elem, ["T", "B", dirs * Ho])] + [vi(n, elem, [L * dirs, "B", H])
                                                         for n, H in zip(out_names, (Ho, model.hidden_size))]
     graph = helper.make_graph(nodes, "lstmcheck_" + model.kind, inputs, outputs, inits)

@@ -16,7 +16,12 @@ class Target:
 
     forward(tensors, x, state) -> (y, final state tuple), in the target's dtype (host arrays);
     vjp(tensors, x, state, dy, dstate) -> {name: gradient} or None; fixed: what a dump holds
-    (inputs, outputs, cotangents, gradients) in place of running anything."""
+    (inputs, outputs, cotangents, gradients) in place of running anything.
+
+    Sequence lengths: ``lengths`` are the ones the target fixes (an ONNX initializer, a dump's
+    array); ``takes_lengths``: forward (and vjp) take a ``lengths=`` keyword;
+    ``default_lengths``: "ragged" when the audit should choose ragged lengths if none are given
+    (an ONNX graph that takes sequence_lens as an input)."""
 
     kind: str
     description: str
@@ -31,6 +36,9 @@ class Target:
     model: object = None          # the oracle model, when the target determines it
     params: object = None         # the oracle's canonical params, idem
     state_rule: tuple = ()        # per state part: None (free), an array (fixed), "zeros"
+    lengths: object = None        # (B,) ints the target fixes, or None
+    takes_lengths: bool = False   # forward/vjp accept lengths=
+    default_lengths: str | None = None   # "ragged": the audit picks ragged lengths by default
 
 
 def _state_tuple(state, n):

@@ -2,6 +2,8 @@
 layout, and an optional ``vjp``."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ... import backend
@@ -51,10 +53,27 @@ def _callable_target(fn, layout, cell, options, model, params, dtype, vjp, seed)
     vjp_t = None if user_vjp is None else (
         lambda t, x, s, dy, ds: {n: np.asarray(backend.to_host(g)) for n, g in dict(
             call_target("the audited vjp", user_vjp, t, x, one(s), dy, one(ds))).items()})
+    if user_vjp is not None and _takes_lengths(user_vjp):
+        vjp_t = (lambda t, x, s, dy, ds, lengths=None: {n: np.asarray(backend.to_host(g)) for n, g in dict(
+            call_target("the audited vjp", user_vjp, t, x, one(s), dy, one(ds),
+                        **({} if lengths is None else {"lengths": lengths}))).items()})
+    elif vjp_t is not None:   # a vjp without lengths is called without them
+        plain = vjp_t
+        vjp_t = (lambda t, x, s, dy, ds, lengths=None: plain(t, x, s, dy, ds))
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
     return Target("callable", f"callable {name}", layout, m64.kind, options, tensors, dtype,
-                  forward=lambda t, x, s: _call_forward(fn, t, x, s), vjp=vjp_t,
-                  model=m64, params=_requantize(p64, tensors, layout, m64.kind, options, dtype))
+                  forward=lambda t, x, s, lengths=None: _call_forward(fn, t, x, s, lengths), vjp=vjp_t,
+                  model=m64, params=_requantize(p64, tensors, layout, m64.kind, options, dtype),
+                  takes_lengths=_takes_lengths(fn))
+
+
+def _takes_lengths(fn) -> bool:
+    """Whether ``fn`` takes a ``lengths`` keyword (by name; **kwargs does not count)."""
+    try:
+        p = inspect.signature(fn).parameters.get("lengths")
+    except (TypeError, ValueError):
+        return False
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
 def _requantize(p64, tensors, layout, cell, options, dtype):
@@ -64,10 +83,11 @@ def _requantize(p64, tensors, layout, cell, options, dtype):
     return load_layout(layout, tensors, cell, options)[1]
 
 
-def _call_forward(fn, tensors, x, state):
+def _call_forward(fn, tensors, x, state, lengths=None):
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
     out = call_target(f"the audited callable {name}", fn, tensors, x,
-                      state[0] if len(state) == 1 else state)
+                      state[0] if len(state) == 1 else state,
+                      **({} if lengths is None else {"lengths": lengths}))
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise ShapeError("the audited callable must return (y, final_state), got "
                          f"{type(out).__name__}{'' if not isinstance(out, (tuple, list)) else f' of length {len(out)}'}.")

@@ -74,8 +74,10 @@ def _npz_target(path, layout, cell, options):
              "state": tuple(d.get(k) for k in ("h0", "c0")[:len(model.state_shapes(1))]),
              "final": tuple(d.get(k) for k in ("hn", "cn")[:len(model.state_shapes(1))])}
     grads = {k[len("grad/"):]: v for k, v in d.items() if k.startswith("grad/")}
-    if meta.get("time_reversed") or (layout == "onnx" and options.get("direction") == "reverse"):
-        # ONNX direction='reverse' is the oracle's forward model on flipped time
+    lengths = np.asarray(d["lengths"]).astype(np.int64) if "lengths" in d else None
+    if meta.get("time_reversed") and not (layout == "onnx" and model.direction == "reverse"):
+        # the dump holds flip(model(flip(x))); an ONNX reverse node now loads as the
+        # direction='reverse' model, which is that already (older suites marked it so)
         for k in ("x", "y"):
             fixed[k] = fixed[k][::-1]
         for k in ("x",):
@@ -87,4 +89,4 @@ def _npz_target(path, layout, cell, options):
         fixed.update(grads=grads, dy=d["dy"],
                      dstate=tuple(d.get(k) for k in ("dhn", "dcn")[:len(model.state_shapes(1))]))
     return Target("npz", f"dump {os.path.basename(os.fspath(path))}", layout, model.kind, options,
-                  tensors, dtype, fixed=fixed, model=model, params=params)
+                  tensors, dtype, fixed=fixed, model=model, params=params, lengths=lengths)

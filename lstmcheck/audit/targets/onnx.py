@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from ... import backend
-from ...errors import FileFormatError, require
+from ...errors import ConversionError, FileFormatError, require
 from ..oracle import float64_model
 from .base import Target
 
@@ -19,7 +19,9 @@ def _onnx_target(source, layout_options):
     """Run a whole ONNX graph in onnxruntime. Its inputs: X (T, B, in) and, where the graph takes
     them, initial_h / initial_c and sequence_lens; its outputs: Y as the oracle's (T, B, dirs*H)
     or the raw operator's [T, dirs, B, H], and Y_h / Y_c. A direction='reverse' node is the
-    oracle's forward model on flipped time, so the target is presented as flip(run(flip(x)))."""
+    oracle's direction='reverse' model. ``sequence_lens`` is the oracle's ``lengths=``: an
+    initializer (or Constant) fixes them (``Target.lengths``); a graph input is fed the lengths
+    the audit chooses (ragged by default, ``Target.default_lengths``)."""
     onnx = require("onnx", "onnx", "auditing an ONNX model")
     ort = require("onnxruntime", "onnx", "auditing an ONNX model in onnxruntime")
     from onnx import numpy_helper
@@ -37,10 +39,26 @@ def _onnx_target(source, layout_options):
     first, last = nodes[0], nodes[-1]
     roles = dict(zip(_ONNX_INPUTS, first.input))
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in first.attribute}
-    reverse = attrs.get("direction", b"forward") in (b"reverse", "reverse")
     batch_major = attrs.get("layout", 0) == 1
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     feeds = [i for i in graph.input if i.name not in inits]
+    consts = dict(inits)
+    for n in graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    lens_src = {(n.input[4] if len(n.input) > 4 else "") for n in nodes}
+    if len(lens_src) > 1:
+        raise ConversionError(f"the {first.op_type} nodes of {name} take different sequence_lens "
+                              f"({', '.join(repr(v or '(none)') for v in sorted(lens_src))}); the "
+                              f"oracle's layers share one set of lengths.")
+    lens_src = lens_src.pop()
+    fixed_lengths = None
+    if lens_src and lens_src in consts:
+        fixed_lengths = np.asarray(consts[lens_src]).astype(np.int64).ravel()
+    elif lens_src and lens_src not in {i.name for i in feeds}:
+        raise FileFormatError(f"{name}: the {first.op_type} node takes sequence_lens from the "
+                              f"computed value {lens_src!r}, neither an initializer nor a graph "
+                              f"input, so the audit cannot know the lengths.")
     n_state = len(model.state_shapes(1))
     state_names = ("initial_h", "initial_c")[:n_state]
     role_of = {}
@@ -70,14 +88,15 @@ def _onnx_target(source, layout_options):
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     bm = (lambda a, r=3: a.swapaxes(0, 1) if batch_major and a.ndim == r else a)
 
-    def run(x, state):
+    def forward(_tensors, x, state, lengths=None):
         T, B = x.shape[:2]
         feed = {}
         for n, role in role_of.items():
             if role == "X":
                 feed[n] = np.ascontiguousarray(bm(x), dtype)
             elif role == "sequence_lens":
-                feed[n] = np.full(B, T, np.int32)
+                feed[n] = (np.full(B, T, np.int32) if lengths is None
+                           else np.asarray(lengths).astype(np.int32))
             else:
                 feed[n] = np.ascontiguousarray(bm(state[state_names.index(role)]), dtype)
         got = dict(zip(out_role, session.run(list(out_role), feed)))
@@ -93,16 +112,16 @@ def _onnx_target(source, layout_options):
                 fin["hc".index(role)] = bm(v)
         return y, tuple(fin)
 
-    def forward(_tensors, x, state):
-        if not reverse:
-            return run(x, state)
-        y, fin = run(x[::-1], state)
-        return y[::-1], fin
-
     rule = tuple(None if k in role_of.values() else inits.get(roles.get(k), "zeros")
                  for k in state_names)
     tensors = dict(onnx_layout.dump(model, params))
-    desc = f"onnxruntime {name}" + (" (direction='reverse', compared on flipped time)" if reverse else "")
+    fed = "sequence_lens" in role_of.values()
+    notes = ([f"direction={model.direction!r}"] if model.direction != "forward" else []) + \
+        (["sequence_lens fed"] if fed else []) + \
+        ([f"sequence_lens {fixed_lengths.tolist()}"] if fixed_lengths is not None else [])
+    desc = f"onnxruntime {name}" + (f" ({', '.join(notes)})" if notes else "")
     return Target("onnx", desc, "onnx", model.kind, {}, tensors, dtype, forward=forward,
                   model=float64_model(model), state_rule=rule,
-                  params={n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()})
+                  params={n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()},
+                  lengths=fixed_lengths, takes_lengths=fed,
+                  default_lengths="ragged" if fed else None)
