@@ -7,7 +7,7 @@ import pytest
 from scipy.special import expit
 
 import lstmcheck as lc
-from lstmcheck import backend
+from lstmcheck import backend, parallel
 from lstmcheck.errors import OptionError
 from lstmcheck.models.fused_lstm import SPLIT_MIN_STEP
 
@@ -19,7 +19,7 @@ def test_parallel_rows_equals_plain_call_bitwise(shape, threads, ufunc):
     z = np.random.default_rng(sum(shape)).standard_normal(shape) * 4
     want = ufunc(z)
     out = np.full(shape, np.nan)
-    got = backend.parallel_rows(ufunc, out, z, threads=threads, min_size=0)
+    got = parallel.parallel_rows(ufunc, out, z, threads=threads, min_size=0)
     assert got is out
     assert np.array_equal(out, want)
 
@@ -29,9 +29,9 @@ def test_parallel_rows_broadcasts_unsplit_arguments():
     rng = np.random.default_rng(0)
     a, col = rng.standard_normal((9, 4)), rng.standard_normal(4)
     out = np.empty((9, 4))
-    backend.parallel_rows(np.multiply, out, a, col, threads=4, min_size=0)
+    parallel.parallel_rows(np.multiply, out, a, col, threads=4, min_size=0)
     assert np.array_equal(out, a * col)
-    backend.parallel_rows(np.add, out, a, 2.5, threads=4, min_size=0)
+    parallel.parallel_rows(np.add, out, a, 2.5, threads=4, min_size=0)
     assert np.array_equal(out, a + 2.5)
 
 
@@ -40,7 +40,7 @@ def test_parallel_rows_in_place_on_a_column_slice():
     want = z.copy()
     want[:, 2:5] = np.tanh(want[:, 2:5])
     zs = z[:, 2:5]
-    backend.parallel_rows(np.tanh, zs, zs, threads=3, min_size=0)
+    parallel.parallel_rows(np.tanh, zs, zs, threads=3, min_size=0)
     assert np.array_equal(z, want)
 
 
@@ -52,14 +52,14 @@ def test_parallel_blocks_cover_every_row_once(n, threads):
     def fn(lo, hi):
         seen[lo:hi] += 1
         blocks.append((lo, hi))
-    backend.parallel_blocks(np, n, fn, threads=threads, min_work=0, gemm=False)
+    parallel.parallel_blocks(np, n, fn, threads=threads, min_work=0, gemm=False)
     assert (seen == 1).all()
     assert len(blocks) == min(n, threads)
 
 
 def test_small_work_runs_as_one_plain_call():
     calls = []
-    backend.parallel_blocks(np, 10, lambda lo, hi: calls.append((lo, hi)), work=3, threads=4)
+    parallel.parallel_blocks(np, 10, lambda lo, hi: calls.append((lo, hi)), work=3, threads=4)
     assert calls == [(0, 10)]
 
 
@@ -69,9 +69,9 @@ def test_a_worker_error_reaches_the_caller_and_the_pool_survives(failing_block):
         if lo == [0, 3, 6][failing_block]:
             raise ValueError(f"block {lo}:{hi} failed")
     with pytest.raises(ValueError, match="failed"):
-        backend.parallel_blocks(np, 9, fn, threads=3, min_work=0, gemm=False)
+        parallel.parallel_blocks(np, 9, fn, threads=3, min_work=0, gemm=False)
     out = np.empty(9)
-    backend.parallel_rows(np.negative, out, np.arange(9.0), threads=3, min_size=0)
+    parallel.parallel_rows(np.negative, out, np.arange(9.0), threads=3, min_size=0)
     assert np.array_equal(out, -np.arange(9.0))
 
 
@@ -79,15 +79,15 @@ def test_nested_and_concurrent_calls_run_serially_without_deadlock():
     inner = np.zeros(12)
 
     def outer(lo, hi):
-        backend.parallel_rows(np.add, inner[lo:hi], inner[lo:hi], 1.0, threads=3, min_size=0)
-    backend.parallel_blocks(np, 12, outer, threads=3, min_work=0, gemm=False)
+        parallel.parallel_rows(np.add, inner[lo:hi], inner[lo:hi], 1.0, threads=3, min_size=0)
+    parallel.parallel_blocks(np, 12, outer, threads=3, min_work=0, gemm=False)
     assert (inner == 1).all()
     results = []
 
     def caller():
         out = np.empty((50, 7))
         z = np.linspace(-3, 3, 350).reshape(50, 7)
-        backend.parallel_rows(np.tanh, out, z, threads=2, min_size=0)
+        parallel.parallel_rows(np.tanh, out, z, threads=2, min_size=0)
         results.append(np.array_equal(out, np.tanh(z)))
     ts = [threading.Thread(target=caller) for _ in range(4)]
     for t in ts:
@@ -99,31 +99,31 @@ def test_nested_and_concurrent_calls_run_serially_without_deadlock():
 
 def test_thread_count_from_the_environment(monkeypatch):
     monkeypatch.setenv("LSTMCHECK_THREADS", "3")
-    assert backend.num_threads() == 3
+    assert parallel.num_threads() == 3
     for bad in ("0", "-2", "two"):
         monkeypatch.setenv("LSTMCHECK_THREADS", bad)
         with pytest.raises(OptionError, match="LSTMCHECK_THREADS"):
-            backend.num_threads()
+            parallel.num_threads()
     monkeypatch.delenv("LSTMCHECK_THREADS")
-    assert backend.num_threads() >= 1
+    assert parallel.num_threads() >= 1
 
 
 def test_blas_thread_count_is_restored():
-    ctl = backend._blas_controllers()
+    ctl = parallel._blas_controllers()
     if not ctl:
         pytest.skip("threadpoolctl is not installed")
     before = [c.num_threads for c in ctl]
     seen = []
-    backend.parallel_blocks(np, 4, lambda lo, hi: seen.append([c.num_threads for c in ctl]),
+    parallel.parallel_blocks(np, 4, lambda lo, hi: seen.append([c.num_threads for c in ctl]),
                             threads=2, min_work=0)
     assert all(s == [1] * len(ctl) for s in seen)
     assert [c.num_threads for c in ctl] == before
 
 
 def test_gemm_work_is_not_split_when_blas_cannot_be_held_at_one_thread(monkeypatch):
-    monkeypatch.setattr(backend, "_blas_controllers", lambda: ())
+    monkeypatch.setattr(parallel, "_blas_controllers", lambda: ())
     calls = []
-    backend.parallel_blocks(np, 8, lambda lo, hi: calls.append((lo, hi)), threads=2, min_work=0)
+    parallel.parallel_blocks(np, 8, lambda lo, hi: calls.append((lo, hi)), threads=2, min_work=0)
     assert calls == [(0, 8)]
 
 
@@ -132,7 +132,7 @@ def test_gemm_work_is_not_split_when_blas_cannot_be_held_at_one_thread(monkeypat
 def test_lstm_split_across_threads_equals_one_thread(monkeypatch, variant, opts):
     """Batch rows split across threads give the single-thread forward and backward (float64):
     each row runs the same operations, only BLAS may round a GEMM's row block differently."""
-    if not backend._blas_controllers():
+    if not parallel._blas_controllers():
         pytest.skip("threadpoolctl is not installed: GEMM work is not split")
     model = lc.LSTM(6, 16, variant=variant, **opts)
     params = model.init_params(seed=3)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 
 STATE_NAMES = ("h0", "c0")
 
@@ -247,7 +247,7 @@ class ModelEvaluator:
     def _chunked(self, n, run, K_max=None):
         """run(lo, hi) -> f for replicas lo..hi-1, in chunks of at most K_max replicas; chunks
         are independent, so the CPU threads take equal shares of them."""
-        threads = backend.num_threads()
+        threads = parallel.num_threads()
         chunks = -(-n // (K_max or self.K_max))
         chunks = -(-chunks // threads) * threads if n >= threads else chunks
         edges = [n * j // chunks for j in range(chunks + 1)]
@@ -257,7 +257,7 @@ class ModelEvaluator:
             for c in range(c0, c1):
                 if edges[c + 1] > edges[c]:
                     out[c] = run(edges[c], edges[c + 1])
-        backend.parallel_blocks(np, chunks, block, work=backend.MIN_WORK)
+        parallel.parallel_blocks(np, chunks, block, work=parallel.MIN_WORK)
         self.calls += n
         parts = [o for o in out if o is not None]
         return np.concatenate(parts) if parts else np.empty(0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 from . import kernels
 
 # Split the batch rows across CPU threads when one step's gate block (B x G*H) has at least this
@@ -97,7 +97,7 @@ class FusedLSTM:
         def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
             self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
                                        for k, v in tape.items()}, fused)
-        backend.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
+        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
         hs, c = tape["hs"], tape["c"]
         return hs[1:], (hs[T], c[T]), tape
 
@@ -225,7 +225,7 @@ class FusedLSTM:
             views = {k: (v[:, lo:hi] if v is not None else None) for k, v in bufs.items()}
             self._backward_rows(xp, p, views, {k: v[lo:hi] for k, v in carry.items()},
                                 truncate, deriv)
-        backend.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
+        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
         dz_all, dH = bufs["dz"], bufs["dH"]
         # weight gradients: one GEMM each over all time steps
         sl = self._slices(H)

@@ -30,8 +30,20 @@ def _cache_file() -> Path:
     return Path(root) / "lstmcheck" / "kernels.json"
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def _machine_key(xp, dtype) -> str:
-    return f"{platform.machine()}|{platform.processor()}|{os.cpu_count()}|" \
+    """A machine image can come back on another CPU: the CPU model is part of the key."""
+    return f"{platform.machine()}|{_cpu_model()}|{os.cpu_count()}|" \
            f"{backend.backend_name(xp)}|{np.__version__}|{np.dtype(dtype).name}"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import lstmcheck as lc
-from lstmcheck import backend
+from lstmcheck import parallel
 from .common import gemm_gflops, row, timeit, timeit_pair, transcendental_seconds
 
 SHAPES = [(64, 200, 128, 256), (32, 100, 64, 128)]   # (B, T, D, H)
@@ -53,7 +53,7 @@ def _gemms(B, T, D, H, dtype):
 
     def step():
         X @ W_ih.T
-        backend.parallel_blocks(np, B, recurrent, work=4 * H * T)
+        parallel.parallel_blocks(np, B, recurrent, work=4 * H * T)
         dz2 = dz.reshape(T * B, -1)
         dz2.T @ hs.reshape(T * B, -1)
         dz2.T @ X
