@@ -16,7 +16,6 @@ from . import _common as C
 from .flow import gradient_norms
 
 
-
 def default_configs() -> tuple:
     """(cell, init) of every registered cell with PyTorch's default initialisation, and again
     with chrono initialisation for the cells with a memory gate (LSTM's f, GRU's z)."""
