@@ -8,7 +8,6 @@ which also documents the exit codes.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 
@@ -16,17 +15,15 @@ import click
 
 from . import __version__
 from .check.api import METHODS as CHECK_METHODS
-from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, check_elements,
-                          check_variants, common, dtype_option, force_option, import_object,
-                          json_option, only_with, out_option, positive, refuse_huge,
-                          refuse_slow_gradcheck, refuse_together, seed_option, size_option,
-                          sweep_grid, tolerance_options, lengths_option)
-from .cli_output import (EXIT_PASS, LstmcheckGroup, exit_code, note, progress, progress_count,
-                         run_one, run_study, say, say_report, write_report_folder)
+from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, cell_option,
+                          check_elements, check_variants, common, dtype_option, force_option,
+                          import_object, json_option, lengths_option, model_direction, only_with,
+                          out_option, positive, refuse_huge, refuse_slow_gradcheck,
+                          refuse_together, seed_option, size_option, structure_options,
+                          sweep_grid, tolerance_options)
+from .cli_output import (EXIT_PASS, LstmcheckGroup, emit_json, exit_code, note, progress,
+                         progress_count, run_one, run_study, say, say_report, write_report_folder)
 from .models import LSTM_VARIANTS
-
-# TODO(registry): the one list of cells the CLI offers; the cell registry will replace it.
-CELLS = ("rnn", "lstm", "gru")
 
 SWEEP_INITS = ("pytorch", "orthogonal", "gaussian", "chrono")
 PROBES = ("flow", "jacobian", "lyapunov", "horizon", "gates")
@@ -46,33 +43,6 @@ Examples:
 Exit codes: 0 pass (or inconclusive), 1 a check failed, 2 usage or input error,
 3 internal error, 130 interrupted.
 """
-
-
-# --------------------------------------------------------------------------- --json
-def emit_json(data, path) -> None:
-    """Write ``data`` (dicts, arrays, objects with to_dict) as JSON to ``path`` or '-' (stdout)."""
-    if not path:
-        return
-    from .jsonio import dumps
-
-    text = dumps(data, indent=1) + "\n"
-    if path == "-":
-        click.echo(text, nl=False)
-        click.get_current_context().meta["lstmcheck.quiet"] = True  # keep stdout pure JSON
-        return
-    from .report.writer import OutputError
-
-    tmp = f"{path}.partial-{os.getpid()}"
-    try:  # written beside and renamed: an interrupted run never leaves a truncated file
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write --json {path}: {exc.strerror or exc}; any earlier "
-                          f"file there is unchanged.") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
 
 
 # --------------------------------------------------------------------------- the group
@@ -152,8 +122,7 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
 
 # --------------------------------------------------------------------------- gradcheck
 @cli.command()
-@click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
-              help="Cell to check (repeat for several) [default: all].")
+@cell_option("Cell to check, or module:Class of your own (repeat for several) [default: all].")
 @click.option("--variant", "variants", multiple=True, metavar="VARIANT", callback=check_variants,
               help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several joined by '+' "
                    f"(repeat for several) [default: all].")
@@ -167,8 +136,7 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
 @size_option("hidden-size", 4)
 @size_option("seq-len", 5)
 @size_option("batch", 2)
-@size_option("num-layers", 1)
-@click.option("--bidirectional", is_flag=True, help="Check bidirectional models.")
+@structure_options("Check")
 @click.option("--elements", default="all", show_default=True, callback=check_elements,
               help="'all', or how many sampled elements per tensor.")
 @seed_option
@@ -177,7 +145,7 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
 @json_option
 @common
 def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_size, seq_len,
-              batch, num_layers, bidirectional, elements, seed, out, force, json_path):
+              batch, num_layers, bidirectional, direction, elements, seed, out, force, json_path):
     """Self-check the oracle's backward against numerical derivatives.
 
     Every chosen cell, variant, dtype, backend and method; exit code 1 if any check fails.
@@ -191,11 +159,11 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     only_with("--out", bool(out), ["force"])
     if out:
         check_destination(out, force)
-    cases = studies.self_check_cases(cells or CELLS, variants or None, dtypes or ("float64",),
+    cases = studies.self_check_cases(cells or None, variants or None, dtypes or ("float64",),
                                      backends or ("numpy",), methods or ("auto",))
     settings = studies.SelfCheckSettings(input_size, hidden_size, seq_len, batch, num_layers,
-                                         bidirectional, elements, seed)
-    refuse_huge(cells or CELLS, batch=batch, **settings.shape)
+                                         bidirectional, elements, seed, direction or "forward")
+    refuse_huge({case.cell for case in cases}, batch=batch, **settings.shape)
     refuse_slow_gradcheck(len(cases), elements, **settings.shape)
     with progress(len(cases), "checking") as advance:
         results = studies.run_self_check(cases, elements=elements, seed=seed, progress=advance,
@@ -284,8 +252,7 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 
 # --------------------------------------------------------------------------- probe
 @cli.command()
-@click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
-              help="Cell to probe (repeat for several) [default: lstm].")
+@cell_option("Cell to probe, or module:Class of your own (repeat for several) [default: lstm].")
 @click.option("--variant", default="vanilla", show_default=True, metavar="VARIANT",
               callback=check_variants, help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several "
                                        f"joined by '+'.")
@@ -293,6 +260,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
               help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead.")
 @click.option("--layout", help="Layout of --weights: torch, keras, tf, onnx, cudnn [default: detect].")
 @size_option("hidden-size", 32)
+@structure_options("Probe", probe=True)
+@click.option("--layer", type=click.IntRange(0), default=0, show_default=True,
+              help="Layer whose recurrence the probes analyse.")
 @size_option("seq-len", 100)
 @size_option("batch", 8)
 @click.option("--init", type=click.Choice(SWEEP_INITS), default="pytorch", show_default=True,
@@ -310,8 +280,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 @force_option
 @json_option
 @common
-def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, spectral_radius,
-          forget_bias, task, probes, backend, dtype, seed, out, force, json_path):
+def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectional, direction,
+          layer, seq_len, batch, init, spectral_radius, forget_bias, task, probes, backend, dtype,
+          seed, out, force, json_path):
     """Gradient-flow probes: gradient norms, Jacobian and Lyapunov spectra, horizon, gates.
 
     For models built from the options, or for trained weights loaded with --weights.
@@ -323,17 +294,20 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
     only_with("--weights", bool(weights), ["layout"])
     if weights:  # the file fixes the model: options that build one would be silently ignored
         refuse_together(("hidden_size", "variant", "init", "spectral_radius", "forget_bias",
-                         "dtype"), "builds a model, but --weights gives one; leave out one of them.")
+                         "dtype", "num_layers", "bidirectional"),
+                        "builds a model, but --weights gives one; leave out one of them.")
     if out:
         check_destination(out, force)
     refuse_huge(cells or ("lstm",), hidden_size=1 if weights else hidden_size, seq_len=seq_len,
-                batch=batch)
+                batch=batch, num_layers=1 if weights else num_layers)
     if weights and cells and len(cells) > 1:
         raise click.BadParameter("give at most one --cell with --weights.", param_hint="--cell")
     subjects = studies.probe_subjects(
         cells, weights=weights, layout=layout, variant=variant, hidden_size=hidden_size,
         seq_len=seq_len, batch=batch, init=init, spectral_radius=spectral_radius,
-        forget_bias=forget_bias, task=task, seed=seed, dtype=dtype, backend=backend)
+        forget_bias=forget_bias, task=task, seed=seed, dtype=dtype, backend=backend,
+        num_layers=num_layers, model_direction=model_direction(direction, bidirectional),
+        layer=layer, direction=direction if bidirectional or weights else None)
     sections = probes or studies.PROBE_SECTIONS
     rep = run_study(studies.probe_study, len(sections), "probing", subjects=subjects,
                     sections=sections, seed=seed)
@@ -348,7 +322,7 @@ def probe(cells, variant, weights, layout, hidden_size, seq_len, batch, init, sp
 @cli.command()
 @click.argument("target")
 @click.option("--layout", help="Layout of the target's tensors (torch, keras, tf, onnx, cudnn).")
-@click.option("--cell", type=click.Choice(CELLS), help="Cell of the target (when not recorded).")
+@cell_option("Cell of the target (when not recorded).", multiple=False)
 @tolerance_options("derived from the dtype")
 @size_option("input-size", 3,
               help="Input size of the model a callable TARGET is tested as (with --cell).")
@@ -405,8 +379,7 @@ def vectors():
 
 @vectors.command("export")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--cell", "cells", multiple=True, type=click.Choice(CELLS),
-              help="Cells to include (repeat for several) [default: all].")
+@cell_option("Cells to include (repeat for several) [default: all].", registered_only=True)
 @seed_option
 @force_option
 @json_option
@@ -419,7 +392,8 @@ def vectors_export(folder, cells, seed, force, json_path):
     empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
     # before any work: a killed run's leftovers recovered, a folder lstmcheck did not write refused
     check_destination(folder, force or empty, kind="vectors")
-    manifest = run_one("exporting", vectors_module.export, folder, cells=cells or CELLS, seed=seed)
+    manifest = run_one("exporting", vectors_module.export, folder, cells=cells or vectors_module.CELLS,
+                       seed=seed)
     emit_json(manifest, json_path)
     note(f"{len(manifest['cases'])} cases written to {folder}")
     return EXIT_PASS

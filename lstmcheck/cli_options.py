@@ -42,6 +42,75 @@ def flag_set(name: str) -> bool:
     return bool(ctx and ctx.meta.get(f"lstmcheck.{name}"))
 
 
+# --------------------------------------------------------------------------- --cell
+def importable_here() -> None:
+    """Make the current folder importable (module:Class and module:callable name modules there)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+class CellType(click.Choice):
+    """A cell: a registered name (the choices --help lists, from the cell registry) or a user's
+    cell as module:Class, loaded and checked as it is parsed (one clear line, exit code 2)."""
+
+    name = "cell"
+
+    def __init__(self, registered_only=False):
+        from .models.registry import names
+
+        super().__init__(names())
+        self.registered_only = registered_only
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(self.choices) + ("" if self.registered_only else "|MODULE:CLASS") + "]"
+
+    def convert(self, value, param, ctx):
+        from .models import registry
+
+        if not isinstance(value, str) or value in self.choices:
+            return value
+        if ":" in value and not self.registered_only:
+            importable_here()
+            try:
+                registry.resolve(value)
+            except LstmcheckError as exc:
+                self.fail(str(exc), param, ctx)
+            except Exception as exc:  # the module itself fails while being imported
+                self.fail(f"loading the cell {value!r} raised {type(exc).__name__}: {exc}.",
+                          param, ctx)
+            return value
+        listed = ", ".join(map(repr, self.choices))
+        self.fail(f"{value!r} is not one of {listed}"
+                  + ("." if self.registered_only else ", nor a cell of your own named "
+                     "module:Class."), param, ctx)
+
+
+def cell_option(help: str, *, multiple=True, registered_only=False):
+    """--cell (repeatable unless ``multiple`` is False)."""
+    return click.option("--cell", "cells" if multiple else "cell", multiple=multiple,
+                        type=CellType(registered_only), help=help)
+
+
+def structure_options(what: str, probe=False):
+    """--num-layers, --bidirectional and --direction of the models ``what`` builds (with
+    ``probe``, --direction is also the half of a bidirectional model the probes analyse)."""
+    direction_help = ("Direction of one-way models, and the half of a bidirectional model to "
+                      "probe [default: forward]." if probe else
+                      "Direction of one-way models [default: forward].")
+
+    def add(f):
+        f = click.option("--direction", type=click.Choice(("forward", "reverse")),
+                         default=None, help=direction_help)(f)
+        f = click.option("--bidirectional", is_flag=True, help=f"{what} bidirectional models.")(f)
+        return size_option("num-layers", 1)(f)
+    return add
+
+
+def model_direction(direction, bidirectional) -> str:
+    """The direction= of the models built from --direction and --bidirectional."""
+    return "bidirectional" if bidirectional else (direction or "forward")
+
+
 # --------------------------------------------------------------------------- callbacks
 def _json_destination(ctx, param, value):
     """Refuse a --json PATH that cannot be written before any work is done."""
@@ -199,8 +268,7 @@ def import_object(spec: str, hint: str):
     module, _, attr = spec.partition(":")
     if not module or not attr or ":" in attr:
         raise click.BadParameter(f"expected module:callable, got {spec!r}.", param_hint=hint)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    importable_here()
     try:
         obj = importlib.import_module(module)
     except ImportError as exc:
@@ -239,6 +307,7 @@ def sweep_grid(grid_file, params, *, x=None, y=None):
         if axis is not None and axis not in sw.GRID_KEYS:
             raise click.BadParameter(f"{axis!r} is not a grid parameter; choose one of "
                                      f"{', '.join(sw.GRID_KEYS)}.", param_hint=option)
+    importable_here()                                  # cell=module:Class of a module here
     grid = sw.load_grid(grid_file) if grid_file else {}
     extra = dict(sw.parse_param(p) for p in params)
     return [{**g, **extra} for g in grid] if isinstance(grid, list) else {**grid, **extra}

@@ -141,3 +141,30 @@ def run_study(study_fn, n_steps, label, **kwargs):
     """Call a study with a progress bar advancing once per section."""
     with progress(n_steps, label) as advance:
         return study_fn(progress=advance, **kwargs)
+
+
+# --------------------------------------------------------------------------- --json
+def emit_json(data, path) -> None:
+    """Write ``data`` (dicts, arrays, objects with to_dict) as JSON to ``path`` or '-' (stdout)."""
+    if not path:
+        return
+    from .jsonio import dumps
+
+    text = dumps(data, indent=1) + "\n"
+    if path == "-":
+        click.echo(text, nl=False)
+        click.get_current_context().meta["lstmcheck.quiet"] = True  # keep stdout pure JSON
+        return
+    from .report.writer import OutputError
+
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:  # written beside and renamed: an interrupted run never leaves a truncated file
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write --json {path}: {exc.strerror or exc}; any earlier "
+                          f"file there is unchanged.") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)

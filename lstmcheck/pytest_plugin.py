@@ -57,7 +57,7 @@ class OracleCase:
     def check(self, y, final_state=None, grads=None, *, rtol=None, atol=None):
         """Assert that an implementation's outputs (and gradients) match this case."""
         from .audit import compare, tolerances
-        n = 2 if self.model.kind == "lstm" else 1
+        n = len(self.model.cell.state_names)
         tol = tolerances("float64", len(self.x), self.model.num_layers,
                          max(self.model.layer_input_size(k) for k in range(self.model.num_layers))
                          + self.model.output_size)

@@ -46,10 +46,12 @@ from .audit import (GradientMap, _row, _row_phrase, _where_state, call_target, c
                     tolerances)
 from .errors import FileFormatError, OptionError, ShapeError
 from .jsonio import dumps, to_jsonable
+from .layouts import torch as torch_layout
+from .models.registry import names as registered_cells
 
 FORMAT = "lstmcheck-vectors"
 VERSION = 1
-CELLS = ("rnn", "lstm", "gru")
+CELLS = tuple(c for c in registered_cells() if c in torch_layout.CELLS)   # what a case can hold
 D, H, T, B = 3, 4, 4, 2
 
 
@@ -279,7 +281,7 @@ def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
     report = VectorsReport(folder=os.fspath(folder))
     for e in entries:
         d = read_case(folder, e)
-        n_state = 2 if e["cell"] == "lstm" else 1
+        n_state = 2 if "c0" in d else 1          # the case holds the cell's state parts
         tensors = {k[len("param/"):]: v for k, v in d.items() if k.startswith("param/")}
         state = tuple(d[k] for k in ("h0", "c0")[:n_state])
         dstate = tuple(d[k] for k in ("dhn", "dcn")[:n_state])

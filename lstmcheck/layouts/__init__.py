@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 
-from . import cudnn, keras, onnx, tf
+from . import _common, cudnn, keras, onnx, tf
 from . import torch as torch_layout
 from ..errors import OptionError, ParameterError
 
@@ -48,7 +48,7 @@ def _module(layout):
 def _model(model, layout):
     from ..models import RecurrentModel
     if not isinstance(model, RecurrentModel):
-        raise OptionError(f"the {layout} layout needs an lstmcheck RNN, LSTM or GRU model, got "
+        raise OptionError(f"the {layout} layout needs an lstmcheck model (lc.Recurrent), got "
                           f"{type(model).__name__}.")
     return model
 
@@ -94,9 +94,9 @@ def load(layout: str, tensors, cell: str | None = None, /, **options):
 def dump(layout: str, model, params, /, **options) -> dict:
     """Host NumPy arrays in ``layout`` for ``model`` and its canonical ``params``."""
     mod = _module(layout)
-    if _model(model, layout).kind not in mod.CELLS:
+    if _common.cell_of(_model(model, layout)) not in mod.CELLS:
         raise OptionError(f"the {layout} layout holds {', '.join(mod.CELLS)} cells, "
-                          f"not {model.kind}.")
+                          f"not {_common.cell_of(model)}.")
     _known_options(mod.dump, options, f"dump for the {layout} layout")
     return mod.dump(model, params, **options)
 
@@ -107,7 +107,10 @@ def options(layout: str, model, /, **dump_options) -> dict:
     activations, TF forget_bias, nonlinearity, ...)."""
     mod = _module(layout)
     _known_options(mod.options, dump_options, f"options for the {layout} layout")
-    return mod.options(_model(model, layout), **dump_options)
+    if _common.cell_of(_model(model, layout)) not in mod.CELLS:
+        raise OptionError(f"the {layout} layout holds {', '.join(mod.CELLS)} cells, "
+                          f"not {_common.cell_of(model)}.")
+    return mod.options(model, **dump_options)
 
 
 def detect(tensors) -> str:

@@ -181,10 +181,17 @@ def layer_views(model, params):
         yield k, d, s, {b: params[b + s] for b in model.base_names()}
 
 
+def cell_of(model) -> str:
+    """The registry name of the model's cell ('lstm'), or 'module:Class' for a user's cell: what
+    a layout's CELLS (the cells its format holds) is compared with. Not ``model.kind``, which a
+    user's cell may spell like a built-in one."""
+    return model.cell_spec()
+
+
 def lstm_plain(model, layout: str, allow=("peephole",), proj=False, cell_clip=False, clip=False,
                activations=False):
     """Refuse LSTM features a layout cannot express (ConversionError, one sentence)."""
-    if model.kind != "lstm":
+    if cell_of(model) != "lstm":
         return
     f = model.flags
     feats = []

@@ -50,24 +50,24 @@ def load(tensors: dict, cell=None, *, dtype=None, strict=True, backend="numpy", 
             ids = range(j * G, (j + 1) * G)
             params[w + s] = np.concatenate([t[f"{pre}lin{i}/weight"] for i in ids])
             params[b + s] = np.concatenate([t[f"{pre}lin{i}/bias"] for i in ids])
-        if model.kind == "lstm" and model.proj_size:
+        if C.cell_of(model) == "lstm" and model.proj_size:
             params["weight_hr" + s] = t[f"{pre}lin{_PROJ_ID}/weight"]
     return model, C.finish(model, params)
 
 
 def _check(model):
     C.lstm_plain(model, "cudnn", allow=(), proj=True)
-    if model.kind == "gru" and not model.reset_after:
+    if C.cell_of(model) == "gru" and not model.reset_after:
         raise ConversionError("cuDNN's GRU applies the reset gate after the recurrent product "
                               "(reset_after=True); a reset_after=False GRU cannot be converted.")
-    if model.kind == "rnn" and model.nonlinearity not in ("tanh", "relu"):
+    if C.cell_of(model) == "rnn" and model.nonlinearity not in ("tanh", "relu"):
         raise ConversionError(f"cuDNN's RNN is tanh or relu, not {model.nonlinearity}.")
 
 
 def dump(model, params) -> dict:
     _check(model)
     p = C.host_params(model, params)
-    G = len(_GATES[model.kind])
+    G = len(_GATES[C.cell_of(model)])
     out = {}
     for k, d, s, v in C.layer_views(model, p):
         pre = C.prefix(model, k, d)
@@ -82,7 +82,7 @@ def dump(model, params) -> dict:
 
 def options(model) -> dict:
     _check(model)
-    out = {"nonlinearity": model.nonlinearity} if model.kind == "rnn" else {}
+    out = {"nonlinearity": model.nonlinearity} if C.cell_of(model) == "rnn" else {}
     if model.batch_first:
         out["batch_first"] = True
     return out

@@ -101,11 +101,11 @@ def _expected(model):
 
 def _check(model, reset_after):
     C.lstm_plain(model, "keras", allow=("peephole",), activations=True)
-    if model.kind == "lstm" and model.flags.act_g != model.flags.act_h:
+    if C.cell_of(model) == "lstm" and model.flags.act_g != model.flags.act_h:
         raise ConversionError(f"keras LSTM applies one `activation` to the cell input and the "
                               f"output, but this model uses {model.flags.act_g} and "
                               f"{model.flags.act_h}.")
-    if model.kind == "gru" and reset_after is not None and bool(reset_after) != model.reset_after:
+    if C.cell_of(model) == "gru" and reset_after is not None and bool(reset_after) != model.reset_after:
         raise ConversionError(f"a GRU with reset_after={model.reset_after} computes a different "
                               f"function from keras GRU(reset_after={bool(reset_after)}); no "
                               f"weights make them equal.")
@@ -116,17 +116,17 @@ def dump(model, params, *, reset_after=None, exact=False) -> dict:
     bias b_ih + b_hh that rounds."""
     _check(model, reset_after)
     p = C.host_params(model, params)
-    ours, theirs = _ORDER[model.kind]
+    ours, theirs = _ORDER[C.cell_of(model)]
     out = {}
     for k, d, s, v in C.layer_views(model, p):
         pre = C.prefix(model, k, d)
         out[pre + "kernel"] = C.reorder(v["weight_ih"], ours, theirs).T.copy()
         out[pre + "recurrent_kernel"] = C.reorder(v["weight_hh"], ours, theirs).T.copy()
-        if model.kind == "gru" and model.reset_after:
+        if C.cell_of(model) == "gru" and model.reset_after:
             out[pre + "bias"] = np.stack([C.reorder(v["bias_ih"], ours, theirs),
                                           C.reorder(v["bias_hh"], ours, theirs)])
         else:
-            fused = C.fuse_bias(v["bias_ih"], v["bias_hh"], "keras " + model.kind.upper(), exact)
+            fused = C.fuse_bias(v["bias_ih"], v["bias_hh"], "keras " + C.cell_of(model).upper(), exact)
             out[pre + "bias"] = C.reorder(fused, ours, theirs)
         if "weight_peep" in v:
             for g, row in zip(model.cell.peep_gates, v["weight_peep"]):
@@ -137,13 +137,13 @@ def dump(model, params, *, reset_after=None, exact=False) -> dict:
 def options(model, *, reset_after=None, exact=False) -> dict:
     _check(model, reset_after)
     out = {}
-    if model.kind == "lstm":
+    if C.cell_of(model) == "lstm":
         f = model.flags
         if f.act_f != "sigmoid":
             out["recurrent_activation"] = _to_keras(f.act_f)
         if f.act_g != "tanh":
             out["activation"] = _to_keras(f.act_g)
-    elif model.kind == "gru":
+    elif C.cell_of(model) == "gru":
         out["reset_after"] = model.reset_after
     else:
         out["activation"] = _to_keras(model.nonlinearity)

@@ -106,7 +106,7 @@ def options(model, **opts) -> dict:
                                "batch_first") if k in cfg}
     if "activations" in out:
         out["activations"] = tuple(out["activations"])
-    if model.kind == "lstm":
+    if C.cell_of(model) == "lstm":
         out["variant"] = model.variant
     return out
 

@@ -51,9 +51,46 @@ def resolve(spec):
     return obj
 
 
+def canonical(spec) -> str:
+    """How a configuration spells a cell: a registered name in lower case, 'module:Class' as
+    given (loaded once to check it)."""
+    resolve(spec)
+    if isinstance(spec, type):
+        return f"{spec.__module__}:{spec.__qualname__}"
+    return spec.lower() if spec.lower() in CELLS else spec
+
+
 def cell_type(spec) -> type:
     entry = resolve(spec)
     return entry if issubclass(entry, Cell) else entry.cell_type
+
+
+def display_name(spec) -> str:
+    """How reports and labels name a cell: 'LSTM' for a registered one, the class's cell name
+    for 'module:Class' ('mycells:MGU' -> 'MGU')."""
+    if isinstance(spec, str) and spec.lower() in CELLS:
+        return spec.upper()
+    t = cell_type(spec)
+    return (t.name or t.__name__).upper()
+
+
+def options(spec) -> tuple:
+    """The keyword options ``build(spec, ...)`` takes for this cell: the model's own (num_layers,
+    direction, dtype, ...) and the cell's constructor options (variant, reset_after, ...)."""
+    entry = resolve(spec)
+    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if issubclass(entry, Recurrent):
+        sigs = [inspect.signature(entry.__init__)]
+    else:
+        sigs = [inspect.signature(Recurrent.__init__), inspect.signature(entry.__init__)]
+    skip = {"self", "cell", "input_size", "hidden_size"}
+    return tuple(dict.fromkeys(n for sig in sigs for n, q in sig.parameters.items()
+                               if q.kind in keyword and n not in skip))
+
+
+def accepting(option) -> tuple:
+    """The registered cells whose build takes ``option`` (e.g. 'variant': the LSTM)."""
+    return tuple(n for n in CELLS if option in options(n))
 
 
 def build(cell, input_size, hidden_size, **options):

@@ -15,8 +15,19 @@ from ..models import build
 from . import _common as C
 from .flow import gradient_norms
 
-DEFAULT_CONFIGS = (("rnn", "default"), ("lstm", "default"), ("lstm", "chrono"),
-                   ("gru", "default"), ("gru", "chrono"))
+
+def default_configs() -> tuple:
+    """(cell, init) of every registered cell with PyTorch's default initialisation, and again
+    with chrono initialisation for the cells with a memory gate (LSTM's f, GRU's z)."""
+    from ..models import registry
+
+    return tuple(conf for name in registry.names()
+                 for conf in [(name, "default")] + ([(name, "chrono")]
+                                                    if registry.cell_type(name).memory_gate
+                                                    else []))
+
+
+DEFAULT_CONFIGS = default_configs()
 
 
 @dataclass

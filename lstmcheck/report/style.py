@@ -18,7 +18,8 @@ OKABE_ITO = {
 }
 CYCLE = [OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "black",
                                 "yellow")]
-CELL_COLOURS = {"rnn": OKABE_ITO["vermillion"], "lstm": OKABE_ITO["blue"], "gru": OKABE_ITO["green"]}
+# the registered cells' own colours, in registry order; other cells take the spare ones
+CELL_PALETTE = [OKABE_ITO[k] for k in ("vermillion", "blue", "green", "orange", "purple", "sky")]
 SEQUENTIAL = "viridis"      # perceptually uniform, colour-blind safe
 SEQUENTIAL_ALT = "cividis"  # designed for colour-vision deficiencies
 
@@ -36,17 +37,25 @@ DPI = 110
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
+def cell_colours() -> dict:
+    """{registered cell name: its colour}: the palette in registry order."""
+    from ..models.registry import names
+
+    return dict(zip(names(), CELL_PALETTE))
+
+
 def cell_colour(cell: str, i: int = 0) -> str:
-    return CELL_COLOURS.get(str(cell).lower(), CYCLE[i % len(CYCLE)])
+    return cell_colours().get(str(cell).lower(), CYCLE[i % len(CYCLE)])
 
 
 def series_colours(cells) -> list:
     """A colour per series: a cell's own colour for its first series, then unused palette
     colours, so that an "LSTM" and an "LSTM chrono" line never share a colour."""
+    own = cell_colours()
     used, out = set(), []
-    spare = [c for c in CYCLE if c not in CELL_COLOURS.values()] + list(CELL_COLOURS.values())
+    spare = [c for c in CYCLE if c not in own.values()] + list(own.values())
     for cell in cells:
-        colour = CELL_COLOURS.get(str(cell).lower())
+        colour = own.get(str(cell).lower())
         if colour is None or colour in used:
             colour = next((c for c in spare if c not in used), CYCLE[len(out) % len(CYCLE)])
         used.add(colour)

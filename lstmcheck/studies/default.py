@@ -2,15 +2,21 @@
 LSTM again with chrono initialisation)."""
 from __future__ import annotations
 
+from ..models.registry import display_name, names
 from ..report import Report
 from .running import run_sections
 from .subjects import Context, subjects_from_grid
 
 # Small enough that `lstmcheck report` runs in seconds, large enough for the effects to show.
-DEFAULTS = {"cells": ("rnn", "lstm", "gru"), "hidden_size": 32, "seq_len": 100, "batch": 8,
+DEFAULTS = {"cells": names(), "hidden_size": 32, "seq_len": 100, "batch": 8,
             "task": "noise", "init": "pytorch", "seed": 0, "dtype": "float64", "backend": "numpy"}
 DEFAULT_SECTIONS = ("gradcheck", "flow", "jacobian", "lyapunov", "horizon", "gates", "phase")
 HORIZON_SEQ_LENS = (30, 100, 300, 1000)
+
+
+def _and(words) -> str:
+    """'RNN, LSTM and GRU'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def default_study(*, cells=DEFAULTS["cells"], hidden_size=DEFAULTS["hidden_size"],
@@ -27,7 +33,8 @@ def default_study(*, cells=DEFAULTS["cells"], hidden_size=DEFAULTS["hidden_size"
     if "lstm" in cells:  # what a memory-friendly initialisation changes
         grid.append({"cell": "lstm", "init": "chrono", **common})
     ctx = Context(subjects_from_grid(grid), settings)
-    report = Report("lstmcheck report: gradient checks and gradient flow of RNN, LSTM and GRU")
+    report = Report("lstmcheck report: gradient checks and gradient flow of "
+                    + _and([display_name(c) for c in cells]))
     report.results["settings"] = settings
     report.notes.append(
         f"Models: {', '.join(s.label for s in ctx.subjects)} with hidden size {hidden_size}, "

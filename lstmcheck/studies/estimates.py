@@ -40,10 +40,10 @@ def gradcheck_steps(n_cases, elements, *, input_size, hidden_size, seq_len, num_
                     directions) -> tuple:
     """(elements checked per model, cell steps of the whole check): each checked element costs
     two runs of the model over every step, layer and direction."""
-    from ..sweep import GATES
+    from ..sweep import max_gates
 
     k = num_layers * directions
-    n_params = k * max(GATES.values()) * hidden_size * (
+    n_params = k * max_gates() * hidden_size * (
         max(input_size, hidden_size * directions) + hidden_size + 2)
     checked = n_params if elements == "all" else min(n_params, elements * 5 * k)
     return checked, n_cases * 2 * checked * seq_len * k

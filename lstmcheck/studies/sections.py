@@ -15,7 +15,8 @@ def _cached(ctx, probe, subject, **kwargs):
     """A probe's result for a subject, computed once per study (sections share them)."""
     key = (probe.__name__, id(subject))
     if key not in ctx.cache:
-        ctx.cache[key] = probe(subject.model, subject.params, subject.x, **kwargs)
+        ctx.cache[key] = probe(subject.model, subject.params, subject.x, **subject.probed,
+                               **kwargs)
     return ctx.cache[key]
 
 
@@ -184,9 +185,6 @@ def section_lyapunov(report, ctx):
         fig_flow.lyapunov_figure(spectra, conv))
 
 
-SIGMOID_GATES = frozenset("ifozr")
-
-
 def section_gates(report, ctx):
     """Gate saturation over time and the forget gate's memory time constants."""
     from ..probes import gate_statistics
@@ -196,7 +194,8 @@ def section_gates(report, ctx):
     for s in ctx.subjects:
         r = _cached(ctx, gate_statistics, s)
         # sigmoid gates saturate at either end; tanh-like activations only at |a| -> 1
-        sat = np.array([r.high[j] + (r.low[j] if g in SIGMOID_GATES else 0.0)
+        unit = s.model.cell.unit_gates      # sigmoid-like: activations in (0, 1)
+        sat = np.array([r.high[j] + (r.low[j] if g in unit else 0.0)
                         for j, g in enumerate(r.gates)])
         T = sat.shape[1]
         panels.append({"label": s.label, "gates": r.gates, "time": np.arange(1, T + 1),

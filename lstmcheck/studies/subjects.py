@@ -24,6 +24,13 @@ class Subject:
     params: dict
     x: object
     setting: dict = field(default_factory=dict)   # the sweep point (or file) it came from
+    layer: int = 0                 # the layer and direction the probes analyse (None: the
+    direction: str | None = None   # model's first direction)
+
+    @property
+    def probed(self) -> dict:
+        """The probes' layer= and direction= for this subject."""
+        return {"layer": self.layer, "direction": self.direction}
 
 
 @dataclass
@@ -35,7 +42,9 @@ class Context:
 
 def label_of(point: dict) -> str:
     """RNN, LSTM, GRU, plus what differs from the defaults (variant, init, radius, bias)."""
-    parts = [point["cell"].upper()]
+    from ..models.registry import display_name
+
+    parts = [display_name(point["cell"])]
     if point.get("variant", "vanilla") != "vanilla":
         parts.append(point["variant"])
     for key, fmt in (("spectral_radius", "ρ={:g}"), ("forget_bias", "b_f={:g}")):
@@ -46,14 +55,27 @@ def label_of(point: dict) -> str:
     return " ".join(parts)
 
 
-def subjects_from_grid(grid) -> list:
-    """Subjects from a sweep grid (dict of key -> value or list of values)."""
+def subjects_from_grid(grid, *, layer=0, probe_direction=None, model_options=None) -> list:
+    """Subjects from a sweep grid (dict of key -> value or list of values). ``model_options``
+    ({"direction": ...}) go to every model; ``layer`` and ``probe_direction`` say which
+    recurrence the probes analyse (default: layer 0 in the model's first direction)."""
+    model_options, direction = dict(model_options or {}), probe_direction
     sweep = importlib.import_module("lstmcheck.sweep")   # the package; lc.sweep is the function
 
     out = []
     for point in sweep.expand_grid(grid):
-        s = sweep.setup_study(point)
-        out.append(Subject(label_of(point), point["cell"], s.model, s.params, s.x, point))
+        s = sweep.setup_study(point, **model_options)
+        label, setting = label_of(point), dict(point, **model_options)
+        k, d = layer, direction
+        if layer or direction is not None:
+            from ..probes._common import _choose
+
+            k, d = _choose(s.model, layer, direction)   # a wrong one is refused before any work
+            label += f" layer {k} {d}"
+            setting.update(probe_layer=k, probe_direction=d)
+        elif model_options.get("direction") == "reverse":
+            label += " reverse"
+        out.append(Subject(label, point["cell"], s.model, s.params, s.x, setting, k, d))
     return out
 
 
@@ -77,17 +99,28 @@ def subject_from_weights(path, *, layout=None, cell=None, seq_len=100, batch=8, 
 
 def probe_subjects(cells=(), *, weights=None, layout=None, variant="vanilla", hidden_size=32,
                    seq_len=100, batch=8, init="pytorch", spectral_radius=None, forget_bias=None,
-                   task="noise", seed=0, dtype="float64", backend="numpy") -> list:
+                   task="noise", seed=0, dtype="float64", backend="numpy", num_layers=1,
+                   model_direction="forward", layer=0, direction=None) -> list:
     """The subjects of `lstmcheck probe`: a user's ``weights`` (of ``cells[0]`` if given), or one
-    model per cell (default LSTM) built from the options."""
+    model per cell (default LSTM) built from the options, ``num_layers`` deep, running
+    ``model_direction``. The probes analyse ``layer`` in ``direction`` (default: layer 0 in the
+    model's first direction)."""
     if weights:
-        return [subject_from_weights(weights, layout=layout, cell=cells[0] if cells else None,
-                                     seq_len=seq_len, batch=batch, task=task, seed=seed,
-                                     backend=backend)]
-    grid = {"cell": list(cells or ("lstm",)), "hidden_size": hidden_size, "seq_len": seq_len,
+        s = subject_from_weights(weights, layout=layout, cell=cells[0] if cells else None,
+                                 seq_len=seq_len, batch=batch, task=task, seed=seed,
+                                 backend=backend)
+        if layer or direction is not None:
+            from ..probes._common import _choose
+
+            s.layer, s.direction = _choose(s.model, layer, direction)
+            s.label += f" layer {s.layer} {s.direction}"
+        return [s]
+    grid = {"cell": list(cells or ("lstm",)), "num_layers": num_layers,
+            "hidden_size": hidden_size, "seq_len": seq_len,
             "batch": batch, "init": init, "spectral_radius": spectral_radius,
             "forget_bias": forget_bias, "task": task, "seed": seed, "dtype": dtype,
             "backend": backend}
     if variant != "vanilla":
         grid["variant"] = variant
-    return subjects_from_grid(grid)
+    extra = {} if model_direction == "forward" else {"direction": model_direction}
+    return subjects_from_grid(grid, layer=layer, probe_direction=direction, model_options=extra)

@@ -30,7 +30,7 @@ from .measures import MEASURES, measure_name
 from .points import Study, run_point, setup_study
 from .results import RESULTS_FILE, ResultsFile, point_key
 from .run import run_sweep
-from .sizes import GATES, format_bytes, memory_estimate, physical_memory
+from .sizes import format_bytes, max_gates, memory_estimate, num_gates, physical_memory
 
 
 def sweep(grid, measure="gradient_flow", **options) -> list[dict]:
@@ -41,5 +41,5 @@ def sweep(grid, measure="gradient_flow", **options) -> list[dict]:
 __all__ = ["sweep", "run_sweep", "expand_grid", "load_grid", "parse_param", "setup_study",
            "run_point", "point_key", "measure_name", "memory_estimate", "physical_memory",
            "format_bytes", "make_executor", "task_names", "Study", "ResultsFile", "DEFAULTS",
-           "GRID_KEYS", "INITS", "NOISE_FEATURES", "MEASURES", "RESULTS_FILE", "GATES",
+           "GRID_KEYS", "INITS", "NOISE_FEATURES", "MEASURES", "RESULTS_FILE", "num_gates", "max_gates",
            "EXECUTORS"]

@@ -78,10 +78,11 @@ def _check_value(key, v):
             raise OptionError(f"grid parameter {key!r} takes finite numbers (or None), got {v!r}.")
         v = None if v is None else float(v)
     elif key == "cell":
-        from ..models import CELLS
-        if not isinstance(v, str) or v.lower() not in CELLS:
-            raise OptionError(f"unknown cell {v!r}; choose one of {', '.join(CELLS)}.")
-        v = v.lower()
+        from ..models import registry
+        if not isinstance(v, str):
+            raise OptionError(f"grid parameter 'cell' takes a cell's name or 'module:Class', "
+                              f"got {v!r}.")
+        v = registry.canonical(v)     # a registered name or a user's 'module:Class'
     elif key == "variant":
         from ..models.lstm import parse_variant
         parse_variant(v)

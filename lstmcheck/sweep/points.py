@@ -39,15 +39,19 @@ def _task_data(point, model, rng):
     return x, backend.asarray(dy, model.xp, model.dtype)
 
 
-def setup_study(point: dict) -> Study:
-    """The model, parameters and data of one grid point, all from its seed."""
-    from ..models import build
+def setup_study(point: dict, **model_options) -> Study:
+    """The model, parameters and data of one grid point, all from its seed; ``model_options``
+    (e.g. direction=) go to the model beside the point's own."""
+    from ..models import build, registry
     p = point
-    opts = {"num_layers": p["num_layers"], "backend": p["backend"], "dtype": p["dtype"]}
-    if p["cell"] == "lstm":
+    opts = {"num_layers": p["num_layers"], "backend": p["backend"], "dtype": p["dtype"],
+            **model_options}
+    if "variant" in registry.options(p["cell"]):
         opts["variant"] = p["variant"]
     elif p["variant"] != "vanilla":
-        raise OptionError(f"variant {p['variant']!r} applies to LSTM only, not to {p['cell'].upper()}.")
+        takers = "/".join(registry.display_name(c) for c in registry.accepting("variant"))
+        raise OptionError(f"variant {p['variant']!r} applies to {takers} only, not to "
+                          f"{registry.display_name(p['cell'])}.")
     from ..tasks import features
     D = p["input_size"]
     if D is None:
