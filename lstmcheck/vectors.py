@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audit import (GradientMap, _row, _row_phrase, _where_state, call_target, compare,
+from .audit import (AuditRow, GradientMap, _row, _row_phrase, _where_state, call_target, compare,
                     exposing_params, oracle_run, random_cotangents, random_inputs, read_dump,
                     tolerances)
 from .errors import FileFormatError, OptionError, ShapeError
@@ -317,9 +317,8 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
     def check(kind, name, got, want, where_name):
         got = np.asarray(got)
         if got.shape != want.shape:
-            rows.append({"check": kind, "tensor": name, "passed": False, "max_abs": float("inf"),
-                         "max_rel": float("inf"), "ratio": float("inf"), "where": {},
-                         "note": f"shape {got.shape}, expected {want.shape}"})
+            rows.append(AuditRow(kind, name, False, float("inf"), float("inf"), float("inf"), {},
+                                 note=f"shape {got.shape}, expected {want.shape}"))
             return
         c = compare(got, want, **tol[kind])
         where = _where_state(model, where_name, c) if where_name else {"index": list(c["worst"] or [])}

@@ -90,12 +90,12 @@ from .diagnosis import GATE_NAMES, diagnose_forward
 from .gradient_map import GradientMap
 from .oracle import (_dump_options, dump_layout, exposing_params, float64_model, load_layout,
                      oracle_run, random_cotangents, random_inputs)
-from .report import AuditReport, _row, _row_phrase, _where_state, _where_text
+from .report import AuditReport, AuditRow, _row, _row_phrase, _where_state, _where_text
 from .run import audit
 from .targets import TARGET_KINDS, Target, TargetError, call_target, make_target, read_dump
 from .tolerances import compare, tolerances
 
-__all__ = ["audit", "AuditReport", "GradientMap", "Target", "TargetError", "TARGET_KINDS",
+__all__ = ["audit", "AuditReport", "AuditRow", "GradientMap", "Target", "TargetError", "TARGET_KINDS",
            "GATE_NAMES", "call_target", "compare", "diagnose_forward", "dump_layout",
            "exposing_params", "float64_model", "load_layout", "make_target", "oracle_run",
            "random_cotangents", "random_inputs", "read_dump", "tolerances"]

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import ParameterError, ShapeError
-from .report import _row, _where_state
+from .report import AuditRow, _row, _where_state
 from .tolerances import compare
 
 
@@ -93,10 +93,9 @@ def _fd_rows(report, tgt, model, gmap, grads_t, x_t, state_t, dy_t, dstate_t, el
         tol = r.get("tolerance") or 0.0
         w = worst.get(r["name"]) or {}
         ratio = (r["max_abs_err"] / tol) if tol else (0.0 if r["passed"] else float("inf"))
-        report.rows.append({"check": "fd", "tensor": r["name"] if r["name"] not in inputs else "d" + r["name"],
-                            "passed": bool(r["passed"]), "max_abs": r["max_abs_err"],
-                            "max_rel": r["max_rel_err"], "ratio": ratio,
-                            "where": dict(w.get("location") or {}), "method": r.get("method"),
-                            "checked": r.get("n_checked"), "resolution": r.get("resolution"),
-                            "inconclusive": r["name"] in unresolved})
+        report.rows.append(AuditRow(
+            "fd", r["name"] if r["name"] not in inputs else "d" + r["name"], bool(r["passed"]),
+            r["max_abs_err"], r["max_rel_err"], ratio, dict(w.get("location") or {}),
+            method=r.get("method"), checked=r.get("n_checked"), resolution=r.get("resolution"),
+            inconclusive=r["name"] in unresolved))
     report.notes.append(f"finite differences of the target's own forward: {rep.summary}")

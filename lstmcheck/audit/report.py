@@ -1,15 +1,62 @@
 """What an audit found: :class:`AuditReport`, its rows, and the phrases its text is made of."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..jsonio import to_jsonable
+
+_ABSENT = object()      # an optional field that a row of this kind does not have
+
+
+@dataclass
+class AuditRow:
+    """One compared tensor of an audit. Forward and gradient rows carry the tolerances they were
+    held to (rtol, atol, and a note when the target produced NaN/Inf); finite-difference rows the
+    check's method, elements checked, resolution and whether it was inconclusive. Rows also read
+    like the dicts they replace (``row["passed"]``, ``row.get("note")``)."""
+
+    check: str
+    tensor: str
+    passed: bool
+    max_abs: float
+    max_rel: float
+    ratio: float
+    where: dict
+    rtol: float = _ABSENT
+    atol: float = _ABSENT
+    note: str = _ABSENT
+    method: str = _ABSENT
+    checked: int = _ABSENT
+    resolution: float = _ABSENT
+    inconclusive: bool = _ABSENT
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not _ABSENT}
+
+    def __getitem__(self, key):
+        v = getattr(self, key, _ABSENT) if isinstance(key, str) else _ABSENT
+        if v is _ABSENT:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key, value):
+        if key not in {f.name for f in fields(self)}:
+            raise KeyError(key)
+        setattr(self, key, value)
+
+    def __contains__(self, key):
+        return getattr(self, key, _ABSENT) is not _ABSENT
+
+    def get(self, key, default=None):
+        v = getattr(self, key, _ABSENT)
+        return default if v is _ABSENT else v
 
 
 @dataclass
 class AuditReport:
-    """What ``lc.audit`` found. ``rows``: one dict per compared tensor (check, tensor, passed,
-    max_abs, max_rel, ratio, where, rtol, atol); ``diagnosis``: sentences naming the layout
+    """What ``lc.audit`` found. ``rows``: one :class:`AuditRow` per compared tensor;
+    ``diagnosis``: sentences naming the layout
     mistake that explains a forward disagreement (empty when none was found or needed)."""
 
     target: str
@@ -116,11 +163,8 @@ def _row_phrase(r) -> str:
 
 
 def _row(check, tensor, c, tol, where):
-    r = {"check": check, "tensor": tensor, "passed": c["passed"], "max_abs": c["max_abs"],
-         "max_rel": c["max_rel"], "ratio": c["ratio"], "where": where, **tol}
-    if c.get("note"):
-        r["note"] = c["note"]
-    return r
+    return AuditRow(check, tensor, c["passed"], c["max_abs"], c["max_rel"], c["ratio"], where,
+                    rtol=tol["rtol"], atol=tol["atol"], note=c.get("note") or _ABSENT)
 
 
 def _direction(model, k):
