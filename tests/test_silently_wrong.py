@@ -403,3 +403,23 @@ def test_cli_verify_of_the_intact_suite_still_passes(workdir):
     result = CliRunner().invoke(cli, ["vectors", "verify", "suite", "--impl", "sw_impl:verify_ok",
                                       "--case", "rnn_l1_uni"])
     assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------------------------ part 3: crashes
+@pytest.mark.parametrize("call", [
+    lambda m: lc.gradcheck(m, P_LSTM, X),
+    lambda m: lc.audit(_oracle("lstm"), layout="torch", model=m, fd=False),
+    lambda m: lc.probes.gradient_norms(m, P_LSTM, X),
+    lambda m: lc.probes.gate_statistics(m, P_LSTM, X),
+    lambda m: lc.probes.jacobian_spectrum(m, P_LSTM, X),
+    lambda m: lc.probes.lyapunov_spectrum(m, P_LSTM, X),
+], ids=["gradcheck", "audit", "gradient_norms", "gate_statistics", "jacobian_spectrum",
+        "lyapunov_spectrum"])
+@pytest.mark.parametrize("model", ["lstm", None, 3], ids=["str", "None", "int"])
+def test_a_string_or_none_where_a_model_goes_is_one_sentence(call, model):
+    with pytest.raises(OptionError, match="model") as info:
+        call(model)
+    text = str(info.value)
+    if model is not None or "lstmcheck model" in text:    # audit: None means "no model given"
+        assert text.startswith("model must be an lstmcheck model") and \
+            type(model).__name__ in text, text

@@ -451,6 +451,8 @@ def gradcheck(model, params, x, state=None, *, method="auto", elements="all", se
     from .batched import ModelEvaluator
     from .float32 import float32_rows
 
+    from ..models.recurrent import require_model
+    require_model(model)
     _check_options(method, elements)
     seed, rtol, atol = _check_seed(seed), _check_number("rtol", rtol), _check_number("atol", atol)
     _refuse_complex(params, x, state)

@@ -54,6 +54,17 @@ def resolve_direction(direction, bidirectional):
     return direction
 
 
+def require_model(model, name="model"):
+    """``model`` when it is an lstmcheck model; a string, None or anything else is refused with
+    one sentence (not an AttributeError deep inside)."""
+    if not isinstance(model, Recurrent):
+        hint = " (build one: lc.models.build(" + repr(model) + ", input_size, hidden_size))" \
+            if isinstance(model, str) else ""
+        raise OptionError(f"{name} must be an lstmcheck model (lc.LSTM, lc.GRU, lc.RNN, "
+                          f"lc.Recurrent), got {type(model).__name__}{hint}.")
+    return model
+
+
 def snapshot_inputs(params, x, state0):
     """Copies of what a tape keeps of the caller's inputs (the params in a dict of its own, x,
     the state parts), so that changing one after forward cannot reach backward."""
