@@ -56,7 +56,8 @@ class OracleCase:
 
     def check(self, y, final_state=None, grads=None, *, rtol=None, atol=None):
         """Assert that an implementation's outputs (and gradients) match this case."""
-        from .audit import compare, tolerances
+        from .audit.tolerances import check_tolerance, compare, real_output, tolerances
+        rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
         n = len(self.model.cell.state_names)
         tol = tolerances("float64", len(self.x), self.model.num_layers,
                          max(self.model.layer_input_size(k) for k in range(self.model.num_layers))
@@ -68,6 +69,11 @@ class OracleCase:
         if final_state is not None:
             got = final_state if isinstance(final_state, (tuple, list)) else (final_state,)
             want = self.final_state if n == 2 else (self.final_state,)
+            if len(got) != n:
+                from .errors import ShapeError
+                raise ShapeError(f"final_state has {len(got)} array(s); for the "
+                                 f"{self.model.kind.upper()} it must be "
+                                 f"{'the pair (h_n, c_n)' if n == 2 else 'h_n alone'}.")
             pairs += [(k, g, w, "forward") for k, g, w in zip(("h_n", "c_n"), got, want)]
         for k, g in (grads or {}).items():
             if k not in self.grads:
@@ -75,7 +81,7 @@ class OracleCase:
             pairs.append((f"d{k}", g, self.grads[k], "gradient"))
         bad = []
         for name, got, want, kind in pairs:
-            got = _host(got)
+            got = real_output(name, _host(got))
             if got.shape != want.shape:
                 bad.append(f"{name} has shape {got.shape}, expected {want.shape}")
                 continue
@@ -124,7 +130,9 @@ def assert_matches_oracle(impl, cell="lstm", layout="torch", *, input_size=3, hi
                           rtol=None, atol=None, **model_options):
     """Audit ``impl`` against the oracle and fail with the audit's report if they disagree."""
     from .audit import audit
+    from .audit.tolerances import check_tolerance
     from .models import build
+    rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
     own_layout = callable(impl) and not _is_torch_module(impl)   # files and modules say theirs
     if own_layout and model is None and params is None:
         model = build(cell, input_size, hidden_size, **model_options)

@@ -17,6 +17,7 @@ Every task returns a :class:`Workload` ``(x, targets)`` (unpackable as a pair) w
 """
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -50,6 +51,9 @@ def noise(seq_len, batch, input_size, *, seed=0, scale=1.0, dtype="float64", bac
     """x ~ N(0, scale^2), i.i.d. over time, batch and features. No targets."""
     _check_sizes(seq_len, batch)
     _check_sizes(input_size, 1, what="input_size")
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real) \
+            or not 0 <= scale < np.inf:
+        raise OptionError(f"scale must be a finite number >= 0, got {scale!r}.")
     x = be.rng(seed).standard_normal((seq_len, batch, input_size)) * scale
     return Workload(_to(x, dtype, backend), None)
 

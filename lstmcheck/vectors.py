@@ -44,6 +44,7 @@ import numpy as np
 from .audit import (AuditRow, GradientMap, _row, _row_phrase, _where_state, call_target, compare,
                     exposing_params, oracle_run, random_cotangents, random_inputs, read_dump,
                     tolerances)
+from .audit.tolerances import check_tolerance, real_output
 from .errors import FileFormatError, OptionError, ShapeError
 from .jsonio import dumps, to_jsonable
 from .layouts import torch as torch_layout
@@ -200,7 +201,12 @@ def read_case(folder, entry) -> dict:
         raise FileFormatError(f"case file {entry['file']} listed in the manifest is missing.")
     with open(path, "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
-    if entry.get("sha256") and digest != entry["sha256"]:
+    want = entry.get("sha256")
+    if not isinstance(want, str) or not want:
+        raise FileFormatError(f"case {entry.get('name', entry['file'])} has no sha256 in the "
+                              f"manifest, so its file {entry['file']} cannot be trusted; export the "
+                              f"suite again.")
+    if digest != want:
         raise FileFormatError(f"case file {entry['file']} does not match its sha256 in the "
                               f"manifest (changed or corrupt).")
     return read_dump(path)
@@ -253,18 +259,26 @@ def _unpack(out, n_state, name):
     """impl's return value -> (y, final state tuple, grads or None)."""
     if isinstance(out, dict):
         fin = tuple(out.get(k, out.get(k.replace("_", ""))) for k in ("h_n", "c_n")[:n_state])
-        return out.get("y"), fin, out.get("grads")
-    if not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
+        y, grads = out.get("y"), out.get("grads")
+    elif not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
         raise ShapeError(f"the implementation returned a {type(out).__name__} for case {name}; "
                          f"return (y, final_state) or (y, final_state, grads).")
-    fin = out[1] if isinstance(out[1], (tuple, list)) else (out[1],)
-    return out[0], tuple(fin), (out[2] if len(out) == 3 else None)
+    else:
+        fin = tuple(out[1]) if isinstance(out[1], (tuple, list)) else (out[1],)
+        y, grads = out[0], (out[2] if len(out) == 3 else None)
+    if len(fin) != n_state or any(a is None for a in fin):
+        want = "the pair (h_n, c_n)" if n_state == 2 else "h_n alone"
+        got = f"{len(fin)} array(s)" if all(a is not None for a in fin) else "None for a part"
+        raise ShapeError(f"the implementation returned a final state of {got} for "
+                         f"case {name}; its final_state must be {want}.")
+    return y, fin, grads
 
 
 def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
     """Run ``impl`` on every case of the suite in ``folder`` (or those named in ``cases``)."""
     if not callable(impl):
         raise OptionError(f"impl must be a callable, got {type(impl).__name__}.")
+    rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
     manifest = load_manifest(folder)
     entries = manifest["cases"]
     if cases is not None:
@@ -315,7 +329,7 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
     rows = []
 
     def check(kind, name, got, want, where_name):
-        got = np.asarray(got)
+        got = real_output(f"the implementation's {name} for case {entry['name']}", got)
         if got.shape != want.shape:
             rows.append(AuditRow(kind, name, False, float("inf"), float("inf"), float("inf"), {},
                                  note=f"shape {got.shape}, expected {want.shape}"))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from ..errors import ParameterError, ShapeError
 from .report import AuditRow, _row, _where_state
-from .tolerances import compare
+from .tolerances import compare, real_output
 
 
 def _compare_gradients(report, model, gmap, grads_t, g_o, tol):
@@ -23,7 +22,7 @@ def _compare_gradients(report, model, gmap, grads_t, g_o, tol):
     for n in [*gmap.names, "x", "h0", "c0"]:
         if n not in grads_t or grads_t[n] is None:
             continue
-        got = np.asarray(backend.to_host(grads_t[n]))
+        got = real_output(f"the target's gradient for {n}", grads_t[n])
         if got.shape != oracle[n].shape:
             raise ShapeError(f"the target's gradient for {n} has shape {got.shape}, expected "
                              f"{oracle[n].shape}.")

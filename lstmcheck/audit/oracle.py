@@ -46,7 +46,8 @@ def random_cotangents(model, seq_len, batch, seed=0):
 
 def float64_model(model):
     """The same configuration computing in float64 on the host (the oracle's precision)."""
-    return model.replace(backend="numpy", dtype="float64", batch_first=False)
+    from ..models.recurrent import require_model
+    return require_model(model).replace(backend="numpy", dtype="float64", batch_first=False)
 
 
 def oracle_run(model, params, x, state, dy=None, dstate=None, lengths=None):

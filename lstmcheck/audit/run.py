@@ -15,7 +15,7 @@ from .oracle import float64_model, oracle_run, random_cotangents, random_inputs
 from .report import AuditReport, _row, _where_state
 from .targets import make_target
 from .targets.base import _state_tuple
-from .tolerances import compare, tolerances
+from .tolerances import check_tolerance, compare, real_output, tolerances
 
 
 def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, state=None,
@@ -38,6 +38,7 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     seeded ragged lengths (T, max(1, T // 2), then draws in 1..T); an ONNX initializer
     ``sequence_lens`` (or a dump's ``lengths`` array) fixes them, and the batch defaults to its
     size. A target that cannot take lengths refuses them."""
+    rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
     tgt = make_target(target, layout, cell, options, model, params, dtype, vjp, seed)
     if tgt.kind != "callable" and model is not None and params is not None:
         # a reference to hold the file or module to (an exporter's output against its source)
@@ -112,7 +113,7 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     for name, got, want in [("y", y_t, y_o), *zip(("h_n", "c_n"), fin_t, fin_o)]:
         if got is None:
             continue
-        got = np.asarray(got)
+        got = real_output(f"the target's {name}", got)
         if got.shape != want.shape:
             raise ShapeError(f"the target's {name} has shape {got.shape}, but the oracle's is "
                              f"{want.shape} for {m.describe()} with T={T}, B={B}.")

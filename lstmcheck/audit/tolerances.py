@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numbers
+
 import numpy as np
+
+from ..errors import DTypeError, OptionError
 
 
 def tolerances(dtype, seq_len: int, num_layers: int = 1, fan_in: int = 1) -> dict:
@@ -13,6 +17,29 @@ def tolerances(dtype, seq_len: int, num_layers: int = 1, fan_in: int = 1) -> dic
     eps = float(np.finfo(np.dtype(dtype)).eps)
     fwd = 64.0 * eps * math.sqrt(max(1, seq_len) * max(1, num_layers) * max(1, fan_in))
     return {"forward": {"rtol": fwd, "atol": fwd}, "gradient": {"rtol": 8 * fwd, "atol": 8 * fwd}}
+
+
+def check_tolerance(name: str, v):
+    """A caller's ``rtol``/``atol``: None (the derived default) or a finite number >= 0. A negative
+    one would pass everything and a NaN one fail everything, so both are refused here."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not 0 <= v < np.inf:
+        raise OptionError(f"{name} must be a finite number >= 0 or None, got {v!r}.")
+    return float(v)
+
+
+def real_output(name: str, a):
+    """``a`` as a host array of real numbers; complex or non-numeric output is refused (comparing
+    its real part would drop the imaginary part without a word)."""
+    from .. import backend
+    a = np.asarray(backend.to_host(a))
+    if a.dtype.kind == "c":
+        raise DTypeError(f"{name} is complex ({a.dtype.name}); an RNN's outputs and gradients "
+                         f"are real arrays.")
+    if a.dtype.kind not in "fiub":
+        raise DTypeError(f"{name} has dtype {a.dtype.name}; it must be an array of real numbers.")
+    return a
 
 
 def compare(got, want, rtol: float, atol: float) -> dict:

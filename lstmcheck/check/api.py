@@ -451,8 +451,11 @@ def gradcheck(model, params, x, state=None, *, method="auto", elements="all", se
     from .batched import ModelEvaluator
     from .float32 import float32_rows
 
+    from ..models.recurrent import require_model
+    require_model(model)
     _check_options(method, elements)
     seed, rtol, atol = _check_seed(seed), _check_number("rtol", rtol), _check_number("atol", atol)
+    _refuse_complex(params, x, state)
     y, final, tape = model.forward(params, x, state)          # validates everything
     xp = backend.array_module(x, *params.values())
     if model.batch_first:
@@ -479,6 +482,24 @@ def gradcheck(model, params, x, state=None, *, method="auto", elements="all", se
     if model.dtype != np.float64:
         float32_rows(report, model, params, x, state0, names, w, grads)
     return report
+
+
+def _refuse_complex(params, x, state):
+    """model.forward takes complex arrays (the complex step's path), but gradcheck checks the
+    real model: its float64 copies would drop the imaginary parts, so complex input is refused."""
+    parts = (state if isinstance(state, (tuple, list)) else (state,)) if state is not None else ()
+    named = [*((f"params[{n!r}]", a) for n, a in (params.items() if isinstance(params, dict)
+                                                  else ())),
+             ("x", x), *zip(("h0", "c0"), parts)]
+    for n, a in named:
+        try:
+            dt = np.dtype(a.dtype)
+        except (AttributeError, TypeError):   # not an array: forward says what it needs
+            continue
+        if dt.kind == "c":
+            raise DTypeError(f"{n} is complex ({dt.name}); gradcheck checks a real "
+                             f"model (its method='complex' makes its own complex step on real "
+                             f"inputs).")
 
 
 def _model_grads(model, host, names, w):

@@ -38,12 +38,27 @@ def option_number(name: str, v, kind=float, layout: str = "layout"):
     """A numeric load option (ONNX attributes arrive as int/float or their strings)."""
     try:
         out = kind(v)
+        if kind is int and isinstance(v, (float, np.floating)) and v != out:   # 2.5 is no 2
+            raise ValueError(v)
     except (TypeError, ValueError):
         raise OptionError(f"{layout} option {name} must be a{'n integer' if kind is int else ' number'}, "
                           f"got {v!r}.") from None
     if not np.isfinite(out):
         raise OptionError(f"{layout} option {name} must be finite, got {v!r}.")
     return out
+
+
+def option_flag(name: str, v, layout: str = "layout") -> bool:
+    """A 0/1 attribute (ONNX input_forget, layout, linear_before_reset): 0 or 1 as an int,
+    a whole float, a bool or its string; anything else (2, 0.5, 'yes') is refused, not read as
+    truthy."""
+    try:
+        out = float(v)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if out not in (0.0, 1.0):
+        raise ConversionError(f"{layout} attribute {name} must be 0 or 1, got {v!r}.")
+    return out == 1.0
 
 
 # ------------------------------------------------------------------ gate blocks

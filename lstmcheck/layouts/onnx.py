@@ -158,7 +158,7 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
                               "the ONNX node gives the reverse direction different ones.")
     acts = acts[:n]
     opts = dict(model_options)
-    if C.option_number("layout", layout, int, "onnx"):
+    if C.option_flag("layout", layout, "onnx"):
         opts["batch_first"] = True
     if cell == "lstm":
         if acts != list(_DEFAULT_ACTS["lstm"]):
@@ -166,7 +166,7 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
         parts = [opts.pop("variant", "vanilla")]
         if first + "P" in tensors:
             parts.append("peephole")
-        if C.option_number("input_forget", input_forget, int, "onnx"):
+        if C.option_flag("input_forget", input_forget, "onnx"):
             parts.append("cifg")
         opts["variant"] = "+".join(parts)
         if clip is not None:
@@ -178,8 +178,8 @@ def load(tensors: dict, cell=None, *, direction=None, hidden_size=None, clip=Non
             if acts != list(_DEFAULT_ACTS["gru"]):
                 raise ConversionError(f"the oracle's GRU uses (Sigmoid, Tanh), not "
                                       f"{tuple(acts)}.")
-            opts["reset_after"] = bool(C.option_number("linear_before_reset", linear_before_reset,
-                                                       int, "onnx"))
+            opts["reset_after"] = C.option_flag("linear_before_reset",
+                                                 linear_before_reset, "onnx")
         else:
             opts["nonlinearity"] = acts[0]
     model = C.make_model(cell, W.shape[2], H, num_layers=L, direction=direction,

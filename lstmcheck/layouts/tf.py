@@ -40,7 +40,15 @@ def _cell_type(cell_type):
     return cell_type
 
 
+def _forget_bias(v):
+    """forget_bias as a finite float (a NaN one would reach every forget gate)."""
+    if isinstance(v, (bool, np.bool_)):
+        raise OptionError(f"tf option forget_bias must be a number, got {v!r}.")
+    return C.option_number("forget_bias", v, float, "tf")
+
+
 def _forget_vector(H, forget_bias, dtype):
+    forget_bias = _forget_bias(forget_bias)
     v = np.zeros(4 * H, dtype)
     v[H:2 * H] = forget_bias  # the f block in the oracle's i, f, g, o order
     return v
@@ -109,7 +117,7 @@ def dump(model, params, *, forget_bias=1.0, cell_type=None, exact=False) -> dict
 
 def options(model, *, forget_bias=1.0, cell_type=None, exact=False) -> dict:
     _check(model, _cell_type(cell_type))
-    out = {"forget_bias": forget_bias}
+    out = {"forget_bias": _forget_bias(forget_bias)}
     if cell_type:
         out["cell_type"] = cell_type
     if model.flags.cell_clip is not None:

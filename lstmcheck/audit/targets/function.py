@@ -92,5 +92,10 @@ def _call_forward(fn, tensors, x, state, lengths=None):
         raise ShapeError("the audited callable must return (y, final_state), got "
                          f"{type(out).__name__}{'' if not isinstance(out, (tuple, list)) else f' of length {len(out)}'}.")
     y, fin = out
-    return np.asarray(backend.to_host(y)), tuple(np.asarray(backend.to_host(a))
-                                                  for a in _state_tuple(fin, len(state)))
+    parts = _state_tuple(fin, len(state))
+    if len(parts) != len(state) or any(a is None for a in parts):
+        want = "the pair (h_n, c_n)" if len(state) == 2 else "h_n alone"
+        got = f"{len(parts)} array(s)" if all(a is not None for a in parts) else "None for a part"
+        raise ShapeError(f"the audited callable {name} returned a final state of {got}; "
+                         f"its final_state must be {want}.")
+    return np.asarray(backend.to_host(y)), tuple(np.asarray(backend.to_host(a)) for a in parts)
