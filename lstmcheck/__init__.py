@@ -22,6 +22,7 @@ _LAZY_MODULES = {"layouts", "probes", "vectors", "tasks", "check", "report", "ba
 _LAZY_ATTRS = {
     "check_gradients": ("lstmcheck.check", "check_gradients"),
     "gradcheck": ("lstmcheck.check", "gradcheck"),
+    "check_hvp": ("lstmcheck.check", "check_hvp"),
     "GradcheckReport": ("lstmcheck.check", "GradcheckReport"),
 }
 
@@ -39,5 +40,5 @@ def __getattr__(name):
 from .audit import audit  # noqa: E402
 from .sweep import sweep  # noqa: E402
 
-__all__ = ["LSTM", "GRU", "RNN", "Cell", "Outer", "Recurrent", "build", "LstmcheckError", "check_gradients", "gradcheck",
+__all__ = ["LSTM", "GRU", "RNN", "Cell", "Outer", "Recurrent", "build", "LstmcheckError", "check_gradients", "check_hvp", "gradcheck",
            "audit", "sweep", "layouts", "probes", "vectors", "tasks", "__version__"]

@@ -21,18 +21,18 @@ N_WORST = 10
 
 
 # ------------------------------------------------------------------ validation
-def _validate(params, grads):
+def _validate(params, grads, what="grads"):
     if not isinstance(params, dict) or not params:
         raise ParameterError("params must be a non-empty dict of arrays.")
     if not isinstance(grads, dict):
-        raise ParameterError(f"grads must be a dict of arrays, got {type(grads).__name__}.")
+        raise ParameterError(f"{what} must be a dict of arrays, got {type(grads).__name__}.")
     missing = [n for n in params if n not in grads]
     extra = [n for n in grads if n not in params]
     if missing:
-        raise ParameterError(f"grads has no entry for {', '.join(map(str, missing[:6]))}; give an "
+        raise ParameterError(f"{what} has no entry for {', '.join(map(str, missing[:6]))}; give an "
                              f"analytic gradient for every key of params.")
     if extra:
-        raise ParameterError(f"grads has {', '.join(map(str, extra[:6]))}, which params lacks.")
+        raise ParameterError(f"{what} has {', '.join(map(str, extra[:6]))}, which params lacks.")
     theta, g = {}, {}
     for n, a in params.items():
         if not hasattr(a, "dtype") or not hasattr(a, "shape"):
@@ -52,25 +52,25 @@ def _validate(params, grads):
         gn = grads[n]
         if not hasattr(gn, "shape") or tuple(gn.shape) != tuple(a.shape):
             got = tuple(gn.shape) if hasattr(gn, "shape") else type(gn).__name__
-            raise ShapeError(f"grads[{n!r}] has shape {got}, but params[{n!r}] has shape "
+            raise ShapeError(f"{what}[{n!r}] has shape {got}, but params[{n!r}] has shape "
                              f"{tuple(a.shape)}.")
         theta[n] = np.asarray(backend.to_host(a))
-        g[n] = _analytic(n, gn)
+        g[n] = _analytic(n, gn, what)
     # tolerances follow the least precise tensor
     dtype = min((t.dtype for t in theta.values()), key=lambda d: np.finfo(d).bits)
     return theta, g, np.dtype(dtype)
 
 
-def _analytic(n, gn):
+def _analytic(n, gn, what="grads"):
     """grads[n] as a real float host array; non-numeric or truly complex gradients are refused."""
     kind = np.dtype(gn.dtype).kind if hasattr(gn, "dtype") else "O"
     if kind not in "biufc":
-        raise DTypeError(f"grads[{n!r}] has dtype {np.dtype(gn.dtype).name}; analytic gradients "
+        raise DTypeError(f"{what}[{n!r}] has dtype {np.dtype(gn.dtype).name}; analytic gradients "
                          f"must be numeric arrays.")
     a = np.asarray(backend.to_host(gn))
     if kind == "c":
         if np.any(a.imag != 0):
-            raise DTypeError(f"grads[{n!r}] is complex with a nonzero imaginary part; the "
+            raise DTypeError(f"{what}[{n!r}] is complex with a nonzero imaginary part; the "
                              f"gradient of a real loss is real.")
         a = a.real
     return a.astype(np.result_type(a.dtype, float))
@@ -112,22 +112,103 @@ def _select(theta, elements, rng):
 
 
 # ------------------------------------------------------------------ the checking engine
-class _Check:
+class _Rows:
+    """What every check reports: per-tensor rows, per-element records, the report. Shared by
+    check_gradients/gradcheck (_Check below) and check_hvp (hvp.py)."""
+
+    def __init__(self, theta, grads, dtype, seed, rtol, atol, locate, gates):
+        self.theta, self.grads, self.dtype = theta, grads, dtype
+        self.rng = np.random.default_rng(seed)
+        self.rtol, self.atol = rtol, atol
+        self.locate, self.gates = locate, gates or {}
+        self.rows, self.records, self.notes, self.details = [], [], [], {}
+
+    def _row(self, name, method, idx, g, d, err, band, n_total=None, extra=None):
+        diff = np.abs(g - d)
+        ok = np.isfinite(g) & np.isfinite(d) & (diff <= band)
+        fin = np.isfinite(g) & np.isfinite(d)
+        with np.errstate(over="ignore"):      # a wrong element next to a zero derivative: inf
+            rel = diff / np.maximum(np.abs(d), np.finfo(float).tiny)
+        gn, dn = np.linalg.norm(g[fin]), np.linalg.norm(d[fin])
+        row = {"name": name, "shape": list(np.shape(self.theta[name])), "method": method,
+               "max_abs_err": _finite_max(np.where(fin, diff, np.nan), nan_if_any=~fin),
+               "max_rel_err": _finite_max(np.where(fin, rel, np.nan), nan_if_any=~fin),
+               "normwise_rel_err": float(np.linalg.norm((g - d)[fin]) / dn) if dn > 0 else
+               (0.0 if gn == 0 else float("inf")),
+               "cosine": float(g[fin] @ d[fin] / (gn * dn)) if gn > 0 and dn > 0 else None,
+               "tolerance": _finite_max(band), "passed": bool(ok.all()),
+               "n_checked": int(n_total if n_total is not None else len(idx)),
+               "n_failed": int((~ok).sum()),
+               "nan_analytic": int((~np.isfinite(g)).sum()),
+               "nan_numeric": int((~np.isfinite(d)).sum()),
+               "resolution": tol.resolution(band, np.fmax(np.abs(g), np.abs(d)))}
+        self._gate_pattern(row, name, idx, g, d, ok)
+        self.rows.append(row)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ratio = np.where(ok, diff / np.maximum(band, np.finfo(float).tiny), np.inf)
+        for k in range(len(idx)):
+            self.records.append((float(ratio[k]) if ok[k] else float("inf"), -float(diff[k])
+                                 if np.isfinite(diff[k]) else -np.inf, name, int(idx[k]),
+                                 float(g[k]), float(d[k]), float(err[k]), float(band[k]),
+                                 bool(ok[k]), extra[k] if extra is not None else None))
+
+    def _gate_pattern(self, row, name, idx, g, d, ok):
+        """Which gate blocks the failures sit in; swapped blocks when the whole tensor is known."""
+        G = self.gates.get(name, 1)
+        shape = np.shape(self.theta[name])
+        if G <= 1 or ok.all() or shape[0] % G:
+            return
+        per_gate = int(np.prod(shape)) // G
+        letters = [(self._where(name, np.unravel_index(k * per_gate, shape)) or {}).get("gate", str(k))
+                   for k in range(G)]
+        bad = sorted(set((idx[~ok] // per_gate).tolist()))
+        row["failing_gates"] = [letters[k] for k in bad]
+        row["n_gates"] = G
+        if len(bad) == 2 and len(idx) == int(np.prod(shape)):
+            a, b = bad
+            ga, gb = g[a * per_gate:(a + 1) * per_gate], g[b * per_gate:(b + 1) * per_gate]
+            da, db = d[a * per_gate:(a + 1) * per_gate], d[b * per_gate:(b + 1) * per_gate]
+            scale = max(np.abs(d).max(), 1e-300)
+            if np.abs(ga - db).max() < 1e-6 * scale and np.abs(gb - da).max() < 1e-6 * scale:
+                row["swapped_gates"] = [letters[a], letters[b]]
+
+    # ---- the report
+    def report(self, method):
+        self.records.sort(key=lambda r: (-r[0], r[1]))
+        worst = []
+        for ratio, _, name, j, g, d, err, band, ok, extra in self.records[:N_WORST]:
+            index = [int(i) for i in np.unravel_index(j, np.shape(self.theta[name]))]
+            worst.append({"tensor": name, "index": index, "location": self._where(name, index),
+                          "analytic": g, "numeric": d, "error_bar": err, "tolerance": band,
+                          "passed": ok, **(extra or {})})
+        passed = all(r["passed"] for r in self.rows)
+        self.details["evaluations"] = int(getattr(getattr(self, "ev", None), "calls", 0))
+        return GradcheckReport(passed=passed, method=method, tensors=self.rows, worst=worst,
+                               summary=summarize(self.rows, worst, method), dtype=self.dtype.name,
+                               notes=self.notes, details=self.details)
+
+    def _where(self, name, index):
+        if self.locate is None:
+            return None
+        try:
+            return self.locate(name, tuple(index))
+        except Exception:            # a user's locate must never break the report
+            return None
+
+
+class _Check(_Rows):
     """Shared state of one check: evaluator, gradients, floors, locations, results."""
 
     def __init__(self, ev, theta, grads, dtype, seed, rtol, atol, locate, gates, F=None,
                  grad_nondet=None):
-        self.ev, self.theta, self.grads, self.dtype = ev, theta, grads, dtype
-        self.rng = np.random.default_rng(seed)
-        self.rtol, self.atol = rtol, atol
-        self.locate, self.gates = locate, gates or {}
+        super().__init__(theta, grads, dtype, seed, rtol, atol, locate, gates)
+        self.ev = ev
         self.f0 = ev.value()
         f1 = ev.value()                            # nondeterminism floor: f twice
         self.nondet = abs(f1 - self.f0)
         self.F = max(abs(self.f0), F or 0.0, np.finfo(float).tiny)
         self.grad_nondet = grad_nondet or {}
         self.g_scale = max((_finite_max(np.abs(g)) for g in grads.values()), default=0.0)
-        self.rows, self.records, self.notes = [], [], []
         self.details = {"f": self.f0, "f_abs_scale": self.F, "f_nondeterminism": self.nondet}
 
     # ---- complex step: does it apply?
@@ -183,55 +264,6 @@ class _Check:
             band = tol.element_tolerance(err, g, scale, dt, nd)
             self.details.setdefault("second_opinions", {})[name] = int(bad.sum())
         self._row(name, label or method, idx, g, value, err, band, n_total)
-
-    def _row(self, name, method, idx, g, d, err, band, n_total=None):
-        diff = np.abs(g - d)
-        ok = np.isfinite(g) & np.isfinite(d) & (diff <= band)
-        fin = np.isfinite(g) & np.isfinite(d)
-        with np.errstate(over="ignore"):      # a wrong element next to a zero derivative: inf
-            rel = diff / np.maximum(np.abs(d), np.finfo(float).tiny)
-        gn, dn = np.linalg.norm(g[fin]), np.linalg.norm(d[fin])
-        row = {"name": name, "shape": list(np.shape(self.theta[name])), "method": method,
-               "max_abs_err": _finite_max(np.where(fin, diff, np.nan), nan_if_any=~fin),
-               "max_rel_err": _finite_max(np.where(fin, rel, np.nan), nan_if_any=~fin),
-               "normwise_rel_err": float(np.linalg.norm((g - d)[fin]) / dn) if dn > 0 else
-               (0.0 if gn == 0 else float("inf")),
-               "cosine": float(g[fin] @ d[fin] / (gn * dn)) if gn > 0 and dn > 0 else None,
-               "tolerance": _finite_max(band), "passed": bool(ok.all()),
-               "n_checked": int(n_total if n_total is not None else len(idx)),
-               "n_failed": int((~ok).sum()),
-               "nan_analytic": int((~np.isfinite(g)).sum()),
-               "nan_numeric": int((~np.isfinite(d)).sum()),
-               "resolution": tol.resolution(band, np.fmax(np.abs(g), np.abs(d)))}
-        self._gate_pattern(row, name, idx, g, d, ok)
-        self.rows.append(row)
-        with np.errstate(over="ignore", invalid="ignore"):
-            ratio = np.where(ok, diff / np.maximum(band, np.finfo(float).tiny), np.inf)
-        for k in range(len(idx)):
-            self.records.append((float(ratio[k]) if ok[k] else float("inf"), -float(diff[k])
-                                 if np.isfinite(diff[k]) else -np.inf, name, int(idx[k]),
-                                 float(g[k]), float(d[k]), float(err[k]), float(band[k]),
-                                 bool(ok[k])))
-
-    def _gate_pattern(self, row, name, idx, g, d, ok):
-        """Which gate blocks the failures sit in; swapped blocks when the whole tensor is known."""
-        G = self.gates.get(name, 1)
-        shape = np.shape(self.theta[name])
-        if G <= 1 or ok.all() or shape[0] % G:
-            return
-        per_gate = int(np.prod(shape)) // G
-        letters = [(self._where(name, np.unravel_index(k * per_gate, shape)) or {}).get("gate", str(k))
-                   for k in range(G)]
-        bad = sorted(set((idx[~ok] // per_gate).tolist()))
-        row["failing_gates"] = [letters[k] for k in bad]
-        row["n_gates"] = G
-        if len(bad) == 2 and len(idx) == int(np.prod(shape)):
-            a, b = bad
-            ga, gb = g[a * per_gate:(a + 1) * per_gate], g[b * per_gate:(b + 1) * per_gate]
-            da, db = d[a * per_gate:(a + 1) * per_gate], d[b * per_gate:(b + 1) * per_gate]
-            scale = max(np.abs(d).max(), 1e-300)
-            if np.abs(ga - db).max() < 1e-6 * scale and np.abs(gb - da).max() < 1e-6 * scale:
-                row["swapped_gates"] = [letters[a], letters[b]]
 
     # ---- directional screen + localisation
     def directional(self, names, mode, n_dirs=2, elements_method=None):
@@ -310,30 +342,6 @@ class _Check:
                 "nan_analytic": int((~np.isfinite(self.grads[n])).sum()), "nan_numeric": 0,
                 "slope": t.slope, "window": list(t.window) if t.window else None,
                 "reason": t.reason, "resolution": res})
-
-    # ---- the report
-    def report(self, method):
-        self.records.sort(key=lambda r: (-r[0], r[1]))
-        worst = []
-        for ratio, _, name, j, g, d, err, band, ok in self.records[:N_WORST]:
-            index = [int(i) for i in np.unravel_index(j, np.shape(self.theta[name]))]
-            worst.append({"tensor": name, "index": index, "location": self._where(name, index),
-                          "analytic": g, "numeric": d, "error_bar": err, "tolerance": band,
-                          "passed": ok})
-        passed = all(r["passed"] for r in self.rows)
-        self.details["evaluations"] = int(getattr(self.ev, "calls", 0))
-        return GradcheckReport(passed=passed, method=method, tensors=self.rows, worst=worst,
-                               summary=summarize(self.rows, worst, method), dtype=self.dtype.name,
-                               notes=self.notes, details=self.details)
-
-    def _where(self, name, index):
-        if self.locate is None:
-            return None
-        try:
-            return self.locate(name, tuple(index))
-        except Exception:            # a user's locate must never break the report
-            return None
-
 
 def _finite_max(a, nan_if_any=None):
     a = np.asarray(a, dtype=float)

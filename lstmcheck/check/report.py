@@ -74,7 +74,8 @@ class GradcheckReport:
         return d
 
     def failing(self) -> list:
-        return [r["name"] for r in self.tensors if not r["passed"]]
+        """Names of the failing tensors, once each (a tensor may have several rows)."""
+        return list(dict.fromkeys(r["name"] for r in self.tensors if not r["passed"]))
 
     def to_text(self) -> str:
         head = ["tensor", "shape", "method", "checked", "max abs", "max rel", "norm rel",
@@ -97,6 +98,9 @@ class GradcheckReport:
             for w in self.worst:
                 loc = w.get("location") or {}
                 where = ", ".join(f"{k}={v}" for k, v in loc.items() if k != "tensor")
+                col = w.get("column")       # check_hvp: the unit direction e_j it came from
+                where += (", " if where else "") + (f"column {col['tensor']}{col['index']}"
+                                                    if col else "")
                 lines.append(f"  {w['tensor']}{list(w['index'])}" + (f" ({where})" if where else "")
                              + f": analytic {w['analytic']:.10g}, numeric {w['numeric']:.10g}"
                              + f" +- {w['error_bar']:.2g}"
