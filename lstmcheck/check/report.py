@@ -99,8 +99,8 @@ class GradcheckReport:
                 loc = w.get("location") or {}
                 where = ", ".join(f"{k}={v}" for k, v in loc.items() if k != "tensor")
                 col = w.get("column")       # check_hvp: the unit direction e_j it came from
-                where += (", " if where else "") + (f"column {col['tensor']}{col['index']}"
-                                                    if col else "")
+                if col:
+                    where += (", " if where else "") + f"column {col['tensor']}{col['index']}"
                 lines.append(f"  {w['tensor']}{list(w['index'])}" + (f" ({where})" if where else "")
                              + f": analytic {w['analytic']:.10g}, numeric {w['numeric']:.10g}"
                              + f" +- {w['error_bar']:.2g}"
