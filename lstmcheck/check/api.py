@@ -142,6 +142,15 @@ class _Rows:
                "nan_analytic": int((~np.isfinite(g)).sum()),
                "nan_numeric": int((~np.isfinite(d)).sum()),
                "resolution": tol.resolution(band, np.fmax(np.abs(g), np.abs(d)))}
+        low = getattr(self, "low", None)
+        if low is not None and self.rtol is None and self.atol is None and dn > 0 \
+                and len(idx) == np.size(self.theta[name]):
+            # a whole tensor off by a small factor hides inside every element's band, not in the
+            # norm: float32 rounding averages out over the tensor, a scale error does not
+            bound = low.norm_bound(dn) + float(np.linalg.norm(band[fin]))
+            row["normwise_tolerance"] = bound / dn
+            if np.linalg.norm((g - d)[fin]) > bound:
+                row["passed"], row["normwise_failed"] = False, True
         self._gate_pattern(row, name, idx, g, d, ok)
         self.rows.append(row)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -210,6 +219,21 @@ class _Check(_Rows):
         self.grad_nondet = grad_nondet or {}
         self.g_scale = max((_finite_max(np.abs(g)) for g in grads.values()), default=0.0)
         self.details = {"f": self.f0, "f_abs_scale": self.F, "f_nondeterminism": self.nondet}
+        self.low = None          # float32.Rounding when low-precision grads meet float64 derivatives
+
+    def _low_band(self, name, g):
+        """The rounding a float32 gradient carries, as measured on fn (float32.py); 0 else."""
+        if self.low is None or self.rtol is not None or self.atol is not None:
+            return 0.0
+        return self.low.element_band(g, self.low.scale[name])
+
+    def _low_dir_band(self, dirs):
+        """The same rounding seen through g . v: sum over elements of |v_j| x its band."""
+        if self.low is None or self.rtol is not None or self.atol is not None:
+            return None
+        return np.array([sum(float(np.abs(vn).ravel() @ self.low.element_band(
+            np.abs(self.grads[n]), self.low.scale[n]).ravel()) for n, vn in v.items())
+            for v in dirs])
 
     # ---- complex step: does it apply?
     def complex_ok(self, trusted=False):
@@ -245,7 +269,8 @@ class _Check(_Rows):
         scale = max(_finite_max(np.abs(num.value)) if len(idx) else 0.0, self.g_scale)
         gnd = self.grad_nondet.get(name)
         nd = gnd.ravel()[idx] if gnd is not None else 0.0
-        band = tol.element_tolerance(num.err, g, scale, dt, nd, self.rtol, self.atol)
+        band = tol.element_tolerance(num.err, g, scale, dt, nd, self.rtol, self.atol) \
+            + self._low_band(name, g)
         value, err = num.value, num.err
         bad = ~(np.abs(g - value) <= band)
         if method in ("central", "richardson") and bad.any() and self.rtol is None \
@@ -261,7 +286,7 @@ class _Check(_Rows):
             value, err = value.copy(), err.copy()
             value[bad] = (a.value + b.value) / 2
             err[bad] = np.maximum(a.err, b.err) + np.abs(a.value - b.value)
-            band = tol.element_tolerance(err, g, scale, dt, nd)
+            band = tol.element_tolerance(err, g, scale, dt, nd) + self._low_band(name, g)
             self.details.setdefault("second_opinions", {})[name] = int(bad.sum())
         self._row(name, label or method, idx, g, value, err, band, n_total)
 
@@ -275,17 +300,17 @@ class _Check(_Rows):
         r = methods.directional(self.ev, self.grads, self.theta, dirs, mode, self.dtype,
                                 self.f0, self.F, self.nondet)
         ok, diff, band = methods.directional_passes(r, self.dtype, self.nondet, self.rtol,
-                                                    self.atol)
+                                                    self.atol, extra=self._low_dir_band(dirs))
         owner = np.array(owner)
         label = f"directional({mode})"
         for n in names:
             m = owner == n
             if ok[m].all():
-                self._direction_row(n, label, r, diff, band, m, dirs)
+                self._direction_row(n, label, r, diff, band, m, dirs, ok)
                 continue
             loc = localize(self.ev, self.grads, self.theta, n, mode, self.dtype, self.f0,
                            self.F, self.rng, gates=self.gates.get(n, 1), nondet=self.nondet,
-                           rtol=self.rtol, atol=self.atol)
+                           rtol=self.rtol, atol=self.atol, extra=self._low_dir_band)
             self.details.setdefault("localization", {})[n] = {
                 "levels": [list(p) for p in loc.path], "evaluations": loc.evals,
                 "single_elements": len(loc.leaves), "spread_segments": len(loc.spread)}
@@ -295,16 +320,21 @@ class _Check(_Rows):
                 idx += list(a + self.rng.choice(b - a, size=k, replace=False))
             idx = np.unique(np.array(idx, dtype=np.int64))
             if len(idx) == 0:                # the direction failed but no segment does: keep it
-                self._direction_row(n, label, r, diff, band, m, dirs)
+                self._direction_row(n, label, r, diff, band, m, dirs, ok)
                 continue
-            self.elementwise(n, idx, elements_method or mode, label=f"{label}+elements",
-                             n_total=int(np.size(self.theta[n])))
+            self.elementwise(n, idx, elements_method or mode, label=f"{label}+elements")
+            # what was compared one by one is the sample: say so (the directions covered the
+            # whole tensor, but only as projections)
+            size = int(np.size(self.theta[n]))
+            if len(idx) < size:
+                self.rows[-1].update(n_elements_in_tensor=size,
+                                     normwise_scope=f"the {len(idx)} elements checked")
             if self.rows[-1]["passed"]:      # elements agree although the projection did not
                 self.rows[-1].update(passed=False, n_failed=0)
                 self.notes.append(f"{n}: directional derivatives disagree but no single element "
                                   f"could be isolated; the error is spread thinly.")
 
-    def _direction_row(self, name, label, r, diff, band, m, dirs):
+    def _direction_row(self, name, label, r, diff, band, m, dirs, ok):
         d = r.numeric[m]
         # one element j wrong by a relative delta moves g.v_k by delta g_j v_kj: the best of the
         # directions resolves delta > band_k / |g_j v_kj|
@@ -317,9 +347,11 @@ class _Check(_Rows):
             "max_abs_err": _finite_max(diff[m]),
             "max_rel_err": _finite_max(diff[m] / np.maximum(np.abs(d), 1e-300)),
             "normwise_rel_err": float(np.linalg.norm(diff[m]) / max(np.linalg.norm(d), 1e-300)),
-            "cosine": None, "tolerance": _finite_max(band[m]), "passed": True,
+            "cosine": None, "tolerance": _finite_max(band[m]), "passed": bool(ok[m].all()),
             "n_checked": int(np.size(self.theta[name])), "n_failed": 0, "nan_analytic": 0,
-            "nan_numeric": 0, "resolution": res})
+            "nan_numeric": 0, "resolution": res, "n_directions": int(m.sum()),
+            "n_directions_failed": int((~ok[m]).sum()),
+            "normwise_scope": f"{int(m.sum())} directional derivatives"})
 
     # ---- Taylor remainder per tensor
     def taylor(self, names):
@@ -391,11 +423,50 @@ def check_gradients(fn, params, grads, *, method="auto", elements="all", seed=0,
                              f"nothing to check.")
     theta = {n: t for n, t in theta.items() if t.size}      # empty tensors: nothing to perturb
     g = {n: a for n, a in g.items() if n in theta}
+    low_note = None
+    if dtype.itemsize < 8 and method != "taylor":
+        report, low_note = _low_precision(fn, params, theta, g, dtype, method, elements, seed,
+                                          rtol, atol, locate, empty)
+        if report is not None:
+            return report
     ev = FunctionEvaluator(_guarded(fn), params, dtype)
     chk = _Check(ev, theta, g, dtype, seed, rtol, atol, locate, gates=_gates_from(locate, theta))
     for n in empty:
         chk.notes.append(f"{n} is empty (shape {tuple(params[n].shape)}): nothing to check.")
+    if low_note:
+        chk.notes.append(low_note)
     return run_check(chk, method, elements)
+
+
+def _low_precision(fn, params, theta, g, dtype, method, elements, seed, rtol, atol, locate,
+                   empty):
+    """float32 gradients against float64 derivatives of the same fn, when fn runs in float64:
+    (report, None); else (None, the sentence that says why the check stays in float32)."""
+    from .float32 import K_ELEMENT, K_NORM, PROBES, float64_twin, measure_rounding
+    guarded = _guarded(fn)
+    p64, why = float64_twin(guarded, params, dtype)
+    if p64 is None:
+        return None, (f"fn cannot run in float64 ({why}): the {dtype.name} gradients were checked "
+                      f"by differences of fn in {dtype.name}, whose round-off limits the "
+                      f"resolution to the figure stated.")
+    low = measure_rounding(guarded, params, dtype, g, seed)
+    ev = FunctionEvaluator(guarded, p64, np.float64)
+    theta64 = {n: t.astype(np.float64) for n, t in theta.items()}
+    chk = _Check(ev, theta64, g, np.dtype("float64"), seed, rtol, atol, locate,
+                 gates=_gates_from(locate, theta))
+    chk.low = low
+    for n in empty:
+        chk.notes.append(f"{n} is empty (shape {tuple(params[n].shape)}): nothing to check.")
+    chk.notes.append(f"fn runs in float64: the {dtype.name} gradients were checked against "
+                     f"float64 derivatives of the same fn, within its {dtype.name} rounding "
+                     f"measured at {PROBES} points (fn({dtype.name}) vs fn(float64): "
+                     f"{low.kappa:.3g} round-offs), times {K_ELEMENT} per element of the "
+                     f"tensor's scale and {K_NORM} normwise.")
+    chk.details["low_precision"] = {"dtype": dtype.name, "measured_roundoffs": low.kappa,
+                                    "k_element": K_ELEMENT, "k_norm": K_NORM}
+    report = run_check(chk, method, elements)
+    report.dtype = dtype.name
+    return report, None
 
 
 def _guarded(fn):

@@ -1,4 +1,8 @@
-"""float32 models: their gradients against the float64 oracle on upcast inputs.
+"""float32 gradients against float64 derivatives.
+
+gradcheck's float32 models: their gradients against the float64 oracle on upcast inputs.
+check_gradients' float32 fn that also runs in float64 (float64_twin): its float32 gradients
+against float64 derivatives of the same fn, within the float32 rounding measured on fn.
 
 The derivative code itself is verified in float64 (finite differences cannot resolve float32
 gradients well). What is left for float32 is rounding: each float32 gradient element must stay
@@ -51,3 +55,82 @@ def float32_rows(report, model, params, x, state0, names, w, grads64):
                         f"gradients are held to {K_ROUNDING} round-offs x sqrt(T*layers) of the "
                         f"float64 oracle's.")
     report.dtype = dt.name
+
+
+# ------------------------------------------------------------------ any fn: float64 twin
+K_ELEMENT = 64   # multiples of the measured rounding an honest float32 gradient element stays in
+K_NORM = 64      # ... and the whole tensor, normwise (calibrated: scripts/float32_resolution.py)
+PROBES = 4       # points where fn(float32) is compared with fn(float64)
+
+
+class Rounding:
+    """The float32 rounding measured on fn: ``kappa`` = max |fn32 - fn64| / (u32 x the scale of
+    fn's terms) over a few points, at least 1. A float32 backward of fn carries errors of about kappa u32 per
+    element, at the scale of the tensor's largest derivative (rounding in a backward sum is
+    relative to its terms, not to its result)."""
+
+    def __init__(self, dtype, kappa, scale):
+        self.u = float(np.finfo(dtype).eps)
+        self.kappa = max(1.0, float(kappa))
+        self.scale = scale                    # per tensor: its largest |gradient|
+
+    def element_band(self, g, scale):
+        return K_ELEMENT * self.kappa * self.u * (np.abs(g) + scale)
+
+    def norm_bound(self, norm):
+        return K_NORM * self.kappa * self.u * norm
+
+
+def float64_twin(fn, params, dtype):
+    """(params in float64, None) when fn computes in float64 on them, else (None, why)."""
+    p64 = {n: a.astype(np.float64) for n, a in params.items()}
+    try:
+        out = fn(p64)
+    except Exception as exc:          # noqa: BLE001 -- any failure means "cannot"
+        return None, f"fn raised {type(exc).__name__} on float64 parameters ({exc})"
+    odt = getattr(out, "dtype", None)
+    if odt is not None and np.dtype(odt).kind == "f" and np.dtype(odt).itemsize < 8:
+        return None, f"fn returns {np.dtype(odt).name} for float64 parameters"
+    try:
+        f = float(np.real(backend.to_host(out)))
+    except (TypeError, ValueError):
+        return None, "fn does not return one real number for float64 parameters"
+    if not np.isfinite(f):
+        return None, f"fn returns {f} for float64 parameters"
+    # a perturbation far below float32's resolution moves a float64 computation (unless fn
+    # rounds its inputs to float32 inside, as a float32 framework does)
+    rng = np.random.default_rng(0)
+    q = {n: a + 1e-9 * np.maximum(1.0, np.abs(a)) * backend.asarray(
+        rng.choice([-1.0, 1.0], size=a.shape), backend.array_module(a)) for n, a in p64.items()}
+    try:
+        moved = float(np.real(backend.to_host(fn(q)))) != f
+    except Exception as exc:          # noqa: BLE001
+        return None, f"fn raised {type(exc).__name__} on float64 parameters ({exc})"
+    if not moved:
+        return None, ("fn gives the same value for float64 parameters moved far below float32's "
+                      "resolution, so it computes in float32 inside")
+    return p64, None
+
+
+def measure_rounding(fn, params, dtype, grads, seed=0):
+    """Rounding of fn in ``dtype`` against float64 at the given point and PROBES - 1 random
+    nearby points of the same precision (so both evaluate exactly the same inputs)."""
+    rng = np.random.default_rng(seed)
+    u = float(np.finfo(dtype).eps)
+    # the scale of fn's terms, not of its value (a sum that cancels rounds at the size of its
+    # terms): |f| or sum_j |theta_j dL/dtheta_j|, what each parameter contributes to first order
+    terms = sum(float(np.abs(np.asarray(backend.to_host(params[n]), float)).ravel()
+                      @ np.abs(g).ravel()) for n, g in grads.items())
+    kappa = 0.0
+    for k in range(PROBES):
+        if k == 0:
+            q = params
+        else:
+            q = {n: (a * (1 + 1e-3 * backend.asarray(rng.standard_normal(a.shape),
+                                                     backend.array_module(a)))).astype(a.dtype)
+                 for n, a in params.items()}
+        f_lo = float(np.real(backend.to_host(fn(q))))
+        f_hi = float(np.real(backend.to_host(fn({n: a.astype(np.float64) for n, a in q.items()}))))
+        kappa = max(kappa, abs(f_lo - f_hi) / (u * max(abs(f_hi), terms, np.finfo(float).tiny)))
+    scale = {n: float(np.max(np.abs(g))) if g.size else 0.0 for n, g in grads.items()}
+    return Rounding(dtype, kappa, scale)

@@ -36,7 +36,7 @@ def _split(seg, row_len):
 
 
 def localize(ev, grads, theta, name, mode, dtype, f0, F, rng, *, gates=1, nondet=0.0,
-             max_failing=8, rtol=None, atol=None) -> Localization:
+             max_failing=8, rtol=None, atol=None, extra=None) -> Localization:
     shape = np.shape(theta[name])
     size = int(np.prod(shape))
     row_len = int(shape[-1]) if len(shape) >= 2 else 1
@@ -55,7 +55,8 @@ def localize(ev, grads, theta, name, mode, dtype, f0, F, rng, *, gates=1, nondet
             v[a:b] = 1.0 if b - a == 1 else rng.standard_normal(b - a)
             dirs.append({name: v.reshape(shape)})
         r = methods.directional(ev, grads, theta, dirs, mode, dtype, f0, F, nondet)
-        ok, _, _ = methods.directional_passes(r, dtype, nondet, rtol, atol)
+        ok, _, _ = methods.directional_passes(r, dtype, nondet, rtol, atol,
+                                              extra=extra(dirs) if extra else None)
         out.evals += r.evals
         failing = [s for s, good in zip(segments, ok) if not good]
         out.path.append((len(segments), len(failing)))

@@ -28,13 +28,21 @@ def _describe(row, worst):
         return (f"{name} has one wrong element, {_where(w)}: analytic {w['analytic']:.10g} vs "
                 f"numeric {w['numeric']:.10g} (relative error {rel:.2g})")
     gates = row.get("failing_gates")
+    if row.get("normwise_failed") and row["n_failed"] == 0:
+        return (f"{name} is off as a whole: normwise relative error "
+                f"{row['normwise_rel_err']:.2g}, above the {row['normwise_tolerance']:.2g} that "
+                f"rounding explains, with no single element outside its band")
     if row["n_failed"] == 0:
-        return f"{name} disagrees along random directions, but no element stands out"
+        k = (f" ({row['n_directions_failed']} of {row['n_directions']})"
+             if row.get("n_directions") else "")
+        return f"{name} disagrees along random directions{k}, but no element stands out"
     what = f"{name}: {row['n_failed']} of {row['n_checked']} checked elements wrong"
     if gates and len(gates) < row.get("n_gates", 0):
         what += f", all in gate block{'s' if len(gates) > 1 else ''} {', '.join(gates)}"
     if row.get("normwise_rel_err") is not None:
-        what += f" (normwise relative error {row['normwise_rel_err']:.2g})"
+        scope = row.get("normwise_scope")
+        what += (f" (normwise relative error {row['normwise_rel_err']:.2g}"
+                 + (f" over {scope}" if scope else "") + ")")
     return what
 
 
