@@ -7,16 +7,8 @@ import itertools
 
 import numpy as np
 
+from ..check.labels import GATE_NAMES, GATED as _GATED, gate_word as _gate  # noqa: F401
 from .tolerances import compare
-
-
-GATE_NAMES = {"i": "input", "f": "forget", "g": "cell candidate", "o": "output", "r": "reset",
-              "z": "update", "n": "new", "h": "hidden"}
-_GATED = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
-
-def _gate(g) -> str:
-    return f"{g} ({GATE_NAMES.get(g, g)})"
 
 
 def diagnose_forward(model, params, x, state, y, final, tol, lengths=None) -> list:

@@ -11,6 +11,7 @@ from ..errors import (DTypeError, FunctionError, LstmcheckError, NonFiniteError,
                       ParameterError, ShapeError)
 from . import methods, tolerance as tol
 from .evaluate import FunctionEvaluator
+from .labels import torch_labels
 from .localize import localize
 from .report import GradcheckReport
 from .summary import summarize
@@ -151,7 +152,7 @@ class _Rows:
             row["normwise_tolerance"] = bound / dn
             if np.linalg.norm((g - d)[fin]) > bound:
                 row["passed"], row["normwise_failed"] = False, True
-        self._gate_pattern(row, name, idx, g, d, ok)
+        self._gate_pattern(row, name, idx, g, d, ok, band)
         self.rows.append(row)
         with np.errstate(over="ignore", invalid="ignore"):
             ratio = np.where(ok, diff / np.maximum(band, np.finfo(float).tiny), np.inf)
@@ -161,8 +162,9 @@ class _Rows:
                                  float(g[k]), float(d[k]), float(err[k]), float(band[k]),
                                  bool(ok[k]), extra[k] if extra is not None else None))
 
-    def _gate_pattern(self, row, name, idx, g, d, ok):
-        """Which gate blocks the failures sit in; swapped blocks when the whole tensor is known."""
+    def _gate_pattern(self, row, name, idx, g, d, ok, band):
+        """Which gate blocks the failures sit in; when the whole tensor was checked, whether the
+        analytic blocks are the right ones in another order (a swap or a permutation)."""
         G = self.gates.get(name, 1)
         shape = np.shape(self.theta[name])
         if G <= 1 or ok.all() or shape[0] % G:
@@ -173,13 +175,16 @@ class _Rows:
         bad = sorted(set((idx[~ok] // per_gate).tolist()))
         row["failing_gates"] = [letters[k] for k in bad]
         row["n_gates"] = G
-        if len(bad) == 2 and len(idx) == int(np.prod(shape)):
-            a, b = bad
-            ga, gb = g[a * per_gate:(a + 1) * per_gate], g[b * per_gate:(b + 1) * per_gate]
-            da, db = d[a * per_gate:(a + 1) * per_gate], d[b * per_gate:(b + 1) * per_gate]
-            scale = max(np.abs(d).max(), 1e-300)
-            if np.abs(ga - db).max() < 1e-6 * scale and np.abs(gb - da).max() < 1e-6 * scale:
-                row["swapped_gates"] = [letters[a], letters[b]]
+        if len(idx) == int(np.prod(shape)) and np.array_equal(idx, np.arange(len(idx))):
+            perm = _block_permutation(g, d, band, G)
+            if perm is None:
+                return
+            moved = [k for k in range(G) if perm[k] != k]
+            if len(moved) == 2:
+                row["swapped_gates"] = [letters[moved[0]], letters[moved[1]]]
+            else:                   # block k of the analytic gradient holds block perm[k]'s
+                row["permuted_gates"] = [letters[perm[k]] for k in range(G)]
+                row["gate_order"] = letters
 
     # ---- the report
     def report(self, method):
@@ -375,6 +380,24 @@ class _Check(_Rows):
                 "slope": t.slope, "window": list(t.window) if t.window else None,
                 "reason": t.reason, "resolution": res})
 
+def _block_permutation(g, d, band, G, max_gates=5):
+    """The permutation p with analytic block k equal to numeric block p[k] (within the bands),
+    fewest moved blocks first; None when no reordering explains the disagreement."""
+    import itertools
+    if G > max_gates:
+        return None
+    gb, db, bb = (np.asarray(a, float).reshape(G, -1) for a in (g, d, band))
+    scale = max(_finite_max(np.abs(d)), np.finfo(float).tiny)
+    fits = np.array([[bool(np.all(np.abs(gb[k] - db[j]) <= np.maximum(bb[j], 1e-6 * scale)))
+                      for j in range(G)] for k in range(G)])
+    perms = sorted((p for p in itertools.permutations(range(G)) if p != tuple(range(G))),
+                   key=lambda p: sum(i != j for i, j in enumerate(p)))
+    for p in perms:
+        if all(fits[k, p[k]] for k in range(G)):
+            return list(p)
+    return None
+
+
 def _finite_max(a, nan_if_any=None):
     a = np.asarray(a, dtype=float)
     if nan_if_any is not None and np.any(nan_if_any):
@@ -423,28 +446,37 @@ def check_gradients(fn, params, grads, *, method="auto", elements="all", seed=0,
                              f"nothing to check.")
     theta = {n: t for n, t in theta.items() if t.size}      # empty tensors: nothing to perturb
     g = {n: a for n, a in g.items() if n in theta}
+    gates, labels = _gates_from(locate, theta), None
+    if locate is None:                 # PyTorch names and shapes label themselves
+        locate, gates, labels = torch_labels(theta)
     low_note = None
     if dtype.itemsize < 8 and method != "taylor":
         report, low_note = _low_precision(fn, params, theta, g, dtype, method, elements, seed,
-                                          rtol, atol, locate, empty)
+                                          rtol, atol, locate, empty, gates)
         if report is not None:
-            return report
+            return _labelled(report, labels)
     ev = FunctionEvaluator(_guarded(fn), params, dtype)
-    chk = _Check(ev, theta, g, dtype, seed, rtol, atol, locate, gates=_gates_from(locate, theta))
+    chk = _Check(ev, theta, g, dtype, seed, rtol, atol, locate, gates=gates)
     for n in empty:
         chk.notes.append(f"{n} is empty (shape {tuple(params[n].shape)}): nothing to check.")
     if low_note:
         chk.notes.append(low_note)
-    return run_check(chk, method, elements)
+    return _labelled(run_check(chk, method, elements), labels)
+
+
+def _labelled(report, labels):
+    if labels:
+        report.details["labels"] = labels
+    return report
 
 
 def _low_precision(fn, params, theta, g, dtype, method, elements, seed, rtol, atol, locate,
-                   empty):
+                   empty, gates):
     """float32 gradients against float64 derivatives of the same fn, when fn runs in float64:
     (report, None); else (None, the sentence that says why the check stays in float32)."""
     from .float32 import K_ELEMENT, K_NORM, PROBES, float64_twin, measure_rounding
     guarded = _guarded(fn)
-    p64, why = float64_twin(guarded, params, dtype)
+    p64, why = float64_twin(guarded, params, dtype, g)
     if p64 is None:
         return None, (f"fn cannot run in float64 ({why}): the {dtype.name} gradients were checked "
                       f"by differences of fn in {dtype.name}, whose round-off limits the "
@@ -452,8 +484,7 @@ def _low_precision(fn, params, theta, g, dtype, method, elements, seed, rtol, at
     low = measure_rounding(guarded, params, dtype, g, seed)
     ev = FunctionEvaluator(guarded, p64, np.float64)
     theta64 = {n: t.astype(np.float64) for n, t in theta.items()}
-    chk = _Check(ev, theta64, g, np.dtype("float64"), seed, rtol, atol, locate,
-                 gates=_gates_from(locate, theta))
+    chk = _Check(ev, theta64, g, np.dtype("float64"), seed, rtol, atol, locate, gates=gates)
     chk.low = low
     for n in empty:
         chk.notes.append(f"{n} is empty (shape {tuple(params[n].shape)}): nothing to check.")

@@ -81,7 +81,7 @@ class Rounding:
         return K_NORM * self.kappa * self.u * norm
 
 
-def float64_twin(fn, params, dtype):
+def float64_twin(fn, params, dtype, grads):
     """(params in float64, None) when fn computes in float64 on them, else (None, why)."""
     p64 = {n: a.astype(np.float64) for n, a in params.items()}
     try:
@@ -97,18 +97,32 @@ def float64_twin(fn, params, dtype):
         return None, "fn does not return one real number for float64 parameters"
     if not np.isfinite(f):
         return None, f"fn returns {f} for float64 parameters"
-    # a perturbation far below float32's resolution moves a float64 computation (unless fn
-    # rounds its inputs to float32 inside, as a float32 framework does)
+    # fn must really compute in float64 on every tensor: along a random direction on each one,
+    # differences at steps 1e-8 and 1e-6 (relative) agree to ~1e-6 in float64 arithmetic; if fn
+    # rounds that tensor to float32 inside (a float32 framework, a cast on the way), the smaller
+    # step drowns in float32 round-off and the two disagree at order one
     rng = np.random.default_rng(0)
-    q = {n: a + 1e-9 * np.maximum(1.0, np.abs(a)) * backend.asarray(
-        rng.choice([-1.0, 1.0], size=a.shape), backend.array_module(a)) for n, a in p64.items()}
-    try:
-        moved = float(np.real(backend.to_host(fn(q)))) != f
-    except Exception as exc:          # noqa: BLE001
-        return None, f"fn raised {type(exc).__name__} on float64 parameters ({exc})"
-    if not moved:
-        return None, ("fn gives the same value for float64 parameters moved far below float32's "
-                      "resolution, so it computes in float32 inside")
+    for n, a in p64.items():
+        if a.size == 0:
+            continue
+        xp = backend.array_module(a)
+        v = rng.standard_normal(a.shape)
+        big = max(1.0, float(np.max(np.abs(backend.to_host(a)))))
+        D = []
+        try:
+            for rel in (1e-8, 1e-6):
+                e = rel * big / float(np.max(np.abs(v)))
+                fp = float(np.real(backend.to_host(fn({**p64, n: a + e * backend.asarray(v, xp)}))))
+                fm = float(np.real(backend.to_host(fn({**p64, n: a - e * backend.asarray(v, xp)}))))
+                D.append((fp - fm) / (2 * e))
+        except Exception as exc:      # noqa: BLE001
+            return None, f"fn raised {type(exc).__name__} on float64 parameters ({exc})"
+        scale = abs(D[1]) + float(np.abs(backend.to_host(grads[n])).ravel() @ np.abs(v).ravel()) \
+            if n in grads else abs(D[1])
+        if not abs(D[0] - D[1]) <= 1e-3 * scale:
+            return None, (f"along {n}, differences at steps far below {np.dtype(dtype).name}'s "
+                          f"resolution disagree with larger ones, so fn computes in "
+                          f"{np.dtype(dtype).name} inside")
     return p64, None
 
 

@@ -1,6 +1,8 @@
 """One sentence that says what is wrong (or that all passed), from the per-tensor rows."""
 from __future__ import annotations
 
+from .labels import gate_word
+
 
 def _where(w):
     loc = w.get("location") or {}
@@ -21,7 +23,12 @@ def _describe(row, worst):
         return f"f is not finite near {name} ({row['nan_numeric']} perturbed evaluations gave NaN/Inf)"
     if row.get("swapped_gates"):
         a, b = row["swapped_gates"]
-        return f"{name} has its gate blocks {a} and {b} swapped"
+        return (f"{name} has its gate blocks {a} and {b} swapped: its {gate_word(a)} block holds "
+                f"the {gate_word(b)} gradient and the other way round")
+    if row.get("permuted_gates"):
+        return (f"{name} has its gate blocks permuted: it stacks them as "
+                f"{','.join(row['permuted_gates'])} where the layout stacks them "
+                f"{','.join(row['gate_order'])}")
     if row["n_failed"] == 1 and mine:
         w = mine[0]
         rel = abs(w["analytic"] - w["numeric"]) / max(abs(w["numeric"]), 1e-300)
