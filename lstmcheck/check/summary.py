@@ -82,13 +82,18 @@ def summarize(rows, worst, method):
     bad = [r for r in rows if not r["passed"]]
     if not bad:
         n = sum(r["n_checked"] for r in rows)
+        n_tensors = len({r["name"] for r in rows})
         ratio = ""
         if worst and worst[0].get("tolerance"):
             w = worst[0]
             ratio = (f"; the closest call used {abs(w['analytic'] - w['numeric']) / w['tolerance']:.2g}"
                      f" of its tolerance")
-        return (f"All {n} checked numbers in {len(rows)} tensors agree with {method} derivatives"
+        return (f"All {n} checked numbers in {n_tensors} tensors agree with {method} derivatives"
                 f"{ratio}." + resolution_sentence(rows))
-    parts = [_describe(r, worst) for r in bad[:3]]
-    more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-    return (f"{len(bad)} of {len(rows)} tensors fail: " + "; ".join(parts) + more + ".")
+    # a tensor may have several rows (check_hvp's columns and random directions, gradcheck's
+    # float32 rows): count and describe tensors, each by its first failing row
+    first = list({r["name"]: r for r in reversed(bad)}.values())[::-1]
+    n_all = len({r["name"] for r in rows})
+    parts = [_describe(r, worst) for r in first[:3]]
+    more = f" (and {len(first) - 3} more)" if len(first) > 3 else ""
+    return (f"{len(first)} of {n_all} tensors fail: " + "; ".join(parts) + more + ".")
