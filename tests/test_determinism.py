@@ -5,6 +5,7 @@ CLI folders: `lstmcheck probe` writes no timestamps, durations or environment fi
 results.json or summary.md, so both are compared byte for byte, unfiltered."""
 import hashlib
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -80,12 +81,19 @@ def test_twice_in_one_process(first):
     assert [k for k in first if first[k] != second[k]] == []
 
 
+def _clean_env():
+    """A bare environment, but the BLAS's own settings kept: OPENBLAS_CORETYPE (set on some
+    machines) picks another kernel, and a different kernel rounds differently."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "MKL_", "GOTO"))}
+    env.update({"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"})
+    return env
+
+
 def test_in_a_fresh_subprocess(first):
     code = ("import pickle, sys; sys.path.insert(0, 'tests'); import test_determinism as t; "
             "sys.stdout.buffer.write(pickle.dumps(t._everything()))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
-                              "OPENBLAS_NUM_THREADS": "1"})
+                         env=_clean_env())
     other = pickle.loads(out.stdout)
     assert [k for k in first if first[k] != other[k]] == []
 
