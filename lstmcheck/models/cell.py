@@ -76,6 +76,11 @@ class Cell:
         """Width of each state part (hidden ones last); the first is H_out, the width of h."""
         return (hidden_size,) * len(self.state_names + self.hidden_states)
 
+    def structural_zeros(self, base: str, hidden_size: int):
+        """A bool array of the shape of parameter ``base``, True where the cell's structure fixes
+        it at 0 (init writes 0 there; the cell's step must not read it), or None (default)."""
+        return None
+
     def config(self) -> dict:
         """The options that rebuild this cell (JSON-ready)."""
         return {}

@@ -190,9 +190,9 @@ class Recurrent:
 
     def cell_spec(self) -> str:
         """How a configuration names the cell: its registry name, or module:Class."""
-        from .registry import CELLS
+        from .registry import CELLS, cell_type
         name = self.kind
-        if name in CELLS and isinstance(self.cell, CELLS[name].cell_type):
+        if name in CELLS and isinstance(self.cell, cell_type(name)):
             return name
         t = type(self.cell)
         return f"{t.__module__}:{t.__qualname__}"

@@ -11,6 +11,7 @@ import inspect
 
 from ..errors import OptionError
 from .cell import Cell
+from .cwrnn import CWRNNCell
 from .gru import GRU
 from .lstm import LSTM
 from .recurrent import Recurrent
@@ -20,6 +21,7 @@ CELLS = {
     "rnn": RNN,
     "lstm": LSTM,
     "gru": GRU,
+    "cwrnn": CWRNNCell,
 }
 
 
