@@ -12,6 +12,7 @@ import inspect
 from ..errors import OptionError
 from .cell import Cell
 from .cwrnn import CWRNNCell
+from .dglstm import DGLSTMCell
 from .gru import GRU
 from .lstm import LSTM
 from .recurrent import Recurrent
@@ -22,6 +23,7 @@ CELLS = {
     "lstm": LSTM,
     "gru": GRU,
     "cwrnn": CWRNNCell,
+    "dglstm": DGLSTMCell,
 }
 
 
