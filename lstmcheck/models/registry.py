@@ -13,6 +13,7 @@ from ..errors import OptionError
 from .cell import Cell
 from .cwrnn import CWRNNCell
 from .dglstm import DGLSTMCell
+from .gridlstm import GridLSTMCell
 from .gru import GRU
 from .lstm import LSTM
 from .recurrent import Recurrent
@@ -24,6 +25,7 @@ CELLS = {
     "gru": GRU,
     "cwrnn": CWRNNCell,
     "dglstm": DGLSTMCell,
+    "gridlstm": GridLSTMCell,
 }
 
 
