@@ -110,6 +110,9 @@ def test_every_probe_runs_on_the_clockwork_rnn():
     assert spec.singular_values.shape == (40, 4) and spec.state == "h,clock"
     lyap = lc.probes.lyapunov_spectrum(model, params, x, k=3)
     assert np.all(np.isfinite(lyap.exponents))
+    # the perturbed copy agrees with the Jacobians: the clock does not carry a perturbation
+    long = np.random.default_rng(1).standard_normal((300, 1, 2))
+    assert lc.probes.lyapunov_spectrum(model, params, long, k=1).lambda1_gap < 0.02
     gates = lc.probes.gate_statistics(model, params, x)
     assert gates.to_dict()["probe"] == "gate_statistics"
 

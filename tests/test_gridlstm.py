@@ -85,6 +85,9 @@ def test_every_probe_runs_on_layer_0():
     x = np.random.default_rng(0).standard_normal((30, 2, 2))
     flow = lc.probes.gradient_norms(model, params, x)
     assert flow.h_norm.shape == (30,) and flow.c_norm.shape == (30,)
+    # y_T = hd_T reads ht_(T-1): dL/dht_T is exactly 0, and the curve is relative to lag 1
+    assert flow.h_norm[0] == 0 and flow.h_norm_rel[1] == 1 and flow.underflow_lag is None
+    assert 0 < flow.decay_rate < np.inf
     assert lc.probes.jacobian_spectrum(model, params, x, k=3).state == "h,c,hd,cd"
     assert np.all(np.isfinite(lc.probes.lyapunov_spectrum(model, params, x, k=3).exponents))
     assert lc.probes.gate_statistics(model, params, x).gates[:5] == ("i", "f", "g", "o", "di")

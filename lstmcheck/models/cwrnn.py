@@ -114,10 +114,14 @@ class CWRNNCell(Cell):
         H = h_prev.shape[-1]
         per, keep = self._layout(xp, H, p["weight_hh"].dtype)
         W = p["weight_hh"] * keep                                   # M * W_hh
-        active = (clock.real % per) == 0                            # (B, H): t mod T_i == 0
+        # the count t is the clock rounded: a probe's tiny perturbation of the whole state vector
+        # (Lyapunov's perturbed copy) neither stops the clock nor survives the step, so the
+        # clock's derivative is 0 in fact, as the step Jacobian says
+        t = xp.rint(clock.real)
+        active = (t % per) == 0                                     # (B, H): t mod T_i == 0
         cand = xp.tanh(u + h_prev @ W.T)
         h = xp.where(active, cand, h_prev)
-        return (h, clock + 1), (h_prev, cand, active, W)
+        return (h, (t + 1).astype(clock.dtype)), (h_prev, cand, active, W)
 
     def step_backward(self, xp, p, cache, dstate):
         h_prev, cand, active, W = cache
