@@ -99,6 +99,11 @@ def _choose(model, layer, direction):
             0 <= layer < model.num_layers:
         raise OptionError(f"layer must be one of 0..{model.num_layers - 1} (the model has "
                           f"{model.num_layers} layer(s)), got {layer!r}.")
+    if layer > 0 and model.cell.below is not None:
+        # the one-layer recurrence a probe follows would need that input at every step too
+        raise OptionError(f"layer {layer} of {model.kind.upper()} also takes the layer below's "
+                          f"{model.cell.below} at every step, which the probes do not feed; "
+                          f"probe layer 0.")
     if direction is None:
         direction = model.directions[0]
     if direction not in model.directions:
@@ -115,11 +120,6 @@ def prepare(model, params, x, state=None, *, layer=0, direction=None):
         raise OptionError(f"model must be an lstmcheck model (lc.LSTM, lc.Recurrent, ...), got "
                           f"{type(model).__name__}.")
     layer, direction = _choose(model, layer, direction)
-    if layer > 0 and model.cell.below is not None:
-        # the one-layer recurrence a probe follows would need that input at every step too
-        raise OptionError(f"layer {layer} of {model.kind.upper()} also takes the layer below's "
-                          f"{model.cell.below} at every step, which the probes do not feed; "
-                          f"probe layer 0.")
     if not hasattr(x, "ndim") or x.ndim != 3:
         raise ShapeError("x must be a rank-3 array (T, B, input_size)"
                          + (" (batch_first: (B, T, input_size))" if model.batch_first else "") + ".")

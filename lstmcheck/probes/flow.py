@@ -213,7 +213,7 @@ def _median_iqr(a):
     return q[0], q[1:].T.copy()
 
 
-def _relative(norms):
+def relative_norms(norms):
     """(T, B) norms relative, per sequence, to its latest nonzero one: the last step's for every
     cell whose output is its h, one step earlier for a cell whose output y_T is computed from
     h_(T-1) (the Grid LSTM's depth output), where dL/dh_T is exactly 0."""
@@ -247,14 +247,14 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta)
     T = h.shape[0]
     lagged = lambda a: a[::-1]                               # noqa: E731  index t -> lag T - t
     h_med, h_iqr = _median_iqr(lagged(h))
-    h_rel, h_rel_iqr = _median_iqr(lagged(_relative(h)))
+    h_rel, h_rel_iqr = _median_iqr(lagged(relative_norms(h)))
     tiny = np.finfo(np.dtype(dtype)).tiny          # below it the norm is subnormal or 0
     h_under = _underflow(h_med, tiny)
     c_fields = (None,) * 4
     c_rate = c_under = None
     if c is not None:
         c_med, c_iqr = _median_iqr(lagged(c))
-        c_rel, c_rel_iqr = _median_iqr(lagged(_relative(c)))
+        c_rel, c_rel_iqr = _median_iqr(lagged(relative_norms(c)))
         c_fields = (c_med, c_iqr, c_rel, c_rel_iqr)
         c_under = _underflow(c_med, tiny)
         c_rate = fit_decay(c_rel, c_under)
