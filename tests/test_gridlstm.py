@@ -93,3 +93,42 @@ def test_every_probe_runs_on_layer_0():
     assert lc.probes.gate_statistics(model, params, x).gates[:5] == ("i", "f", "g", "o", "di")
     with pytest.raises(OptionError, match="layer 1 of GRIDLSTM also takes"):
         lc.probes.jacobian_spectrum(model, params, x, layer=1)
+
+
+# ----------------------------------------------------------------------------- tied weights
+def test_tied_layers_share_layer_1s_parameters_and_add_their_gradients():
+    tied = lc.build("gridlstm", 3, 4, num_layers=3, tied=True)
+    untied = lc.build("gridlstm", 3, 4, num_layers=3)
+    assert {n.split("_l")[1] for n in tied.param_names} == {"0", "1"}
+    params = tied.init_params(seed=5)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 2, 3))
+    h0, c0 = (rng.standard_normal((3, 2, 4)) for _ in range(2))
+    copied = dict(params, **{n.replace("_l1", "_l2"): a for n, a in params.items() if "_l1" in n})
+    y, fin, tape = tied.forward(params, x, (h0, c0))
+    y2, fin2, tape2 = untied.forward(copied, x, (h0, c0))
+    np.testing.assert_array_equal(y, y2)
+    dy = rng.standard_normal(y.shape)
+    g, g2 = tied.backward(tape, dy), untied.backward(tape2, dy)
+    for n in params:
+        want = g2[n] + g2[n.replace("_l1", "_l2")] if "_l1" in n else g2[n]
+        np.testing.assert_allclose(g[n], want, rtol=1e-13, atol=1e-15)
+
+
+def test_tied_gradients_by_complex_step():
+    model = lc.build("gridlstm", 2, 2, num_layers=3, direction="bidirectional", tied=True)
+    _assert_complex_step(model, 6, lengths=np.array([12, 4, 9]), T=12)
+
+
+def test_tied_model_has_no_state_dict_form():
+    from lstmcheck.errors import ConversionError
+
+    model = lc.build("gridlstm", 2, 3, num_layers=3, tied=True)
+    with pytest.raises(ConversionError, match="shares them between layers"):
+        lc.layouts.dump("torch", model, model.init_params(seed=0))
+    assert "tied=True" in model.describe() and lc.build(**model.config()).cell.tied
+
+
+def test_tied_must_be_a_flag():
+    with pytest.raises(OptionError, match="tied must be True or False"):
+        lc.build("gridlstm", 2, 3, tied="yes")

@@ -101,6 +101,10 @@ def load(tensors: dict, cell=None, *, prefix=None, dtype=None, strict=True, back
 
 def dump(model, params, *, as_cell=False) -> dict:
     """PyTorch state_dict arrays; ``as_cell`` writes an nn.*Cell's unsuffixed names."""
+    last = model.num_layers - 1
+    if model.cell.param_layer(last) != last:
+        raise ConversionError(f"a state_dict holds one set of weights per layer, and "
+                              f"{model.describe()} shares them between layers.")
     p = C.host_params(model, params)
     if as_cell:
         if model.num_layers > 1 or model.bidirectional or getattr(model, "proj_size", 0):

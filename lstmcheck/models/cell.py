@@ -87,6 +87,11 @@ class Cell:
         it at 0 (init writes 0 there; the cell's step must not read it), or None (default)."""
         return None
 
+    def param_layer(self, layer: int) -> int:
+        """The layer whose parameters layer ``layer`` uses: its own (default), or a lower one
+        for weights tied across layers (that layer's names then serve both)."""
+        return layer
+
     def config(self) -> dict:
         """The options that rebuild this cell (JSON-ready)."""
         return {}

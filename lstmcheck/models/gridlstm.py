@@ -14,14 +14,17 @@ t+1; (hd, cd) go up to layer L+1, and the top layer's hd_t is the output y_t.
 
 So the model's state (h0, c0 in, h_n, c_n out) is the time pair (ht, ct), as for an LSTM; hd and
 cd are hidden state parts the step writes and never reads back (their Jacobian columns are 0),
-``output_part`` makes hd the output, and ``below = "cd"`` hands cd to the layer above. Weights
-are untied across layers (one set per layer, like every stacked model here); each transform has
-its own weights (the paper's untied 2-LSTM; ``tied=True`` is not offered, see docs/cells.md).
+``output_part`` makes hd the output, and ``below = "cd"`` hands cd to the layer above. Each transform
+has its own weights. They are untied across layers by default (one set per layer, like every
+stacked model here); ``tied=True`` shares the depth dimension's weights as the paper's tied
+Grid LSTM does: every layer above the first runs with layer 1's parameters (``*_l1``; layer 0
+keeps its own, since it reads x, of another width), and their gradients add up there.
 """
 from __future__ import annotations
 
 from .activations import sigmoid
 from .cell import Cell, Outer
+from .recurrent import flag
 
 
 class GridLSTMCell(Cell):
@@ -34,6 +37,18 @@ class GridLSTMCell(Cell):
     memory_gate = "f"
     unit_gates = ("i", "f", "o", "di", "df", "do")
     batchable = False
+
+    def __init__(self, tied=False):
+        self.tied = flag("tied", tied)
+
+    def config(self):
+        return {"tied": self.tied}
+
+    def describe(self):
+        return ", tied=True" if self.tied else ""
+
+    def param_layer(self, layer):
+        return min(layer, 1) if self.tied else layer
 
     @staticmethod
     def _lstm(xp, z, m_prev, H):

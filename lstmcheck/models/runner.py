@@ -239,7 +239,7 @@ def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
         for d, direction in enumerate(dirs):
             rev = (direction == "reverse") != ((k, d) in flip)
             idx = k * len(dirs) + d
-            p = layer_params(model, params, model.suffix(k, direction))
+            p = layer_params(model, params, model.param_suffix(k, direction))
             xin = inp[::-1] if rev else inp
             below = None
             if model.cell.below is not None and k > 0:    # same direction, one layer down
@@ -257,6 +257,10 @@ def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
     final = tuple(xp.stack(lst) for lst in finals)
     return inp, final, Tape(x=x, params=params, layers=layers, batch_first=model.batch_first,
                             lengths=lengths, owner=model)
+
+
+def _add(grads, name, g):
+    grads[name] = g if name not in grads else grads[name] + g
 
 
 def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
@@ -277,7 +281,7 @@ def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
         d_in = None
         for d, direction in enumerate(dirs):
             rev = direction == "reverse"
-            s = model.suffix(k, direction)
+            s = model.param_suffix(k, direction)     # tied layers add into the same names
             idx = k * len(dirs) + d
             p = layer_params(model, params, s)
             lt = tape.layers[idx]
@@ -297,12 +301,13 @@ def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
                 tr.dc[idx] = flip(steps[1]) if len(steps) > 1 and steps[1] is not None else None
             G = du.shape[-1]
             du2 = du.reshape(T * B, G)
-            grads["weight_ih" + s] = du2.T @ lt.xin.reshape(T * B, -1)
-            grads["bias_ih" + s] = du2.sum(axis=0)
+            db = du2.sum(axis=0)
+            _add(grads, "weight_ih" + s, du2.T @ lt.xin.reshape(T * B, -1))
+            _add(grads, "bias_ih" + s, db)
             if model.cell.fold_bias_hh:
-                grads["bias_hh" + s] = grads["bias_ih" + s].copy()
+                _add(grads, "bias_hh" + s, db.copy())
             for n, g in dp.items():
-                grads[n + s] = g
+                _add(grads, n + s, g)
             dxin = (du2 @ p["weight_ih"]).reshape(T, B, -1)
             if rev:
                 dxin = dxin[::-1]

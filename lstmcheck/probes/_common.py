@@ -50,7 +50,7 @@ class Layer:
         from ..models import runner
         self.model, self.cell = model, model.cell
         self.layer, self.direction = layer, direction
-        self.p = runner.layer_params(model, params, model.suffix(layer, direction))
+        self.p = runner.layer_params(model, params, model.param_suffix(layer, direction))
         self.sizes = self.cell.state_sizes(model.hidden_size)
         self.state_size = int(sum(self.sizes))
         self.has_c = len(self.cell.state_names) > 1
