@@ -98,21 +98,27 @@ class CWRNNCell(Cell):
         return loc
 
     def _layout(self, xp, H, dtype):
-        """(periods of each unit (H,), M as an array) on the backend, cached per H and dtype."""
+        """On the backend: the period of each unit (H,), M (H, H) and, per module i, its row
+        block and the columns it reads (modules >= i) as a 0/1 mask (H,). Cached per H, dtype
+        and backend: a memo of constants, so that a step does not rebuild them."""
         key = (H, str(dtype), xp.__name__)
-        cached = getattr(self, "_cache", None)
+        cached = getattr(self, "_memo", None)
         if cached is None or cached[0] != key:
             m = self.module_of(H)
             per = np.asarray(self.periods, float)[m]
             keep = (m[:, None] <= m[None, :]).astype(float)
-            self._cache = (key, xp.asarray(per), xp.asarray(keep, dtype=dtype))
-        return self._cache[1], self._cache[2]
+            real = np.empty(0, dtype=dtype).real.dtype
+            blocks = [(slice(int(np.nonzero(m == i)[0][0]), int(np.nonzero(m == i)[0][-1]) + 1),
+                       xp.asarray((m >= i).astype(float), dtype=real))
+                      for i in range(self.modules)]
+            self._memo = (key, xp.asarray(per), xp.asarray(keep, dtype=dtype), blocks)
+        return self._memo[1:]
 
     # ---- one step
     def step(self, xp, p, u, state):
         h_prev, clock = state[0], state[1]
         H = h_prev.shape[-1]
-        per, keep = self._layout(xp, H, p["weight_hh"].dtype)
+        per, keep, _ = self._layout(xp, H, p["weight_hh"].dtype)
         W = p["weight_hh"] * keep                                   # M * W_hh
         # the count t is the clock rounded: a probe's tiny perturbation of the whole state vector
         # (Lyapunov's perturbed copy) neither stops the clock nor survives the step, so the
@@ -131,13 +137,8 @@ class CWRNNCell(Cell):
         dh_prev = xp.where(active, 0, dh) + da @ W                  # carried units: identity
         # dL/dW_hh = M * (da^T h_prev), one Outer per module row block with the columns of the
         # faster modules zeroed, so the structural zeros get exactly 0
-        m = self.module_of(H)
-        terms = []
-        for i in range(self.modules):
-            rows = np.nonzero(m == i)[0]
-            cols = xp.asarray((m >= i).astype(float), dtype=h_prev.real.dtype)
-            block = slice(int(rows[0]), int(rows[-1]) + 1)
-            terms.append(Outer(da[:, block], h_prev * cols, block))
+        blocks = self._layout(xp, H, W.dtype)[2]
+        terms = [Outer(da[:, rows], h_prev * cols, rows) for rows, cols in blocks]
         return da, (dh_prev, xp.zeros_like(dstate[1])), {"weight_hh": terms}
 
     def gate_values(self, cache):

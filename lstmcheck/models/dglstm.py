@@ -17,6 +17,8 @@ runner hands layer L+1 the cell state of layer L in the same direction (``below 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .activations import sigmoid
 from .cell import Cell, Outer
 
@@ -36,7 +38,6 @@ class DGLSTMCell(Cell):
     def structural_zeros(self, base, H):
         if base != "weight_hh":
             return None
-        import numpy as np
         rows = np.zeros((5 * H, H), bool)
         rows[4 * H:] = True                  # d has no h_(t-1) term
         return rows
