@@ -130,9 +130,18 @@ def test_bad_options_are_one_sentence(opts, match):
         lc.build("cwrnn", 2, 4, **opts)
 
 
-def test_hidden_size_below_the_number_of_modules_is_refused():
+def test_hidden_size_below_the_number_of_modules_asked_for_is_refused():
     with pytest.raises(OptionError, match="4 modules need hidden_size >= 4, got 3"):
-        lc.build("cwrnn", 2, 3).param_shapes()
+        lc.build("cwrnn", 2, 3, modules=4).param_shapes()
+    with pytest.raises(OptionError, match="3 modules need hidden_size >= 3, got 2"):
+        lc.build("cwrnn", 2, 2, periods=[1, 2, 4]).param_shapes()
+
+
+def test_default_modules_with_fewer_units_leave_the_slowest_empty():
+    """hidden_size 3 with the default 4 modules: one unit each for periods 1, 2, 4, none for 8."""
+    model = lc.build("cwrnn", 2, 3)
+    np.testing.assert_array_equal(model.cell.module_of(3), [0, 1, 2])
+    _assert_complex_step(model, 7, T=20)
 
 
 def test_config_rebuilds_the_clockwork_rnn():

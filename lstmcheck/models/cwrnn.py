@@ -1,8 +1,9 @@
 """Clockwork RNN (Koutnik, Greff, Gomez & Schmidhuber 2014).
 
 The H hidden units form g modules, numbered fastest first, with periods T_0 < T_1 < ... <
-T_(g-1) (default 1, 2, 4, ..., 2^(g-1)); the units are split as evenly as possible, the faster
-modules taking the spare ones. With t the step counter (0 at the first step processed):
+T_(g-1) (default g = 4: 1, 2, 4, 8); the units are split as evenly as possible, the faster
+modules taking the spare ones (with the default g and hidden_size < 4 the slowest modules are
+empty; a g asked for needs hidden_size >= g). With t the step counter (0 at the first step processed):
 
     a_t = u_t + (M * W_hh) h_(t-1)              u_t = W_ih x_t + b_ih + b_hh
     h_t = tanh(a_t)     on the units of the modules with  t mod T_i == 0   (active)
@@ -39,6 +40,7 @@ class CWRNNCell(Cell):
     batchable = False       # M * W_hh is not one of the products the checker's replicas allow
 
     def __init__(self, modules=None, periods=None):
+        given = periods is not None
         if periods is None:
             g = positive_int("modules", 4 if modules is None else modules)
             periods = tuple(2 ** i for i in range(g))
@@ -53,6 +55,7 @@ class CWRNNCell(Cell):
                 raise OptionError(f"modules={modules} contradicts the {len(periods)} periods "
                                   f"{list(periods)}.")
         self.periods = periods
+        self.explicit = modules is not None or given      # asked for, rather than the default
 
     # ---- structure
     @property
@@ -68,14 +71,15 @@ class CWRNNCell(Cell):
 
     def module_of(self, H) -> np.ndarray:
         """(H,) the module of each hidden unit (0 = fastest)."""
-        if H < self.modules:
+        if H < self.modules and self.explicit:
             raise OptionError(f"the clockwork RNN's {self.modules} modules need hidden_size >= "
                               f"{self.modules}, got {H}.")
+        # with the default modules and fewer units than modules, the slowest ones are empty
         sizes = [len(a) for a in np.array_split(np.arange(H), self.modules)]
         return np.repeat(np.arange(self.modules), sizes)
 
     def state_sizes(self, H):
-        self.module_of(H)                      # refuse hidden_size < modules at build time
+        self.module_of(H)       # refuse hidden_size < the modules asked for, at build time
         return (H, 1)
 
     def structural_zeros(self, base, H):
@@ -110,7 +114,7 @@ class CWRNNCell(Cell):
             real = np.empty(0, dtype=dtype).real.dtype
             blocks = [(slice(int(np.nonzero(m == i)[0][0]), int(np.nonzero(m == i)[0][-1]) + 1),
                        xp.asarray((m >= i).astype(float), dtype=real))
-                      for i in range(self.modules)]
+                      for i in range(self.modules) if np.any(m == i)]
             self._memo = (key, xp.asarray(per), xp.asarray(keep, dtype=dtype), blocks)
         return self._memo[1:]
 

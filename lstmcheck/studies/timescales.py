@@ -70,6 +70,8 @@ def module_curves(run):
     units = cell.module_of(H)
     out = []
     for i, period in enumerate(cell.periods):
+        if not np.any(units == i):           # an empty module (hidden_size < modules)
+            continue
         g = run.trace(units == i)[-1][:, :, units == i]
         changes = [t for t in range(g.shape[0] - 1) if not np.array_equal(g[t, 0], g[t + 1, 0])]
         spacing = float(np.median(np.diff(changes))) if len(changes) > 1 else float("nan")
