@@ -103,6 +103,13 @@ def catalogue(cells=CELLS) -> list:
                   _case("onnx_gru_lbr0", "gru", "onnx", reset_after=False),
                   _case("onnx_gru_lbr1_bi", "gru", "onnx", reset_after=True, bidirectional=True),
                   _case("cudnn_gru", "gru", "cudnn")]
+    if "cwrnn" in cells:       # T = 4: periods short enough that every module updates twice
+        cases += [_case("cwrnn_periods_1_3", "cwrnn", periods=[1, 3]),
+                  _case("cwrnn_periods_l2_bi", "cwrnn", num_layers=2, bidirectional=True, periods=[1, 2])]
+    if "dglstm" in cells:
+        cases += [_case("dglstm_l3", "dglstm", num_layers=3)]
+    if "gridlstm" in cells:
+        cases += [_case("gridlstm_l3_bi", "gridlstm", num_layers=3, bidirectional=True)]
     if "rnn" in cells:
         cases += [_case("keras_rnn", "rnn", "keras"), _case("onnx_rnn_relu", "rnn", "onnx", nonlinearity="relu"),
                   _case("cudnn_rnn_l2", "rnn", "cudnn", num_layers=2)]

@@ -99,7 +99,7 @@ def test_report_output_folder_errors(tmp_path, monkeypatch):
     (["gradcheck", "--batch", "-1"], "positive integer"),
     (["gradcheck", "--elements", "none"], "'all' or a positive integer"),
     (["gradcheck", "--cell", "gru", "--variant", "cifg"], "variants apply to LSTM only"),
-    (["probe", "--cell", "rnn", "--forget-bias", "1"], "forget_bias applies to LSTM and GRU"),
+    (["probe", "--cell", "rnn", "--forget-bias", "1"], "forget_bias applies to LSTM, GRU, DGLSTM and GRIDLSTM"),
     (["probe", "--dtype", "float16"], "'float16' is not one of"),
     (["audit", "no_such_module:fn"], "cannot import 'no_such_module'"),
     (["audit", "os:no_such_function"], "has no attribute"),

@@ -125,7 +125,7 @@ def test_errors_are_one_sentence():
 
 
 def test_init_options():
-    with pytest.raises(OptionError, match="forget_bias applies to LSTM and GRU"):
+    with pytest.raises(OptionError, match="forget_bias applies to LSTM, GRU, DGLSTM and GRIDLSTM"):
         lc.RNN(3, 4).init_params(forget_bias=1.0)
     with pytest.raises(OptionError, match="lacks"):
         lc.LSTM(3, 4, variant="nfg").init_params(forget_bias=1.0)

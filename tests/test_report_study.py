@@ -83,7 +83,8 @@ def test_small_report_renders_and_a_missing_image_is_detected(tmp_path):
 
 # ----------------------------------------------------------------------------- the default report
 EXPECTED_FIGURES = ["gradcheck_errors", "gradcheck_heatmap", "gradient_flow", "jacobian_spectrum",
-                    "lyapunov", "horizon", "gate_saturation", "time_constants", "phase_diagram"]
+                    "lyapunov", "horizon", "gate_saturation", "time_constants", "phase_diagram",
+                    "timescales"]
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +110,16 @@ def test_default_report_is_complete(default_report):
     assert len(checks) == 2 * len(studies.self_check_cases()) and all(c["report"]["passed"] for c in checks)
     assert [row["status"] for row in summary["rows"][:2]] == ["pass", "pass"]
     # the numbers behind the figures are there, for every model of the study
-    labels = {"RNN", "LSTM", "GRU", "LSTM chrono"}
+    from lstmcheck.models import registry
+    labels = {registry.display_name(c) for c in registry.names()} | {"LSTM chrono"}
     for key in ("gradient_norms", "jacobian_spectrum", "lyapunov_spectrum", "gate_statistics"):
         assert set(data["results"][key]) == labels, key
     flow = data["results"]["gradient_norms"]
     # what the study is about: chrono initialisation keeps gradients alive far longer
     assert flow["LSTM chrono"]["decay_rate"] < 0.2 * flow["LSTM"]["decay_rate"]
     phase = data["results"]["phase"]["records"]
-    assert len(phase) == 3 * len(studies.PHASE_RADII) and not any(p["error"] for p in phase)
+    assert len(phase) == len(registry.names()) * len(studies.PHASE_RADII) and \
+        not any(p["error"] for p in phase)
     md = (out / "summary.md").read_text()
     assert "All checks passed" in md and "figures/phase_diagram.png" in md
 

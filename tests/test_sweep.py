@@ -114,7 +114,7 @@ def test_records_are_tidy_in_grid_order_and_match_a_direct_computation(reference
     for p, r in zip(pts, reference):
         assert {k: r[k] for k in p} == p
         if p["cell"] == "rnn" and p["forget_bias"] is not None:
-            assert r["error"] == "forget_bias applies to LSTM and GRU, not to RNN."
+            assert r["error"] == "forget_bias applies to LSTM, GRU, DGLSTM and GRIDLSTM, not to RNN."
             assert "decay_rate" not in r
             continue
         assert r["error"] is None

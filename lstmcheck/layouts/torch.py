@@ -1,4 +1,5 @@
-"""PyTorch: state_dict names and shapes, which are the canonical ones.
+"""PyTorch: state_dict names and shapes, which are the canonical ones (of every registered cell;
+torch.nn itself has RNN, LSTM and GRU).
 
 ``weight_ih_l{k}[_reverse]`` (G*H, in), ``weight_hh_l{k}[_reverse]`` (G*H, H_out),
 ``bias_ih/bias_hh`` (G*H,), ``weight_hr`` (proj, H); LSTM gates i,f,g,o, GRU r,z,n. Parameters
@@ -16,7 +17,17 @@ import numpy as np
 from . import _common as C
 from ..errors import ConversionError, DTypeError, OptionError, ParameterError
 
-CELLS = ("lstm", "gru", "rnn")
+# torch.nn itself has the first three (from_torch reads those modules); a state_dict in the
+# canonical names expresses every registered cell, whose parameters are named in this style
+_TORCH_NN = ("lstm", "gru", "rnn")
+
+
+def _registered() -> tuple:
+    from ..models.registry import names
+    return tuple(dict.fromkeys(_TORCH_NN + names()))
+
+
+CELLS = _registered()
 _CELL_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 _SUFFIX = re.compile(r"_l(\d+)(_reverse)?$")
 _GATES = {4: "lstm", 3: "gru", 1: "rnn"}
@@ -90,6 +101,10 @@ def load(tensors: dict, cell=None, *, prefix=None, dtype=None, strict=True, back
 
 def dump(model, params, *, as_cell=False) -> dict:
     """PyTorch state_dict arrays; ``as_cell`` writes an nn.*Cell's unsuffixed names."""
+    last = model.num_layers - 1
+    if model.cell.param_layer(last) != last:
+        raise ConversionError(f"a state_dict holds one set of weights per layer, and "
+                              f"{model.describe()} shares them between layers.")
     p = C.host_params(model, params)
     if as_cell:
         if model.num_layers > 1 or model.bidirectional or getattr(model, "proj_size", 0):
@@ -108,6 +123,8 @@ def options(model, **opts) -> dict:
         out["activations"] = tuple(out["activations"])
     if C.cell_of(model) == "lstm":
         out["variant"] = model.variant
+    for k, v in model.cell.config().items():     # a cell's own options (clockwork periods)
+        out.setdefault(k, v)
     return out
 
 

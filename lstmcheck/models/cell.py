@@ -44,6 +44,10 @@ class Cell:
       batchable     parameters are used only as the checker's replicas allow (see module doc)
       unit_gates    gates whose activation lies in (0, 1); the others are tanh-like
       closed_jacobian  step_jacobian is overridden by a closed form
+      output_part   index of the state part that is the layer's output (default 0, h)
+      below         name of a state part the step takes from the layer below at the same step:
+                    step(xp, p, u, state, below) gets it ((B, .), None at layer 0), and
+                    step_backward returns a fourth value, dL/d(below) (None when it was None)
 
     Methods to define: ``step`` and ``step_backward``. The others have defaults.
     """
@@ -58,6 +62,8 @@ class Cell:
     closed_jacobian: bool = False   # step_jacobian is a closed form (else VJPs of step_backward)
     hidden_states: tuple = ()   # trailing state parts the cell carries but nobody sets or reads
     fused = None            # a faster execution of whole sequences (models/fused_*.py), if any
+    output_part: int = 0    # the state part that is the layer's output y_t (and next layer's input)
+    below: str | None = None   # a state part taken, at the same step, from the layer below
 
     # ------------------------------------------------------------------ structure
     @property
@@ -75,6 +81,16 @@ class Cell:
     def state_sizes(self, hidden_size: int) -> tuple:
         """Width of each state part (hidden ones last); the first is H_out, the width of h."""
         return (hidden_size,) * len(self.state_names + self.hidden_states)
+
+    def structural_zeros(self, base: str, hidden_size: int):
+        """A bool array of the shape of parameter ``base``, True where the cell's structure fixes
+        it at 0 (init writes 0 there; the cell's step must not read it), or None (default)."""
+        return None
+
+    def param_layer(self, layer: int) -> int:
+        """The layer whose parameters layer ``layer`` uses: its own (default), or a lower one
+        for weights tied across layers (that layer's names then serve both)."""
+        return layer
 
     def config(self) -> dict:
         """The options that rebuild this cell (JSON-ready)."""
@@ -139,5 +155,5 @@ class Cell:
         for s in sizes:
             parts.append(xp.ascontiguousarray(eye[:, lo:lo + s]))
             lo += s
-        _, dprev, _ = self.step_backward(xp, p, cache, tuple(parts))
+        dprev = self.step_backward(xp, p, cache, tuple(parts))[1]   # (a below cell: 4 values)
         return xp.concatenate(dprev, axis=1).reshape(N, n, n)

@@ -105,6 +105,9 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
             a = rng.standard_normal(shape) * (gain / np.sqrt(shape[1]))
         else:
             a = rng.standard_normal(shape) / np.sqrt(shape[-1])
+        zeros = model.cell.structural_zeros(base, H)
+        if zeros is not None:                 # entries the cell's structure fixes at 0
+            a = np.where(zeros, 0.0, a)
         if base == "weight_hh" and spectral_radius is not None:
             for s in blocks.values():
                 blk = a[s]

@@ -153,6 +153,11 @@ class Recurrent:
             for d, direction in enumerate(self.directions):
                 yield k, d, self.suffix(k, direction)
 
+    def param_suffix(self, layer, direction) -> str:
+        """The suffix of the parameters layer ``layer`` runs with (a lower layer's when the cell
+        ties weights across layers)."""
+        return self.suffix(self.cell.param_layer(layer), direction)
+
     def base_names(self) -> list:
         """Parameter names without the layer suffix: weight_ih, weight_hh, bias_ih, bias_hh, ..."""
         return ["weight_ih", "weight_hh", "bias_ih", "bias_hh",
@@ -166,6 +171,8 @@ class Recurrent:
         G, H, Ho = self.num_gates, self.hidden_size, self.output_size
         shapes = {}
         for k, _, s in self.suffixes():
+            if self.cell.param_layer(k) != k:         # tied: runs with a lower layer's weights
+                continue
             shapes["weight_ih" + s] = (G * H, self.layer_input_size(k))
             shapes["weight_hh" + s] = (G * H, Ho)
             shapes["bias_ih" + s] = (G * H,)
@@ -190,9 +197,9 @@ class Recurrent:
 
     def cell_spec(self) -> str:
         """How a configuration names the cell: its registry name, or module:Class."""
-        from .registry import CELLS
+        from .registry import CELLS, cell_type
         name = self.kind
-        if name in CELLS and isinstance(self.cell, CELLS[name].cell_type):
+        if name in CELLS and isinstance(self.cell, cell_type(name)):
             return name
         t = type(self.cell)
         return f"{t.__module__}:{t.__qualname__}"

@@ -11,6 +11,9 @@ import inspect
 
 from ..errors import OptionError
 from .cell import Cell
+from .cwrnn import CWRNNCell
+from .dglstm import DGLSTMCell
+from .gridlstm import GridLSTMCell
 from .gru import GRU
 from .lstm import LSTM
 from .recurrent import Recurrent
@@ -20,6 +23,9 @@ CELLS = {
     "rnn": RNN,
     "lstm": LSTM,
     "gru": GRU,
+    "cwrnn": CWRNNCell,
+    "dglstm": DGLSTMCell,
+    "gridlstm": GridLSTMCell,
 }
 
 

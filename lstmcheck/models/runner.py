@@ -12,6 +12,13 @@ lengths[b] - 1 (PyTorch packed sequences, ONNX sequence_lens).
 
 A cell's ``fused`` execution (a whole sequence at once) replaces the step loop where it applies
 (no lengths, ``fused=True``); the tests hold it to the step.
+
+Two options of a cell reach the runner (both off for RNN, LSTM and GRU): ``output_part``, the
+state part that is the layer's output y_t (default 0, h), and ``below``, the name of a state part
+that the cell takes, at the same step, from the layer below (the depth-gated LSTM's c^L_t, the
+Grid LSTM's depth memory). Layer k > 0 then receives the sequence of that part of layer k - 1 in
+the same direction (None at layer 0), and its step_backward's fourth value, dL/d(below), flows
+back into layer k - 1 at the same step, like dL/dy does.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ class LayerTape:
     mask: object = None         # (T, B) bool, True at real steps; None without lengths
     caches: list = None         # per-step caches of the cell's step (readable path)
     fused: object = None        # the fused execution's own tape
+    up: object = None           # (T, B, .) the state part the layer above takes (cell.below)
 
 
 @dataclass
@@ -76,26 +84,41 @@ def full_state(xp, cell, state, H):
     return tuple(state) + tuple(xp.zeros((B, s), state[0].dtype) for s in sizes[len(state):])
 
 
-def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True):
-    """Outputs h_t (T, B, H_out), the final state (visible parts) and a LayerTape."""
+def below_index(cell):
+    """The index of the state part the layer above takes (cell.below), or None."""
+    if cell.below is None:
+        return None
+    return (cell.state_names + cell.hidden_states).index(cell.below)
+
+
+def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True, below=None):
+    """Outputs y_t (T, B, H_out), the final state (visible parts) and a LayerTape.
+    below: (T, B, .) the lower layer's state part a ``cell.below`` cell takes (None: layer 0)."""
     u = project(xp, cell, p, xin)
     if fused and mask is None and cell.fused is not None:
         ys, final, ftape = cell.fused.forward(xp, p, u, state0)
         return ys, final, LayerTape(xin, fused=ftape)
     H = p["weight_hh"].shape[0] // len(cell.gates)
     state = full_state(xp, cell, state0, H)
-    ys, caches = [], []
+    o, j = cell.output_part, below_index(cell)
+    ys, caches, up = [], [], []
     for t in range(u.shape[0]):
-        new, cache = cell.step(xp, p, u[t], state)
+        if j is None:
+            new, cache = cell.step(xp, p, u[t], state)
+        else:
+            new, cache = cell.step(xp, p, u[t], state, None if below is None else below[t])
         if mask is not None:
             m = mask[t][:, None]
             new = tuple(xp.where(m, a, s) for a, s in zip(new, state))
-            ys.append(xp.where(m, new[0], 0))
+            ys.append(xp.where(m, new[o], 0))
         else:
-            ys.append(new[0])
+            ys.append(new[o])
+        if j is not None:
+            up.append(new[j])
         caches.append(cache)
         state = new
-    return xp.stack(ys), state[:len(state0)], LayerTape(xin, mask, caches)
+    return xp.stack(ys), state[:len(state0)], LayerTape(xin, mask, caches,
+                                                         up=xp.stack(up) if up else None)
 
 
 def _accumulate(grads, name, g):
@@ -134,26 +157,34 @@ def _finish(xp, grads, p):
     return out
 
 
-def layer_backward(xp, cell, p, lt, dy, dfinal, *, truncate=None, trace=False, per_step=False):
+def layer_backward(xp, cell, p, lt, dy, dfinal, *, truncate=None, trace=False, per_step=False,
+                   dup=None, want_below=False):
     """dL/du (T, B, G*H), dL/d(initial state) (visible parts), the cell's parameter gradients,
     the per-step state gradients (a tuple of (T, B, .) arrays, or None without ``trace``) and,
     with ``per_step``, every step's parameter-gradient terms (readable path only).
 
-    dy: dL/dh_t of every step (processing order); dfinal: dL/d(final state), visible parts.
-    truncate=k: no gradient crosses the step boundaries t = k, 2k, ... (processing order)."""
+    dy: dL/dy_t of every step (processing order); dfinal: dL/d(final state), visible parts.
+    truncate=k: no gradient crosses the step boundaries t = k, 2k, ... (processing order).
+    dup: (T, B, .) dL/d(the state part the layer above took), for ``cell.below`` cells;
+    want_below: also return dL/d(this layer's own below input) (T, B, .), or None at layer 0."""
     if lt.fused is not None and not per_step:
         du, ds0, grads, steps = cell.fused.backward(xp, p, lt.fused, dy, dfinal,
                                                     truncate=truncate, trace=trace)
-        return du, ds0, grads, (steps if trace else None), None
+        return (du, ds0, grads, (steps if trace else None), None) + ((None,) if want_below else ())
     if lt.caches is None:
         raise ValueError("per-step gradients need the readable path (fused=False)")
     T = dy.shape[0]
     H = p["weight_hh"].shape[0] // len(cell.gates)
     carried = full_state(xp, cell, tuple(dfinal), H)
     n_vis = len(dfinal)
-    dus, grads, steps, terms = [None] * T, {}, [None] * T, [None] * T
+    o, j = cell.output_part, below_index(cell)
+    dus, grads, steps, terms, dbelow = [None] * T, {}, [None] * T, [None] * T, [None] * T
     for t in reversed(range(T)):
-        d = (dy[t] + carried[0],) + tuple(carried[1:])
+        d = list(carried)
+        d[o] = d[o] + dy[t]
+        if dup is not None:
+            d[j] = d[j] + dup[t]
+        d = tuple(d)
         if lt.mask is not None:                 # padding: the state passes through untouched
             m = lt.mask[t][:, None]
             d_cell = tuple(a * m for a in d)
@@ -163,7 +194,10 @@ def layer_backward(xp, cell, p, lt, dy, dfinal, *, truncate=None, trace=False, p
         cache = lt.caches[t]
         if trace:
             steps[t] = cell.state_gradient(xp, p, cache, d_cell)[:n_vis]
-        du, dprev, dp = cell.step_backward(xp, p, cache, d_cell)
+        if j is None:
+            du, dprev, dp = cell.step_backward(xp, p, cache, d_cell)
+        else:
+            du, dprev, dp, dbelow[t] = cell.step_backward(xp, p, cache, d_cell)
         if passthrough is not None:
             dprev = tuple(a + b for a, b in zip(dprev, passthrough))
         dus[t] = du
@@ -174,9 +208,12 @@ def layer_backward(xp, cell, p, lt, dy, dfinal, *, truncate=None, trace=False, p
         carried = dprev
         if truncate and t % truncate == 0 and t > 0:
             carried = tuple(xp.zeros_like(a) for a in carried)
-    traced = tuple(xp.stack([s[j] for s in steps]) for j in range(n_vis)) if trace else None
-    return xp.stack(dus), carried[:n_vis], _finish(xp, grads, p), traced, \
-        (terms if per_step else None)
+    traced = tuple(xp.stack([s[i] for s in steps]) for i in range(n_vis)) if trace else None
+    out = (xp.stack(dus), carried[:n_vis], _finish(xp, grads, p), traced,
+           terms if per_step else None)
+    if want_below:
+        out += (None if j is None or dbelow[0] is None else xp.stack(dbelow),)
+    return out
 
 
 # ----------------------------------------------------------------------------- the stack
@@ -195,19 +232,24 @@ def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
     if lengths is not None:
         mask = xp.arange(T)[:, None] < xp.asarray(lengths)[None, :]
     dirs = model.directions
-    layers, finals = [], [[] for _ in state0]
+    layers, finals, revs = [], [[] for _ in state0], []
     inp = x
     for k in range(model.num_layers):
         outs = []
         for d, direction in enumerate(dirs):
             rev = (direction == "reverse") != ((k, d) in flip)
             idx = k * len(dirs) + d
-            p = layer_params(model, params, model.suffix(k, direction))
+            p = layer_params(model, params, model.param_suffix(k, direction))
             xin = inp[::-1] if rev else inp
+            below = None
+            if model.cell.below is not None and k > 0:    # same direction, one layer down
+                below = layers[idx - len(dirs)].up
+                below = below[::-1] if revs[idx - len(dirs)] != rev else below
             y, fin, lt = layer_forward(xp, model.cell, p, xin, tuple(a[idx] for a in state0),
                                        mask=None if mask is None else (mask[::-1] if rev else mask),
-                                       fused=fused)
+                                       fused=fused, below=below)
             layers.append(lt)
+            revs.append(rev)
             outs.append(y[::-1] if rev else y)
             for lst, a in zip(finals, fin):
                 lst.append(a)
@@ -215,6 +257,10 @@ def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
     final = tuple(xp.stack(lst) for lst in finals)
     return inp, final, Tape(x=x, params=params, layers=layers, batch_first=model.batch_first,
                             lengths=lengths, owner=model)
+
+
+def _add(grads, name, g):
+    grads[name] = g if name not in grads else grads[name] + g
 
 
 def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
@@ -229,21 +275,24 @@ def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
     grads = {}
     dstate0 = [[None] * n_ld for _ in dfinal]
     tr = Trace(dh=[None] * n_ld, dc=[None] * n_ld)
+    dups = [None] * n_ld            # dL/d(the part each layer-direction passed up), cell.below
     d_out = dy
     for k in reversed(range(model.num_layers)):
         d_in = None
         for d, direction in enumerate(dirs):
             rev = direction == "reverse"
-            s = model.suffix(k, direction)
+            s = model.param_suffix(k, direction)     # tied layers add into the same names
             idx = k * len(dirs) + d
             p = layer_params(model, params, s)
             lt = tape.layers[idx]
             dyk = d_out[..., d * Ho:(d + 1) * Ho]
             if rev:
                 dyk = dyk[::-1]
-            du, ds0, dp, steps, _ = layer_backward(
+            du, ds0, dp, steps, _, dbelow = layer_backward(
                 xp, model.cell, p, lt, dyk, tuple(a[idx] for a in dfinal),
-                truncate=truncate, trace=trace)
+                truncate=truncate, trace=trace, dup=dups[idx], want_below=True)
+            if dbelow is not None and k > 0:
+                dups[idx - len(dirs)] = dbelow
             for j, a in enumerate(ds0):
                 dstate0[j][idx] = a
             if trace:
@@ -252,12 +301,13 @@ def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
                 tr.dc[idx] = flip(steps[1]) if len(steps) > 1 and steps[1] is not None else None
             G = du.shape[-1]
             du2 = du.reshape(T * B, G)
-            grads["weight_ih" + s] = du2.T @ lt.xin.reshape(T * B, -1)
-            grads["bias_ih" + s] = du2.sum(axis=0)
+            db = du2.sum(axis=0)
+            _add(grads, "weight_ih" + s, du2.T @ lt.xin.reshape(T * B, -1))
+            _add(grads, "bias_ih" + s, db)
             if model.cell.fold_bias_hh:
-                grads["bias_hh" + s] = grads["bias_ih" + s].copy()
+                _add(grads, "bias_hh" + s, db.copy())
             for n, g in dp.items():
-                grads[n + s] = g
+                _add(grads, n + s, g)
             dxin = (du2 @ p["weight_ih"]).reshape(T, B, -1)
             if rev:
                 dxin = dxin[::-1]

@@ -50,7 +50,7 @@ class Layer:
         from ..models import runner
         self.model, self.cell = model, model.cell
         self.layer, self.direction = layer, direction
-        self.p = runner.layer_params(model, params, model.suffix(layer, direction))
+        self.p = runner.layer_params(model, params, model.param_suffix(layer, direction))
         self.sizes = self.cell.state_sizes(model.hidden_size)
         self.state_size = int(sum(self.sizes))
         self.has_c = len(self.cell.state_names) > 1
@@ -99,6 +99,11 @@ def _choose(model, layer, direction):
             0 <= layer < model.num_layers:
         raise OptionError(f"layer must be one of 0..{model.num_layers - 1} (the model has "
                           f"{model.num_layers} layer(s)), got {layer!r}.")
+    if layer > 0 and model.cell.below is not None:
+        # the one-layer recurrence a probe follows would need that input at every step too
+        raise OptionError(f"layer {layer} of {model.kind.upper()} also takes the layer below's "
+                          f"{model.cell.below} at every step, which the probes do not feed; "
+                          f"probe layer 0.")
     if direction is None:
         direction = model.directions[0]
     if direction not in model.directions:

@@ -213,10 +213,23 @@ def _median_iqr(a):
     return q[0], q[1:].T.copy()
 
 
-def _relative(norms):
-    last = norms[-1]
+def relative_norms(norms):
+    """(T, B) norms relative, per sequence, to its latest nonzero one: the last step's for every
+    cell whose output is its h, one step earlier for a cell whose output y_T is computed from
+    h_(T-1) (the Grid LSTM's depth output), where dL/dh_T is exactly 0."""
+    T, B = norms.shape
+    nonzero = norms > 0
+    ref = norms[T - 1 - np.argmax(nonzero[::-1], axis=0), np.arange(B)]
+    ok = nonzero.any(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(last > 0, norms / np.where(last > 0, last, 1.0), np.nan)
+        return np.where(ok, norms / np.where(ok, ref, 1.0), np.nan)
+
+
+def _underflow(med, tiny):
+    """The first lag whose median norm is below ``tiny``, from the first lag where the gradient
+    has entered (exact zeros before it are no underflow)."""
+    start = int(np.argmax(med > 0)) if np.any(med > 0) else 0
+    return C.first_lag_below(med[start:], tiny, first_lag=start)
 
 
 def fit_decay(rel, stop=None):
@@ -234,16 +247,16 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta)
     T = h.shape[0]
     lagged = lambda a: a[::-1]                               # noqa: E731  index t -> lag T - t
     h_med, h_iqr = _median_iqr(lagged(h))
-    h_rel, h_rel_iqr = _median_iqr(lagged(_relative(h)))
+    h_rel, h_rel_iqr = _median_iqr(lagged(relative_norms(h)))
     tiny = np.finfo(np.dtype(dtype)).tiny          # below it the norm is subnormal or 0
-    h_under = C.first_lag_below(h_med, tiny)
+    h_under = _underflow(h_med, tiny)
     c_fields = (None,) * 4
     c_rate = c_under = None
     if c is not None:
         c_med, c_iqr = _median_iqr(lagged(c))
-        c_rel, c_rel_iqr = _median_iqr(lagged(_relative(c)))
+        c_rel, c_rel_iqr = _median_iqr(lagged(relative_norms(c)))
         c_fields = (c_med, c_iqr, c_rel, c_rel_iqr)
-        c_under = C.first_lag_below(c_med, tiny)
+        c_under = _underflow(c_med, tiny)
         c_rate = fit_decay(c_rel, c_under)
     contrib = lagged(contrib)
     total = contrib.sum()

@@ -10,7 +10,8 @@ from .subjects import Context, subjects_from_grid
 # Small enough that `lstmcheck report` runs in seconds, large enough for the effects to show.
 DEFAULTS = {"cells": names(), "hidden_size": 32, "seq_len": 100, "batch": 8,
             "task": "noise", "init": "pytorch", "seed": 0, "dtype": "float64", "backend": "numpy"}
-DEFAULT_SECTIONS = ("gradcheck", "flow", "jacobian", "lyapunov", "horizon", "gates", "phase")
+DEFAULT_SECTIONS = ("gradcheck", "flow", "jacobian", "lyapunov", "horizon", "gates", "phase",
+                    "timescales")
 HORIZON_SEQ_LENS = (30, 100, 300, 1000)
 
 

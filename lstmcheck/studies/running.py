@@ -8,10 +8,11 @@ from .sections import (section_flow, section_gates, section_horizon, section_jac
                        section_lyapunov)
 from .selfcheck import section_gradcheck
 from .subjects import Context
+from .timescales import section_timescales
 
 SECTIONS = {"gradcheck": section_gradcheck, "flow": section_flow, "jacobian": section_jacobian,
             "lyapunov": section_lyapunov, "horizon": section_horizon, "gates": section_gates,
-            "phase": section_phase}
+            "phase": section_phase, "timescales": section_timescales}
 PROBE_SECTIONS = ("flow", "jacobian", "lyapunov", "horizon", "gates")
 
 
