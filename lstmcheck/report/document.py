@@ -40,6 +40,14 @@ class Report:
     figures: list = field(default_factory=list)
     results: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)   # short paragraphs shown under the table
+    kind: str = "report"      # what the report is, for a banner without checks
+    warnings: list = field(default_factory=list)  # what went wrong outside any check (failed
+                                                  # sweep points): shown in the banner
+
+    @property
+    def checked(self) -> bool:
+        """Whether any row is a check (pass, fail, inconclusive) rather than a measurement."""
+        return any(r.status != "info" for r in self.rows)
 
     @property
     def passed(self) -> bool:
@@ -48,17 +56,23 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        """'failed' if some row failed, else 'inconclusive' if some check was, else 'passed'."""
+        """'failed' if some row failed, else 'inconclusive' if some check was, 'no checks' when
+        no row is a check (a probe or sweep report only measures), else 'passed'."""
+        if not self.checked:
+            return "no checks"
         if not self.passed:
             return "failed"
         return "inconclusive" if any(r.status == "inconclusive" for r in self.rows) else "passed"
 
     @property
     def headline(self) -> str:
-        """The verdict in words, for the top of every page."""
-        return {"failed": "Some checks FAILED", "passed": "All checks passed",
-                "inconclusive": "No check failed, but some were INCONCLUSIVE (they could not "
-                                "resolve a wrong element)"}[self.verdict]
+        """The verdict in words, for the top of every page: never "passed" without a check,
+        and any warning (failed sweep points) after it."""
+        words = {"failed": "Some checks FAILED", "passed": "All checks passed",
+                 "no checks": f"{self.kind}, no checks run",
+                 "inconclusive": "No check failed, but some were INCONCLUSIVE (they could not "
+                                 "resolve a wrong element)"}[self.verdict]
+        return "; ".join([words, *self.warnings])
 
     def add_row(self, check, result, status="info"):
         self.rows.append(Row(check, result, status))

@@ -39,6 +39,7 @@ def probe_study(subjects, *, sections=PROBE_SECTIONS, seed=0, progress=None) -> 
                 "task": first.get("task", "noise"), "dtype": subjects[0].model.dtype.name,
                 "backend": subjects[0].model.backend}
     ctx = Context(list(subjects), settings)
-    report = Report("lstmcheck probe: gradient flow of " + ", ".join(s.label for s in subjects))
+    report = Report("lstmcheck probe: gradient flow of " + ", ".join(s.label for s in subjects),
+                    kind="gradient-flow report")
     report.results["settings"] = {"subjects": [s.setting for s in subjects], **settings}
     return run_sections(report, ctx, sections, progress)
