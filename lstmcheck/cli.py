@@ -22,7 +22,8 @@ from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, cell_o
                           refuse_together, seed_option, size_option, structure_options,
                           sweep_grid, tolerance_options)
 from .cli_output import (EXIT_PASS, LstmcheckGroup, emit_json, exit_code, note, progress,
-                         progress_count, run_one, run_study, say, say_report, write_report_folder)
+                         progress_count, report_meta, run_one, run_study, say, say_report,
+                         write_report_folder)
 from .models import LSTM_VARIANTS
 
 SWEEP_INITS = ("pytorch", "orthogonal", "gaussian", "chrono")
@@ -111,9 +112,8 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
     rep = run_study(studies.default_study, len(studies.DEFAULT_SECTIONS), "running study",
                     seq_len=seq_len, hidden_size=hidden_size, batch=batch, seed=seed, dtype=dtype,
                     backend=backend)
-    meta = {"command": "lstmcheck report", "lstmcheck": __version__, "seed": seed,
-            "dtype": dtype, "backend": backend}
-    path = write_report_folder(rep, out, force, {**meta, "environment": environment(gpu=False)})
+    path = write_report_folder(rep, out, force,
+                               report_meta(rep, environment=environment(gpu=False)))
     emit_json({"report": str(path), "passed": rep.passed, "rows": rep.rows,
                "results": rep.results}, json_path)
     say_report(rep)
@@ -172,7 +172,7 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     emit_json({"passed": rep.passed, "verdict": rep.verdict, "checks": rep.results["gradcheck"],
                "settings": settings}, json_path)
     if out:
-        write_report_folder(rep, out, force, {"command": "lstmcheck gradcheck", "seed": seed})
+        write_report_folder(rep, out, force, report_meta(rep))
     say_report(rep)
     for case, r in results:
         if r.verdict != "passed":   # its table starts FAILED or INCONCLUSIVE with the reason
@@ -244,7 +244,7 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
         raise OptionError(f"none of the {total} grid points could run; the first says: "
                           f"{failed[0]['error']}")
     rep = sweep_report(records, x=x_axis, y=y_axis)
-    write_report_folder(rep, Path(out) / "report", True, {"command": "lstmcheck sweep"})
+    write_report_folder(rep, Path(out) / "report", True, report_meta(rep))
     emit_json({"results": str(Path(out) / sw.RESULTS_FILE), "records": records}, json_path)
     say(f"{total} points ({len(failed)} could not run); records in {Path(out) / sw.RESULTS_FILE}")
     return EXIT_PASS
@@ -313,7 +313,7 @@ def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectiona
                     sections=sections, seed=seed)
     emit_json({"rows": rep.rows, "results": rep.results}, json_path)
     if out:
-        write_report_folder(rep, out, force, {"command": "lstmcheck probe", "seed": seed})
+        write_report_folder(rep, out, force, report_meta(rep))
     say_report(rep)
     return EXIT_PASS
 
@@ -364,8 +364,8 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
                      lengths=lengths)
     emit_json(result, json_path)
     if out:
-        write_report_folder(audit_report(result), out, force,
-                            {"command": "lstmcheck audit", "seed": seed})
+        rep = audit_report(result)
+        write_report_folder(rep, out, force, report_meta(rep))
     say(result.to_text())
     return exit_code(result.passed)
 

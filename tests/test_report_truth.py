@@ -124,3 +124,245 @@ def test_a_sweep_with_failed_points_says_so():
     assert rep.verdict == "no checks"
     assert rep.headline == "sweep report, no checks run; 2 of 3 points FAILED (left out of the " \
                            "figures, counted in their cells)"
+
+
+# ----------------------------------------------------------------------------- a probe report
+from lstmcheck import studies  # noqa: E402
+from lstmcheck.studies import statements as S  # noqa: E402
+
+FLOAT = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+@pytest.fixture(scope="module")
+def probe_report():
+    """RNN, LSTM, GRU and chrono LSTM (H 8, T 60, 6 sequences), every probe section and the
+    phase section, as `lstmcheck probe` and `lstmcheck report` run them."""
+    grid = [{"cell": ["rnn", "lstm", "gru"], "seq_len": 60, "hidden_size": 8, "batch": 6},
+            {"cell": "lstm", "init": "chrono", "seq_len": 60, "hidden_size": 8, "batch": 6}]
+    subjects = studies.subjects_from_grid(grid)
+    rep = studies.probe_study(subjects)
+    ctx = studies.Context(subjects, {"seq_len": 60, "hidden_size": 8, "batch": 6,
+                                     "task": "noise", "seed": 0, "dtype": "float64",
+                                     "backend": "numpy"})
+    studies.SECTIONS["phase"](rep, ctx)
+    return rep
+
+
+def _rows(rep, prefix):
+    return {r.check[len(prefix):]: r.result for r in rep.rows if r.check.startswith(prefix)}
+
+
+def _figure(rep, name):
+    return next(f.figure for f in rep.figures if f.name == name)
+
+
+def _lines(fig, ax=0):
+    return {line.get_label(): np.asarray(line.get_ydata(), dtype=float)
+            for line in fig.axes[ax].get_lines() if not line.get_label().startswith("_")}
+
+
+def _fit(rel, lo, hi):
+    """Independent per-sequence least-squares fit of log r against the lag on lags lo..hi:
+    the median and quartiles of -slope (normal equations, not np.polyfit)."""
+    k = np.arange(lo, hi + 1, dtype=float)
+    y = np.log(rel[lo:hi + 1])
+    slopes = ((k - k.mean())[:, None] * (y - y.mean(axis=0))).sum(0) / ((k - k.mean()) ** 2).sum()
+    return np.percentile(-slopes, [25, 50, 75])
+
+
+def test_every_sentence_is_free_of_inf_and_nan(probe_report):
+    assert probe_report.rows
+    for r in probe_report.rows:
+        assert not NO_INF_NAN.search(r.result), r
+    with pytest.raises(AssertionError):
+        S.sentence("exploding (half-life inf steps)")
+
+
+def test_flow_rows_name_h_or_c_and_state_the_plotted_numbers(probe_report):
+    rep = probe_report
+    rows = _rows(rep, "gradient flow ")
+    data = rep.results["gradient_norms"]
+    lines = _lines(_figure(rep, "gradient_flow"))
+    for label, entry in data.items():
+        for q, key, seq_key in (("h", "h_norm_rel", "h_rel_seq"), ("c", "c_norm_rel", "c_rel_seq")):
+            if entry[key] is None:
+                assert f"‖∂L/∂{q}‖: {label}" not in rows
+                continue
+            text = rows[f"‖∂L/∂{q}‖: {label}"]
+            plotted = lines[f"{label}: ‖∂L/∂{q}‖ (n = 6)"]
+            np.testing.assert_array_equal(plotted, entry[key])        # the row reads the plot
+            # the reach: the first lag where the plotted median is below 1%
+            below = np.nonzero(plotted < 0.01)[0]
+            if below.size:
+                assert text.endswith(f"first falls below 1% of its last-step value at lag "
+                                     f"{below[0]}")
+            else:
+                assert text.endswith("at every lag 0–59")
+            # each regime's factor, IQR and n against an independent fit of the same arrays
+            seq = np.asarray(entry[seq_key])
+            for lo, hi in ((0, R.FIRST_LAGS), (R.FIRST_LAGS, 59)):
+                q25, med, q75 = _fit(seq, lo, hi)
+                m = re.search(rf"lags {lo}–{hi}: (\w+) ×({FLOAT}) per step \([^;]*; IQR "
+                              rf"×({FLOAT})\.\.×({FLOAT}), n = (\d+)\)", text)
+                assert m, text
+                verdict, f, f_lo, f_hi, n = m.groups()
+                assert float(f) == pytest.approx(np.exp(-med), rel=2e-3)
+                assert float(f_lo) == pytest.approx(np.exp(-q75), rel=2e-3)
+                assert float(f_hi) == pytest.approx(np.exp(-q25), rel=2e-3)
+                assert int(n) == seq.shape[1] == 6
+                assert verdict == R.classify(q25, q75)
+
+
+def test_the_h_row_is_about_h_even_where_c_reaches_further(probe_report):
+    """The issue's chrono LSTM: ‖∂L/∂h‖ drops below 1% within a few lags while ‖∂L/∂c‖ stays
+    above it; the h row says so (the old row took the larger of the two)."""
+    rows = _rows(probe_report, "gradient flow ")
+    entry = probe_report.results["gradient_norms"]["LSTM chrono"]
+    k = int(np.nonzero(np.asarray(entry["h_norm_rel"]) < 0.01)[0][0])
+    assert k < 20 and min(entry["c_norm_rel"]) > 0.01
+    assert rows["‖∂L/∂h‖: LSTM chrono"].endswith(f"at lag {k}")
+    assert rows["‖∂L/∂c‖: LSTM chrono"].endswith("at every lag 0–59")
+    assert entry["steps_in_past"] < entry["c_steps_in_past"] == 60
+
+
+def test_plotted_gradient_norms_match_finite_differences():
+    """The plotted ‖∂L/∂h_{T-k}‖ against central differences of the loss L = <v, h_T> rerun
+    from a perturbed h_{T-k} (the LSTM's c held, as the probe's partial derivative does),
+    float64. (‖∂L/∂c‖ is held to the model's own backward in test_probes_flow.)"""
+    for cell in ("rnn", "lstm", "gru"):
+        model = lc.build(cell, 3, 4)
+        params = model.init_params(1)
+        T = 12
+        x = lc.tasks.noise(T, 1, 3, seed=2).x
+        v = np.random.default_rng(3).standard_normal(4)
+        dy = np.zeros((T, 1, 4))
+        dy[-1, 0] = v
+        r = gradient_norms(model, params, x, loss=dy)
+
+        def loss(t, state):
+            y, _, _ = model.forward(params, x[t:], state)
+            return float(v @ y[-1, 0])
+        assert r.h_norm[0] == pytest.approx(np.linalg.norm(v), rel=1e-12)     # lag 0: dL/dh_T = v
+        for k in (1, 3, 7):
+            t = T - k
+            _, state, _ = model.forward(params, x[:t])
+            parts = list(state) if isinstance(state, tuple) else [state]
+            g = np.zeros(4)
+            for i in range(4):
+                e = np.zeros_like(parts[0])
+                e[0, 0, i] = 1e-6
+                wrap = (lambda h: (h, parts[1])) if len(parts) > 1 else (lambda h: h)
+                g[i] = (loss(t, wrap(parts[0] + e)) - loss(t, wrap(parts[0] - e))) / 2e-6
+            assert r.h_norm[k] == pytest.approx(np.linalg.norm(g), rel=1e-6), (cell, k)
+
+
+def test_lyapunov_rows_state_their_uncertainty(probe_report):
+    rows = _rows(probe_report, "Lyapunov spectrum: ")
+    for label, entry in probe_report.results["lyapunov_spectrum"].items():
+        lam = entry["exponents"][0]
+        run = np.asarray(entry["convergence"])[:, 0]
+        drift = run[len(run) // 2:].max() - run[len(run) // 2:].min()
+        unc = max(entry["lambda1_gap"], drift)
+        m = re.match(rf"λ₁ = ({FLOAT}) ± ({FLOAT}) nats/step", rows[label])
+        assert m and float(m.group(1)) == pytest.approx(lam, rel=2e-3)
+        assert float(m.group(2)) == pytest.approx(unc, rel=0.05)
+        word = "undetermined" if unc >= abs(lam) else ("chaotic" if lam > 0 else "contracting")
+        assert word in rows[label]
+    # the issue's row: λ₁ = 0.0035 with a gap of 0.017 has no sign
+    text = S.lyapunov_text([0.0035], 0.017, np.full((10, 1), 0.0035))
+    assert "sign undetermined" in text and "chaotic" not in text
+    assert "undetermined" in S.lyapunov_text([-0.5], 0.0, np.full((1, 1), -0.5), steps=1)
+
+
+def test_gate_rows_and_saturation_by_derivative(probe_report):
+    rep = probe_report
+    rows = _rows(rep, "gates: ")
+    fig = _figure(rep, "gate_saturation")
+    images = {ax.get_title(): ax.images[0].get_array() for ax in fig.axes if ax.images
+              and ax.get_title()}
+    for label, entry in rep.results["gate_statistics"].items():
+        sat = np.asarray(images[label], dtype=float)
+        np.testing.assert_array_equal(sat, entry["saturation"])
+        for g, row in zip(entry["gates"], sat):
+            assert f"{g} {np.mean(row):.0%}" in rows[label]
+        if entry["unit_time_constant"] is not None:
+            f_unit = np.asarray(entry["forget_unit"]).mean(axis=0)   # the gate_values figure
+            tau = 1.0 / (1.0 - f_unit)
+            m = re.search(rf"τ = 1/\(1 − f̄\) ({FLOAT}) steps", rows[label])
+            assert float(m.group(1)) == pytest.approx(np.median(tau), rel=2e-3)
+    # the chrono forget gate (mean near 1) is memory, not saturation
+    chrono = rep.results["gate_statistics"]["LSTM chrono"]
+    f = chrono["gates"].index("f")
+    assert np.mean(chrono["forget_mean"]) > 0.9 and np.mean(chrono["saturation"][f]) < 0.05
+    tc = _figure(rep, "time_constants")
+    assert "1/(1 - \\bar f)" in tc.axes[0].get_xlabel()
+
+
+def test_saturation_threshold_is_the_derivative_by_finite_differences():
+    """4 s (1 - s) and 1 - v^2 are sigma' / sigma'(0) and tanh', checked by the complex step
+    (f'(a) = Im f(a + ih) / h, no cancellation)."""
+    from lstmcheck.probes.gates import _relative_derivative
+    a = np.linspace(-8, 8, 33)
+    sig = lambda z: 1 / (1 + np.exp(-z))                      # noqa: E731
+    cs = lambda f: np.imag(f(a + 1e-30j)) / 1e-30             # noqa: E731
+    np.testing.assert_allclose(_relative_derivative(sig(a), True), cs(sig) / 0.25, rtol=1e-12)
+    np.testing.assert_allclose(_relative_derivative(np.tanh(a), False), cs(np.tanh), rtol=1e-9)
+    # the threshold stated in the caption: sigma' < 0.0025 <=> s outside 0.0025..0.9975 (approx.)
+    s = np.array([0.0024, 0.0026, 0.97, 0.99, 0.9974, 0.9976])
+    assert list(_relative_derivative(s, True) < 0.01) == [True, False, False, False, False, True]
+
+
+def test_phase_rows_follow_the_plotted_rates(probe_report):
+    rep = probe_report
+    rows = _rows(rep, "phases over ρ(W_hh): ")
+    fig = _figure(rep, "phase_diagram")
+    rate_ax = fig.axes[-2] if fig.axes[-1].get_label() == "<colorbar>" else fig.axes[-1]
+    rate_ax = next(ax for ax in fig.axes if ax.get_title().startswith("Vanishing"))
+    plotted = {line.get_label(): np.asarray(line.get_ydata(), dtype=float)
+               for line in rate_ax.get_lines() if not line.get_label().startswith("_")}
+    records = rep.results["phase"]["records"]
+    for label, text in rows.items():
+        recs = [r for r in records if r["cell"] == label.lower()]
+        growth = -np.array([r["tail_rate"] for r in recs])
+        np.testing.assert_allclose(plotted[label], growth)
+        verdicts = []
+        for r in recs:
+            q25, q75 = r["tail_rate_iqr"]
+            verdicts.append(R.classify(q25, q75))
+        assert [r["regime"] for r in recs] == verdicts
+        assert text.startswith(S.phases_text([r["spectral_radius"] for r in recs], verdicts))
+        # "exploding" is said only of radii whose whole IQR band grows
+        for r, v in zip(recs, verdicts):
+            if v == "exploding":
+                assert -r["tail_rate_iqr"][1] > R.RATE_TOL
+    # the colour scale is symmetric about 0: equal lengths are equal decades on both sides
+    mesh = next(c for ax in fig.axes for c in ax.collections if hasattr(c, "norm")
+                and c.norm is not None and hasattr(c.norm, "vcenter"))
+    assert mesh.norm.vmin == -mesh.norm.vmax and mesh.norm.vcenter == 0
+    assert "fixed: hidden size 8, T = 60" in fig._supxlabel.get_text()
+
+
+def test_horizon_axis_says_symlog_and_curves_are_distinct(probe_report):
+    fig = _figure(probe_report, "horizon")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog" and "symlog" in ax.get_xlabel()
+    lines = [l for l in ax.get_lines() if not l.get_label().startswith("_")]
+    styles = [(l.get_color(), str(l.get_linestyle()), l.get_marker()) for l in lines]
+    assert len(set(styles)) == len(styles)
+    colours = [l.get_color() for l in lines]
+    assert len(set(colours)) == len(colours)                  # one colour per model
+
+
+def test_csv_beside_each_figure_holds_the_plotted_numbers(probe_report, tmp_path):
+    import csv
+    from lstmcheck.report import write_report
+    out = write_report(probe_report, tmp_path / "r")
+    for f in probe_report.figures:
+        assert (out / "figures" / f"{f.name}.csv").is_file(), f.name
+        assert (out / "figures" / f"{f.name}.pdf").read_bytes().startswith(b"%PDF")
+    rows = list(csv.DictReader((out / "figures" / "gradient_flow.csv").open()))
+    want = probe_report.results["gradient_norms"]["GRU"]["h_norm_rel"]
+    got = [float(r["median_rel"]) for r in rows if r["model"] == "GRU" and r["quantity"] == "dL/dh"]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    html = (out / "index.html").read_text()
+    assert "no checks run" in html and "All checks passed" not in html

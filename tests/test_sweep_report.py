@@ -85,7 +85,7 @@ def test_figures_write_labelled_heatmaps_and_the_phase_diagram(tmp_path):
         assert ax.get_xlabel() == "hidden_size" and ax.get_ylabel() == "spectral_radius"
         assert "mean over seed" in ax.get_title()
         assert fig.axes[1].get_ylabel()                    # the colour bar says what it shows
-        png, svg = save_figure(fig, tmp_path, name)
+        png, svg, pdf = save_figure(fig, tmp_path, name)
         assert png.stat().st_size > 1000 and svg.read_text().startswith("<?xml")
     heat = figs[0][2].axes[0]
     assert heat.images[0].get_cmap().name == "cividis"

@@ -26,11 +26,14 @@ class Row:
 
 @dataclass
 class Figure:
-    """A matplotlib figure saved as ``figures/<name>.png`` and ``.svg``."""
+    """A matplotlib figure saved as ``figures/<name>.png`` (300 dpi), ``.svg``, ``.pdf``, with
+    ``figures/<name>.csv`` beside it: the numbers it plots (``table``: tidy rows, dicts; by
+    default read back from the figure's own lines and images, lstmcheck.report.tables)."""
 
     name: str
     caption: str              # one line: what the reader should see in it
     figure: object            # matplotlib.figure.Figure
+    table: list | None = None
 
 
 @dataclass
@@ -77,15 +80,16 @@ class Report:
     def add_row(self, check, result, status="info"):
         self.rows.append(Row(check, result, status))
 
-    def add_figure(self, name, caption, figure):
+    def add_figure(self, name, caption, figure, table=None):
         if any(f.name == name for f in self.figures):
             raise ValueError(f"duplicate figure name {name!r}")
-        self.figures.append(Figure(name, " ".join(caption.split()), figure))
+        self.figures.append(Figure(name, " ".join(caption.split()), figure, table))
 
-    def summary_dict(self, formats=("png", "svg")):
+    def summary_dict(self, formats=("png", "svg", "pdf")):
         return {"title": self.title, "passed": self.passed, "verdict": self.verdict,
                 "rows": [r.to_dict() for r in self.rows],
                 "figures": [{"name": f.name, "caption": f.caption,
-                             **{ext: f"figures/{f.name}.{ext}" for ext in formats}}
+                             **{ext: f"figures/{f.name}.{ext}" for ext in formats},
+                             "csv": f"figures/{f.name}.csv"}
                             for f in self.figures],
                 "notes": list(self.notes)}

@@ -54,7 +54,8 @@ def render_html(report, meta: dict | None = None, formats=("png", "svg")) -> str
     for i, f in enumerate(report.figures, 1):
         files = {ext: f"figures/{f.name}.{ext}" for ext in formats}
         big = files.get("svg", files["png"])   # the click-through: vector when there is one
-        links = " ".join(f'<a href="{e(path)}">[{ext.upper()}]</a>' for ext, path in files.items())
+        links = " ".join(f'<a href="{e(path)}">[{ext.upper()}]</a>'
+                         for ext, path in {**files, "csv": f"figures/{f.name}.csv"}.items())
         parts.append(
             f'<figure id="{e(f.name)}"><a href="{e(big)}"><img src="{e(files["png"])}" '
             f'alt="{e(f.caption)}"></a><figcaption><b>Figure {i}.</b> {e(f.caption)} {links}'
