@@ -366,3 +366,45 @@ def test_csv_beside_each_figure_holds_the_plotted_numbers(probe_report, tmp_path
     np.testing.assert_allclose(got, want, rtol=1e-5)
     html = (out / "index.html").read_text()
     assert "no checks run" in html and "All checks passed" not in html
+
+
+def test_a_report_reproduces_from_its_header(tmp_path):
+    """`lstmcheck probe` with non-default options; rerunning the command its header states
+    (into another folder) gives the same numbers, and the page shows that command."""
+    import json
+    import shlex
+
+    from click.testing import CliRunner
+
+    from lstmcheck.cli import cli
+    first = tmp_path / "a"
+    args = ["probe", "--cell", "gru", "--seq-len", "30", "--hidden-size", "6", "--batch", "3",
+            "--seed", "4", "--init", "orthogonal", "--spectral-radius", "1.2", "--probe", "flow",
+            "--out", str(first), "--quiet"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    data = json.loads((first / "results.json").read_text())
+    meta = data["meta"]
+    assert meta["seed"] == 4 and meta["dtype"] == "float64" and meta["backend"] == "numpy"
+    assert meta["options"]["spectral_radius"] == 1.2 and meta["lstmcheck"] == lc.__version__
+    words = shlex.split(meta["command"])
+    assert words[:2] == ["lstmcheck", "probe"] and "--spectral-radius" in words
+    words[words.index("--out") + 1] = str(tmp_path / "b")
+    r = CliRunner().invoke(cli, words[1:])
+    assert r.exit_code == 0, r.output
+    again = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert again["results"]["gradient_norms"] == data["results"]["gradient_norms"]
+    html = (first / "index.html").read_text()
+    assert "--spectral-radius 1.2" in html and "gradient-flow report, no checks run" in html
+
+
+def test_a_single_step_says_undetermined_never_nan():
+    """`--seq-len 1` used to print "x nan per step"."""
+    subjects = studies.subjects_from_grid({"cell": ["lstm", "rnn"], "seq_len": 1,
+                                           "hidden_size": 4, "batch": 2})
+    rep = studies.probe_study(subjects)
+    for r in rep.rows:
+        assert not NO_INF_NAN.search(r.result), r
+    rows = _rows(rep, "gradient flow ")
+    assert all("undetermined" in t for t in rows.values())
+    assert all("undetermined" in t for t in _rows(rep, "Lyapunov spectrum: ").values())
