@@ -408,3 +408,58 @@ def test_a_single_step_says_undetermined_never_nan():
     rows = _rows(rep, "gradient flow ")
     assert all("undetermined" in t for t in rows.values())
     assert all("undetermined" in t for t in _rows(rep, "Lyapunov spectrum: ").values())
+
+
+# ----------------------------------------------------------------------------- researcher requests
+def test_truncation_and_clipping_show_what_they_change(tmp_path):
+    subjects = studies.subjects_from_grid({"cell": "lstm", "seq_len": 40, "hidden_size": 6,
+                                           "batch": 3})
+    rep = studies.probe_study(subjects, sections=("flow",), truncate=10, clip_norm=0.5)
+    rows = {r.check: r.result for r in rep.rows}
+    entry = rep.results["gradient_norms"]["LSTM"]
+    assert entry["truncated_lag"] == 10 and entry["underflow_lag"] is None   # a cut, not underflow
+    h = rows["gradient flow ‖∂L/∂h‖: LSTM"]
+    assert "lags 5–9:" in h and h.endswith("zero from lag 10 (truncated BPTT)")
+    change = rows["truncated BPTT every 10 steps, gradient clipped to norm 0.5: LSTM"]
+    g, scale = entry["grad_norm"], entry["clip_scale"]
+    assert g > 0.5 and scale == pytest.approx(0.5 / g)
+    assert change.startswith(f"‖∇θ L‖ = {g:.3g} > 0.5: scaled by {scale:.3g} to 0.5")
+    assert change.endswith("departs from full BPTT at lag 10")
+    lines = _lines(rep.figures[0].figure)
+    full = lines["LSTM: ‖∂L/∂h‖, full BPTT, unclipped"]
+    cut = lines["LSTM: ‖∂L/∂h‖ (n = 3)"]
+    np.testing.assert_allclose(cut[:10], full[:10], rtol=1e-12)
+    assert np.isnan(cut[10:]).all() and np.isfinite(full[10:]).all()
+
+
+def test_several_weight_files_in_one_figure_and_float32_probed_in_float64(tmp_path):
+    from click.testing import CliRunner
+    import json
+
+    from lstmcheck.cli import cli
+    model = lc.LSTM(3, 5, dtype="float32")
+    paths = []
+    for step, scale in enumerate((0.5, 1.0, 2.0)):
+        p = {k: (v * scale).astype(np.float32) for k, v in model.init_params(seed=1).items()}
+        paths.append(tmp_path / f"ckpt{step}.npz")
+        np.savez(paths[-1], **p)
+    args = ["probe", "--cell", "lstm", "--seq-len", "20", "--batch", "2", "--probe", "flow",
+            "--dtype", "float64", "--out", str(tmp_path / "r"), "--quiet"]
+    for p in paths:
+        args += ["--weights", str(p)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    labels = list(data["results"]["gradient_norms"])
+    assert len(labels) == 3 and all("float32 → float64" in lab for lab in labels)
+    assert [s["dtype"] for s in data["results"]["settings"]["subjects"]] == ["float64"] * 3
+    # the float64 probe of float32 weights matches the float64 model built from them
+    w = dict(np.load(paths[1]))
+    m64 = lc.LSTM(3, 5)
+    x = lc.tasks.noise(20, 2, 3, seed=0).x
+    want = gradient_norms(m64, {k: v.astype(np.float64) for k, v in w.items()}, x, seed=0)
+    np.testing.assert_allclose(data["results"]["gradient_norms"][labels[1]]["h_norm_rel"],
+                               want.h_norm_rel, rtol=1e-5)
+    fig_lines = [l for l in (tmp_path / "r" / "figures" / "gradient_flow.csv").read_text()
+                 .splitlines()[1:]]
+    assert {line.split(",")[0] for line in fig_lines} == set(labels)

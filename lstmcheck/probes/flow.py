@@ -61,6 +61,9 @@ class GradientNorms(C.Result):
     h_rel_seq       (T, B) ||dL/dh_t|| / ||dL/dh_T|| of every sequence, by lag (what the
                     median and IQR summarise, and what the regimes are fitted to).
                     c_rel_seq: the same for c (None for RNN/GRU).
+    truncated_lag   with ``truncate``: the first lag from which no gradient flows back (exactly 0
+                    in every sequence: the chunk boundary), else None; fits stop there and it is
+                    not an underflow.
     regimes         {"first": Regime, "tail": Regime} of h (lstmcheck.probes.regimes): the
                     decay rate of the first FIRST_LAGS lags and of the rest, fitted per
                     sequence, with IQR, n and a verdict. c_regimes: the same for c.
@@ -96,6 +99,7 @@ class GradientNorms(C.Result):
     regimes: dict | None = None
     c_regimes: dict | None = None
     c_steps_in_past: int | None = None
+    truncated_lag: int | None = None
 
 
 def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, clip_norm=None,
@@ -274,6 +278,12 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta,
     T = h.shape[0]
     lagged = lambda a: a[::-1]                               # noqa: E731  index t -> lag T - t
     tiny = np.finfo(np.dtype(dtype)).tiny          # below it the norm is subnormal or 0
+    # truncated BPTT: from the first lag where every sequence's gradient is exactly 0 on,
+    # nothing flows back (the chunk boundary), which is neither decay nor underflow
+    cut = None
+    if meta.get("truncate") is not None:
+        zero = np.nonzero((lagged(h) == 0).all(axis=1))[0]
+        cut = int(zero[0]) if zero.size else None
 
     def one(norms):
         """Median/IQR of the norms and of the per-sequence relative norms, their underflow lag,
@@ -282,7 +292,9 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta,
         seq = lagged(_relative(norms))
         rel, rel_iqr = _median_iqr(seq)
         under = C.first_lag_below(med, tiny)
-        stops = [k for k in (under, overflow_lag) if k is not None]
+        if cut is not None and under is not None and under >= cut:
+            under = None                # exact zeros from the truncation, not an underflow
+        stops = [k for k in (under, overflow_lag, cut) if k is not None]
         return med, iqr, rel, rel_iqr, under, (min(stops) if stops else None), seq
 
     h_med, h_iqr, h_rel, h_rel_iqr, h_under, h_stop, h_seq = one(h)
@@ -310,7 +322,8 @@ def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta,
         steps_in_past=_steps_in_past(h_rel, tol), grad_norm=grad_norm,
         clipped=scale < 1.0, clip_scale=scale, meta=meta, underflow_lag=h_under,
         c_underflow_lag=c_under, overflow_lag=overflow_lag, h_rel_seq=h_seq, c_rel_seq=c_seq,
-        regimes=R.regimes(h_seq, h_stop, overflow_lag), c_regimes=c_reg, c_steps_in_past=c_reach)
+        regimes=R.regimes(h_seq, h_stop, overflow_lag), c_regimes=c_reg, c_steps_in_past=c_reach,
+        truncated_lag=cut)
 
 
 def _steps_in_past(rel, tol):

@@ -33,7 +33,8 @@ VERDICTS = ("vanishing", "exploding", "neutral", "undetermined")
 class Regime(C.Result):
     """One regime's per-step decay rate across sequences.
 
-    lags        (first, last) lag of the fitted window (inclusive).
+    lags        (first, last) lag of the fitted window (inclusive; it ends before an under- or
+                overflow or a truncation).
     rate        median over sequences of the fitted rate (nats per step; > 0 vanishing); None
                 when no sequence had two usable lags.
     rate_iqr    (25th, 75th) percentiles of the rate over the sequences, or None.
@@ -86,12 +87,13 @@ def fit_window(rel, lo, hi, stop=None, overflow_lag=None, tol=RATE_TOL) -> Regim
         if ok.sum() >= 2:
             rates.append(_slope(lags[ok], np.log(r[ok])))
     over = overflow_lag if overflow_lag is not None and lo <= overflow_lag <= hi else None
+    shown = (int(lo), int(max(lo, end)))        # the lags actually fitted
     if not rates:
-        return Regime((int(lo), int(hi)), None, None, 0,
+        return Regime(shown, None, None, 0,
                       "exploding" if over is not None else "undetermined", over)
     q25, med, q75 = (float(v) for v in np.percentile(rates, [25, 50, 75]))
     verdict = "exploding" if over is not None else classify(q25, q75, tol)
-    return Regime((int(lo), int(hi)), med, (q25, q75), len(rates), verdict, over)
+    return Regime(shown, med, (q25, q75), len(rates), verdict, over)
 
 
 def regimes(rel, stop=None, overflow_lag=None, first=FIRST_LAGS, tol=RATE_TOL) -> dict:

@@ -87,6 +87,13 @@ def gradient_norm_vs_lag(curves, *, ylabel=r"$\|\partial L/\partial h_{T-k}\|$ (
             ax.axvline(c["overflow_lag"], color=colour, linestyle="-.", linewidth=0.9)
             notes.append(f"{c['label']}: the gradient overflows (exploding) from lag "
                          f"{c['overflow_lag']}")
+        if c.get("truncated_lag") is not None:
+            ax.axvline(c["truncated_lag"], color=colour, linestyle=(0, (1, 1)), linewidth=1.0)
+            notes.append(f"{c['label']}: truncated BPTT, no gradient from lag "
+                         f"{c['truncated_lag']}")
+        if c.get("compare") is not None:      # the same model without truncation / clipping
+            ax.plot(lag, _positive(c["compare"], tiny), color=colour, linewidth=3.0, alpha=0.3,
+                    label=c.get("compare_label") or f"{c['label']}: comparison")
         if c.get("theory") is not None:
             ax.plot(lag, _positive(c["theory"], tiny), color=colour, linestyle="--", linewidth=1.1,
                     alpha=0.8, label=c.get("theory_label") or f"{c['label']}: theory")
@@ -95,7 +102,11 @@ def gradient_norm_vs_lag(curves, *, ylabel=r"$\|\partial L/\partial h_{T-k}\|$ (
     ax.set_xlabel(LAG)
     ax.set_ylabel(ylabel + (" (log scale)" if ax.get_yscale() == "log" else ""))
     ax.set_title("Gradient flow back through time (median, IQR shaded)")
-    if len(ax.get_lines()) > 6:   # a long legend goes beside the axes, not over the lines
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    if max(map(len, labels), default=0) > 45:   # long labels (file paths): below the axes
+        fig.set_size_inches(7.5, 3.8 + 0.17 * len(labels))
+        fig.legend(loc="outside lower center", frameon=False, ncols=1)
+    elif len(ax.get_lines()) > 6:   # a long legend goes beside the axes, not over the lines
         fig.set_size_inches(9.5, 3.8)
         fig.legend(loc="outside right upper", frameon=False)
     else:

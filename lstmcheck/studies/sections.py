@@ -32,12 +32,27 @@ def _lyapunov(ctx, subject):
                    seed=ctx.settings.get("seed", 0))
 
 
-def _norms(ctx, subject):
-    """gradient_norms of a subject, computed once per study."""
+def _norms(ctx, subject, plain=False):
+    """gradient_norms of a subject, computed once per study, with the study's truncation and
+    clipping (``plain``: without them, the comparison that shows what they change)."""
     from ..probes import gradient_norms
 
-    return _cached(ctx, gradient_norms, subject, shares=(HORIZON_SHARE,),
-                   seed=ctx.settings.get("seed", 0))
+    opts = {} if plain else {k: ctx.settings[k] for k in ("truncate", "clip_norm")
+                             if ctx.settings.get(k) is not None}
+    key = ("gradient_norms", id(subject), tuple(sorted(opts.items())))
+    if key not in ctx.cache:
+        ctx.cache[key] = gradient_norms(subject.model, subject.params, subject.x,
+                                        **subject.probed, shares=(HORIZON_SHARE,),
+                                        seed=ctx.settings.get("seed", 0), **opts)
+    return ctx.cache[key]
+
+
+def _modified(ctx):
+    """What the study changes in BPTT, in words ('' when nothing)."""
+    st = ctx.settings
+    parts = ([f"truncated BPTT every {st['truncate']} steps"] if st.get("truncate") else []) + \
+        ([f"gradient clipped to norm {st['clip_norm']:g}"] if st.get("clip_norm") else [])
+    return ", ".join(parts)
 
 
 def _tiny(subject):
@@ -81,7 +96,8 @@ def section_flow(report, ctx):
                        "n": n, "theory": theory,
                        "theory_label": f"{s.label}: exp(λ₁k), λ₁ = {lam:.3g}",
                        "underflow_lag": r.underflow_lag, "c_underflow_lag": r.c_underflow_lag,
-                       "overflow_lag": r.overflow_lag, "tiny": tiny})
+                       "overflow_lag": r.overflow_lag, "truncated_lag": r.truncated_lag,
+                       "tiny": tiny})
         data[s.label] = r.to_dict()     # underflow_lag, c_underflow_lag: None -> null
         notes = _underflow_notes(r, tiny)
         underflows += [f"{s.label}: {n_}" for n_ in notes]
@@ -90,10 +106,21 @@ def section_flow(report, ctx):
         if r.c_norm_rel is not None:
             parts.append(("‖∂L/∂c‖", r.c_norm_rel, r.c_regimes, r.c_underflow_lag,
                           notes[-1:] if r.c_underflow_lag is not None else []))
+        cut = ([f"zero from lag {r.truncated_lag} (truncated BPTT)"]
+               if r.truncated_lag is not None else [])
         for quantity, rel, regimes, under, note in parts:
             report.add_row(f"gradient flow {quantity}: {s.label}",
                            S.flow_text(quantity, rel, regimes, REACH_TOL,
-                                       _stop(under, r.overflow_lag), note))
+                                       _stop(under, r.overflow_lag, r.truncated_lag),
+                                       note + cut))
+        if _modified(ctx):
+            plain = _norms(ctx, s, plain=True)
+            curves[-1]["compare"] = plain.h_norm_rel
+            curves[-1]["compare_label"] = f"{s.label}: ‖∂L/∂h‖, full BPTT, unclipped"
+            report.add_row(f"{_modified(ctx)}: {s.label}",
+                           S.clip_text(r.grad_norm, r.clip_scale, plain.grad_norm,
+                                       ctx.settings.get("clip_norm"), r.lags, r.h_norm_rel,
+                                       plain.h_norm_rel))
     report.results["gradient_norms"] = data
     report.add_figure(
         "gradient_flow", "Median over the batch's sequences of ‖∂L/∂h_{T−k}‖ (solid) and, for "
@@ -102,7 +129,9 @@ def section_flow(report, ctx):
         "exp(λ₁k) from the leading Lyapunov exponent λ₁, the rate linearised dynamics predict. "
         f"The summary rows fit the rate of lags 0–{_first_lags()} and of the tail separately."
         + (" Dash-dotted: where a norm underflows and its curve stops ("
-           + "; ".join(underflows) + ")." if underflows else ""),
+           + "; ".join(underflows) + ")." if underflows else "")
+        + (f" With {_modified(ctx)}; thin grey-edged: full BPTT without clipping, for comparison."
+           if _modified(ctx) else ""),
         fig_flow.gradient_norm_vs_lag(curves), table=fig_flow.flow_table(curves))
 
 

@@ -117,3 +117,27 @@ def phases_text(radius, verdicts) -> str:
             runs.append([v, radius[i], radius[i]])
     words = [f"{v} for ρ {a:g}" + (f"–{b:g}" if b != a else "") for v, a, b in runs]
     return sentence("; ".join(words))
+
+
+def clip_text(grad_norm, scale, plain_norm, clip_norm, lags, rel, plain_rel) -> str:
+    """What truncation and clipping changed: the parameter-gradient norm before and after, and
+    the first lag where the (plotted) truncated curve leaves the full-BPTT one."""
+    parts = []
+    if clip_norm is not None:
+        if not np.isfinite(grad_norm):
+            parts.append("the gradient overflowed: nothing to clip")
+        elif scale < 1.0:
+            parts.append(f"‖∇θ L‖ = {grad_norm:.3g} > {clip_norm:g}: scaled by {scale:.3g} to "
+                         f"{grad_norm * scale:.3g}")
+        else:
+            parts.append(f"‖∇θ L‖ = {grad_norm:.3g} ≤ {clip_norm:g}: not clipped")
+    rel, plain_rel = np.asarray(rel, float), np.asarray(plain_rel, float)
+    same = np.isclose(rel, plain_rel, rtol=1e-9, atol=0) | (np.isnan(rel) & np.isnan(plain_rel))
+    differ = np.nonzero(~same)[0]
+    if differ.size:
+        parts.append(f"‖∂L/∂h‖ departs from full BPTT at lag {int(lags[differ[0]])}")
+    else:
+        parts.append("‖∂L/∂h‖ is the same as with full BPTT at every lag")
+    if np.isfinite(plain_norm) and clip_norm is None:
+        parts.append(f"‖∇θ L‖ {grad_norm:.3g} against {plain_norm:.3g} with full BPTT")
+    return sentence("; ".join(parts))
