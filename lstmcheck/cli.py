@@ -274,6 +274,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
               help="Input workload: noise, adding, copy_memory, temporal_order.")
 @click.option("--probe", "probes", multiple=True, type=click.Choice(PROBES),
               help="Probe to run (repeat for several) [default: all].")
+@click.option("--loss", type=click.Choice(("last", "sum")), default="last", show_default=True,
+              help="The probe's loss: last = <v, h_T> (how far back the end reaches); sum = "
+                   "sum over t of <v, h_t> (every step's output).")
 @click.option("--truncate", type=click.IntRange(1), default=None,
               help="Truncated BPTT in chunks of this many steps (the flow figure also shows "
                    "full BPTT for comparison).")
@@ -287,8 +290,8 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 @json_option
 @common
 def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectional, direction,
-          layer, seq_len, batch, init, spectral_radius, forget_bias, task, probes, truncate,
-          clip_norm, backend, dtype, seed, out, force, json_path):
+          layer, seq_len, batch, init, spectral_radius, forget_bias, task, probes, loss,
+          truncate, clip_norm, backend, dtype, seed, out, force, json_path):
     """Gradient-flow probes: gradient norms, Jacobian and Lyapunov spectra, horizon, gates.
 
     For models built from the options, or for trained weights loaded with --weights.
@@ -317,7 +320,8 @@ def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectiona
         layer=layer, direction=direction if bidirectional or weights else None)
     sections = probes or studies.PROBE_SECTIONS
     rep = run_study(studies.probe_study, len(sections), "probing", subjects=subjects,
-                    sections=sections, seed=seed, truncate=truncate, clip_norm=clip_norm)
+                    sections=sections, seed=seed, truncate=truncate, clip_norm=clip_norm,
+                    loss=loss)
     emit_json({"rows": rep.rows, "results": rep.results}, json_path)
     if out:
         write_report_folder(rep, out, force, report_meta(rep))

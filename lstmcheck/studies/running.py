@@ -25,10 +25,11 @@ def run_sections(report, ctx, sections, progress=None):
 
 
 def probe_study(subjects, *, sections=PROBE_SECTIONS, seed=0, progress=None, truncate=None,
-                clip_norm=None) -> Report:
+                clip_norm=None, loss="last") -> Report:
     """Chosen probe sections on chosen subjects (models from a grid, or a user's weights).
     ``truncate`` / ``clip_norm`` go to the gradient-norm probe (flow and horizon sections); the
-    flow figure then also shows full, unclipped BPTT, so what they change is visible."""
+    flow figure then also shows full, unclipped BPTT, so what they change is visible. ``loss``:
+    the gradient-norm probe's loss ("last" or "sum", lstmcheck.probes.gradient_norms)."""
     from ..errors import OptionError
 
     unknown = [s for s in sections if s not in SECTIONS]
@@ -41,7 +42,7 @@ def probe_study(subjects, *, sections=PROBE_SECTIONS, seed=0, progress=None, tru
                 "seq_len": int(subjects[0].x.shape[0]), "batch": int(subjects[0].x.shape[1]),
                 "task": first.get("task", "noise"), "dtype": subjects[0].model.dtype.name,
                 "backend": subjects[0].model.backend, "truncate": truncate,
-                "clip_norm": clip_norm}
+                "clip_norm": clip_norm, "loss": loss}
     ctx = Context(list(subjects), settings)
     report = Report("lstmcheck probe: gradient flow of " + ", ".join(s.label for s in subjects),
                     kind="gradient-flow report")

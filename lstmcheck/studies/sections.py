@@ -43,7 +43,8 @@ def _norms(ctx, subject, plain=False):
     if key not in ctx.cache:
         ctx.cache[key] = gradient_norms(subject.model, subject.params, subject.x,
                                         **subject.probed, shares=(HORIZON_SHARE,),
-                                        seed=ctx.settings.get("seed", 0), **opts)
+                                        seed=ctx.settings.get("seed", 0),
+                                        loss=ctx.settings.get("loss", "last"), **opts)
     return ctx.cache[key]
 
 
@@ -130,8 +131,10 @@ def section_flow(report, ctx):
         f"The summary rows fit the rate of lags 0–{_first_lags()} and of the tail separately."
         + (" Dash-dotted: where a norm underflows and its curve stops ("
            + "; ".join(underflows) + ")." if underflows else "")
-        + (f" With {_modified(ctx)}; thin grey-edged: full BPTT without clipping, for comparison."
-           if _modified(ctx) else ""),
+        + (f" With {_modified(ctx)}; wide pale lines: full BPTT without clipping, for comparison."
+           if _modified(ctx) else "")
+        + (" Loss: L = Σ_t ⟨v, h_t⟩ (every step's output)." if ctx.settings.get("loss") == "sum"
+           else " Loss: L = ⟨v, h_T⟩ (the last hidden state only)."),
         fig_flow.gradient_norm_vs_lag(curves), table=fig_flow.flow_table(curves))
 
 

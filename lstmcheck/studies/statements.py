@@ -24,7 +24,8 @@ def sentence(text: str) -> str:
 
 
 def _factor(rate) -> str:
-    return f"×{np.exp(-rate):.3g}"
+    """The per-step ratio exp(-rate), with digits enough to tell it from 1."""
+    return f"×{np.exp(-rate):.3g}" if abs(rate) >= 0.01 else f"×{np.exp(-rate):.5g}"
 
 
 def rate_text(reg) -> str:
@@ -40,7 +41,7 @@ def rate_text(reg) -> str:
     q25, q75 = reg.rate_iqr
     spread = f"IQR {_factor(q75)}..{_factor(q25)}, n = {reg.n}"
     if reg.verdict == "undetermined":
-        return f"{where}: undetermined, the sequences disagree ({spread} per step){over}"
+        return f"{where}: undetermined, the sequences disagree ({spread}){over}"
     if reg.verdict == "neutral":
         return (f"{where}: neither vanishing nor exploding, |rate| ≤ {RATE_TOL:g} nats/step "
                 f"({spread}){over}")
