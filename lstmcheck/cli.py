@@ -244,7 +244,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
         raise OptionError(f"none of the {total} grid points could run; the first says: "
                           f"{failed[0]['error']}")
     rep = sweep_report(records, x=x_axis, y=y_axis)
-    write_report_folder(rep, Path(out) / "report", True, report_meta(rep))
+    setup = {k: ", ".join(sorted({str(r.get(k)) for r in records})) for k in
+             ("dtype", "backend", "seed")}      # the grid's, not an option's
+    write_report_folder(rep, Path(out) / "report", True, report_meta(rep, **setup))
     emit_json({"results": str(Path(out) / sw.RESULTS_FILE), "records": records}, json_path)
     say(f"{total} points ({len(failed)} could not run); records in {Path(out) / sw.RESULTS_FILE}")
     return EXIT_PASS
