@@ -463,3 +463,14 @@ def test_several_weight_files_in_one_figure_and_float32_probed_in_float64(tmp_pa
     fig_lines = [l for l in (tmp_path / "r" / "figures" / "gradient_flow.csv").read_text()
                  .splitlines()[1:]]
     assert {line.split(",")[0] for line in fig_lines} == set(labels)
+
+
+def test_gate_values_figure_plots_the_forget_and_input_gates_per_unit(probe_report):
+    fig = _figure(probe_report, "gate_values")
+    shown = {ax.get_title(): np.asarray(ax.images[0].get_array()) for ax in fig.axes
+             if ax.images}
+    entry = probe_report.results["gate_statistics"]["LSTM"]
+    np.testing.assert_array_equal(shown["LSTM: gate f"], np.asarray(entry["forget_unit"]).T)
+    np.testing.assert_array_equal(shown["LSTM: gate i"], np.asarray(entry["input_unit"]).T)
+    assert "GRU: gate z" in shown and "GRU: gate i" not in shown
+    assert probe_report.results["gate_statistics"]["RNN"]["input_unit"] is None

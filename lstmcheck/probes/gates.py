@@ -41,7 +41,8 @@ class GateStatistics(C.Result):
     time_constant    (T,) 1 / (1 - forget_mean): the memory time scale implied at each step.
     unit_time_constant (H,) 1 / (1 - mean over t and batch of f) for each unit.
     forget_unit      (T, H) the memory gate of each unit at each step, mean over the batch
-                     (None without one).
+                     (None without one). input_unit: the same for the input gate i (LSTM
+                     variants that have one; None otherwise).
     meta             model description, T, B, thresholds, derivative_tol.
     """
 
@@ -58,6 +59,7 @@ class GateStatistics(C.Result):
     meta: dict = field(default_factory=dict)
     saturation: np.ndarray | None = None
     forget_unit: np.ndarray | None = None
+    input_unit: np.ndarray | None = None
 
 
 def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segment=None,
@@ -79,6 +81,7 @@ def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segmen
     log_f = np.empty(T) if keep else None
     f_unit = np.zeros(H) if keep else None
     f_time_unit = np.empty((T, H)) if keep else None
+    i_time_unit = np.empty((T, H)) if "i" in gates and view.cell.unit_gates else None
     log_acc = xp.zeros((B, H), x.dtype) if keep else None
     state = state0
     for a, b, _ in C.segment_bounds(T, segment):
@@ -96,6 +99,8 @@ def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segmen
             sat[j, a:b] = backend.to_host(
                 (_relative_derivative(v, g in view.cell.unit_gates) < derivative_tol)
                 .mean(axis=(1, 2)))
+        if i_time_unit is not None:
+            i_time_unit[a:b] = backend.to_host(acts["i"].mean(axis=1))
         if keep:
             f = acts[keep]
             f_mean[a:b] = backend.to_host(f.mean(axis=(1, 2)))
@@ -112,7 +117,8 @@ def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segmen
         gates=gates, low=lo, high=hi, mean=mean, forget_gate=keep, forget_mean=f_mean,
         log_forget_product=log_f, time_constant=tau, unit_time_constant=tau_unit,
         meta=dict(model=view.describe(), T=T, B=B, low_threshold=low, high_threshold=high,
-                  derivative_tol=derivative_tol), saturation=sat, forget_unit=f_time_unit)
+                  derivative_tol=derivative_tol), saturation=sat, forget_unit=f_time_unit,
+        input_unit=i_time_unit)
 
 
 def _relative_derivative(v, sigmoid):

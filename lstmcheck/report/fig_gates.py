@@ -38,7 +38,12 @@ def gate_values_heatmaps(panels):
 
     panels: dicts with label, gate (its letter), time (T,), values (T, H) in [0, 1].
     """
-    fig, axes = new_figure(ncols=len(panels), width=2.9 * len(panels) + 0.9, height=2.9)
+    ncols = min(4, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=2.9 * ncols + 0.9,
+                           height=2.6 * nrows + 0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     im = None
     for ax, p in zip(axes, panels):
         v = np.asarray(p["values"], dtype=float)
@@ -49,7 +54,8 @@ def gate_values_heatmaps(panels):
         ax.set_xlabel("time step $t$")
         ax.set_title(f"{p['label']}: gate {p['gate']}")
         ax.grid(False)
-    axes[0].set_ylabel("unit")
+    for ax in axes[::ncols]:
+        ax.set_ylabel("unit")
     if im is not None:
         fig.colorbar(im, ax=axes, label="gate value (mean over batch)", shrink=0.9)
     return fig

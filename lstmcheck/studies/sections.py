@@ -274,6 +274,9 @@ def section_gates(report, ctx):
             if r.forget_unit is not None:
                 values.append({"label": s.label, "gate": r.forget_gate,
                                "time": np.arange(1, T + 1), "values": r.forget_unit})
+            if r.input_unit is not None:
+                values.append({"label": s.label, "gate": "i", "time": np.arange(1, T + 1),
+                               "values": r.input_unit})
         report.add_row(f"gates: {s.label}", S.sentence(text))
     report.results["gate_statistics"] = data
     report.add_figure(
@@ -285,8 +288,9 @@ def section_gates(report, ctx):
         fig_gates.gate_saturation_heatmaps(panels))
     if values:
         report.add_figure(
-            "gate_values", "The memory gate (LSTM: forget gate f; GRU: update gate z) of every "
-            "unit over time, mean over the batch: which units keep memory, and for how long.",
+            "gate_values", "The memory gate (LSTM: forget gate f; GRU: update gate z) and the "
+            "LSTM's input gate i of every unit over time, mean over the batch: which units keep "
+            "memory, for how long, and which let new input in.",
             fig_gates.gate_values_heatmaps(values))
     if taus:
         report.add_figure(
