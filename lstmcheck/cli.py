@@ -15,14 +15,15 @@ import click
 
 from . import __version__
 from .check.api import METHODS as CHECK_METHODS
-from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, cell_option,
+from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, cell_option, given,
                           check_elements, check_variants, common, dtype_option, force_option,
                           import_object, json_option, lengths_option, model_direction, only_with,
                           out_option, positive, refuse_huge, refuse_slow_gradcheck,
                           refuse_together, seed_option, size_option, structure_options,
                           sweep_grid, tolerance_options)
 from .cli_output import (EXIT_PASS, LstmcheckGroup, emit_json, exit_code, note, progress,
-                         progress_count, run_one, run_study, say, say_report, write_report_folder)
+                         progress_count, report_meta, run_one, run_study, say, say_report,
+                         write_report_folder)
 from .models import LSTM_VARIANTS
 
 SWEEP_INITS = ("pytorch", "orthogonal", "gaussian", "chrono")
@@ -111,9 +112,8 @@ def report(out, force, json_path, backend, dtype, seed, seq_len, hidden_size, ba
     rep = run_study(studies.default_study, len(studies.DEFAULT_SECTIONS), "running study",
                     seq_len=seq_len, hidden_size=hidden_size, batch=batch, seed=seed, dtype=dtype,
                     backend=backend)
-    meta = {"command": "lstmcheck report", "lstmcheck": __version__, "seed": seed,
-            "dtype": dtype, "backend": backend}
-    path = write_report_folder(rep, out, force, {**meta, "environment": environment(gpu=False)})
+    path = write_report_folder(rep, out, force,
+                               report_meta(rep, environment=environment(gpu=False)))
     emit_json({"report": str(path), "passed": rep.passed, "rows": rep.rows,
                "results": rep.results}, json_path)
     say_report(rep)
@@ -172,7 +172,7 @@ def gradcheck(cells, variants, dtypes, backends, methods, input_size, hidden_siz
     emit_json({"passed": rep.passed, "verdict": rep.verdict, "checks": rep.results["gradcheck"],
                "settings": settings}, json_path)
     if out:
-        write_report_folder(rep, out, force, {"command": "lstmcheck gradcheck", "seed": seed})
+        write_report_folder(rep, out, force, report_meta(rep))
     say_report(rep)
     for case, r in results:
         if r.verdict != "passed":   # its table starts FAILED or INCONCLUSIVE with the reason
@@ -244,7 +244,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
         raise OptionError(f"none of the {total} grid points could run; the first says: "
                           f"{failed[0]['error']}")
     rep = sweep_report(records, x=x_axis, y=y_axis)
-    write_report_folder(rep, Path(out) / "report", True, {"command": "lstmcheck sweep"})
+    setup = {k: ", ".join(sorted({str(r.get(k)) for r in records})) for k in
+             ("dtype", "backend", "seed")}      # the grid's, not an option's
+    write_report_folder(rep, Path(out) / "report", True, report_meta(rep, **setup))
     emit_json({"results": str(Path(out) / sw.RESULTS_FILE), "records": records}, json_path)
     say(f"{total} points ({len(failed)} could not run); records in {Path(out) / sw.RESULTS_FILE}")
     return EXIT_PASS
@@ -256,8 +258,9 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 @click.option("--variant", default="vanilla", show_default=True, metavar="VARIANT",
               callback=check_variants, help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several "
                                        f"joined by '+'.")
-@click.option("--weights", type=click.Path(dir_okay=False),
-              help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead.")
+@click.option("--weights", type=click.Path(dir_okay=False), multiple=True,
+              help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead "
+                   "(repeat for several, e.g. checkpoints across training: one figure).")
 @click.option("--layout", help="Layout of --weights: torch, keras, tf, onnx, cudnn [default: detect].")
 @size_option("hidden-size", 32)
 @structure_options("Probe", probe=True)
@@ -273,6 +276,14 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
               help="Input workload: noise, adding, copy_memory, temporal_order.")
 @click.option("--probe", "probes", multiple=True, type=click.Choice(PROBES),
               help="Probe to run (repeat for several) [default: all].")
+@click.option("--loss", type=click.Choice(("last", "sum")), default="last", show_default=True,
+              help="The probe's loss: last = <v, h_T> (how far back the end reaches); sum = "
+                   "sum over t of <v, h_t> (every step's output).")
+@click.option("--truncate", type=click.IntRange(1), default=None,
+              help="Truncated BPTT in chunks of this many steps (the flow figure also shows "
+                   "full BPTT for comparison).")
+@click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Clip the parameter gradient to this global norm (Pascanu et al. 2013).")
 @backend_option
 @dtype_option
 @seed_option
@@ -281,8 +292,8 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 @json_option
 @common
 def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectional, direction,
-          layer, seq_len, batch, init, spectral_radius, forget_bias, task, probes, backend, dtype,
-          seed, out, force, json_path):
+          layer, seq_len, batch, init, spectral_radius, forget_bias, task, probes, loss,
+          truncate, clip_norm, backend, dtype, seed, out, force, json_path):
     """Gradient-flow probes: gradient norms, Jacobian and Lyapunov spectra, horizon, gates.
 
     For models built from the options, or for trained weights loaded with --weights.
@@ -294,7 +305,7 @@ def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectiona
     only_with("--weights", bool(weights), ["layout"])
     if weights:  # the file fixes the model: options that build one would be silently ignored
         refuse_together(("hidden_size", "variant", "init", "spectral_radius", "forget_bias",
-                         "dtype", "num_layers", "bidirectional"),
+                         "num_layers", "bidirectional"),
                         "builds a model, but --weights gives one; leave out one of them.")
     if out:
         check_destination(out, force)
@@ -303,17 +314,19 @@ def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectiona
     if weights and cells and len(cells) > 1:
         raise click.BadParameter("give at most one --cell with --weights.", param_hint="--cell")
     subjects = studies.probe_subjects(
-        cells, weights=weights, layout=layout, variant=variant, hidden_size=hidden_size,
+        cells, weights=list(weights), layout=layout, variant=variant, hidden_size=hidden_size,
         seq_len=seq_len, batch=batch, init=init, spectral_radius=spectral_radius,
-        forget_bias=forget_bias, task=task, seed=seed, dtype=dtype, backend=backend,
+        forget_bias=forget_bias, task=task, seed=seed,
+        dtype=dtype if not weights or given("dtype") else None, backend=backend,
         num_layers=num_layers, model_direction=model_direction(direction, bidirectional),
         layer=layer, direction=direction if bidirectional or weights else None)
     sections = probes or studies.PROBE_SECTIONS
     rep = run_study(studies.probe_study, len(sections), "probing", subjects=subjects,
-                    sections=sections, seed=seed)
+                    sections=sections, seed=seed, truncate=truncate, clip_norm=clip_norm,
+                    loss=loss)
     emit_json({"rows": rep.rows, "results": rep.results}, json_path)
     if out:
-        write_report_folder(rep, out, force, {"command": "lstmcheck probe", "seed": seed})
+        write_report_folder(rep, out, force, report_meta(rep))
     say_report(rep)
     return EXIT_PASS
 
@@ -364,8 +377,8 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
                      lengths=lengths)
     emit_json(result, json_path)
     if out:
-        write_report_folder(audit_report(result), out, force,
-                            {"command": "lstmcheck audit", "seed": seed})
+        rep = audit_report(result)
+        write_report_folder(rep, out, force, report_meta(rep))
     say(result.to_text())
     return exit_code(result.passed)
 

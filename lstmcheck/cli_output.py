@@ -127,6 +127,51 @@ def exit_code(passed: bool) -> int:
     return EXIT_PASS if passed else EXIT_FAIL
 
 
+def command_line(ctx=None) -> str:
+    """The command that reproduces this run: the subcommand with every option spelled out
+    (defaults included), from click's own view of the parameters, so the report can be
+    rerun from its header alone."""
+    import shlex
+
+    ctx = ctx or click.get_current_context()
+    words = ["lstmcheck", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words += [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+                      if v is not None]
+            continue
+        if param.name in ("json_path",) or value is None or not param.opts:
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            if value:
+                words.append(flag)
+            continue
+        for v in (value if param.multiple else [value]):
+            words += [flag, str(v)]
+    return shlex.join(words)
+
+
+def report_meta(report, **extra) -> dict:
+    """The header of a report: the full command line, lstmcheck's version, dtype, backend,
+    seed (from the options, else from the study's settings) and every option's value."""
+    from . import __version__
+
+    ctx = click.get_current_context()
+    settings = report.results.get("settings", {}) if hasattr(report, "results") else {}
+    if not isinstance(settings, dict):          # a typed settings row (the self-check's)
+        settings = settings.to_dict() if hasattr(settings, "to_dict") else {}
+    meta = {"command": command_line(ctx), "lstmcheck": __version__}
+    for key in ("dtype", "backend", "seed"):
+        value = ctx.params.get(key)
+        meta[key] = value if value is not None else settings.get(key, "default")
+    meta.update(extra)
+    meta["options"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in ctx.params.items()
+                       if k != "json_path"}
+    return meta
+
+
 def write_report_folder(report, out, force, meta):
     """Write a study's report atomically, with a progress bar over its files."""
     from .report import write_report

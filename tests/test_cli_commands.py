@@ -154,7 +154,8 @@ def test_probe_models_writes_report(tmp_path):
     assert set(data["results"]) >= {"gradient_norms", "gate_statistics"}
     figures = sorted(p.name for p in (tmp_path / "p" / "figures").iterdir())
     assert figures == sorted(f"{n}.{e}" for n in ("gradient_flow", "gate_saturation",
-                                                  "time_constants") for e in ("png", "svg"))
+                                                  "gate_values", "time_constants")
+                             for e in ("png", "svg", "pdf", "csv"))
 
 
 def test_probe_trained_weights_and_bad_files(tmp_path):

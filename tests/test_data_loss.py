@@ -473,6 +473,6 @@ def test_two_runs_to_the_same_folder(work, tmp_path, mode, second_force):
         winner = "run B"
     assert winner in (work / "rep" / "index.html").read_text()
     names = sorted(str(p.relative_to(work / "rep")) for p in (work / "rep").rglob("*"))
-    assert names == [MARKER, "figures", "figures/line.png", "figures/line.svg", "index.html",
-                     "results.json", "summary.md"]
+    assert names == [MARKER, "figures", "figures/line.csv", "figures/line.pdf", "figures/line.png",
+                     "figures/line.svg", "index.html", "results.json", "summary.md"]
     assert temps(work) == []

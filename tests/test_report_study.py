@@ -83,8 +83,8 @@ def test_small_report_renders_and_a_missing_image_is_detected(tmp_path):
 
 # ----------------------------------------------------------------------------- the default report
 EXPECTED_FIGURES = ["gradcheck_errors", "gradcheck_heatmap", "gradient_flow", "jacobian_spectrum",
-                    "lyapunov", "horizon", "gate_saturation", "time_constants", "phase_diagram",
-                    "timescales"]
+                    "lyapunov", "horizon", "gate_saturation", "gate_values", "time_constants",
+                    "phase_diagram", "timescales"]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_default_report_is_complete(default_report):
     assert r.exit_code == 0, r.output
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert files == {".lstmcheck", "index.html", "results.json", "summary.md"} | {
-        f"figures/{n}.{e}" for n in EXPECTED_FIGURES for e in ("png", "svg")}
+        f"figures/{n}.{e}" for n in EXPECTED_FIGURES for e in ("png", "svg", "pdf", "csv")}
     data = json.loads((out / "results.json").read_text())
     summary = data["summary"]
     assert summary["passed"] and [f["name"] for f in summary["figures"]] == EXPECTED_FIGURES
@@ -117,6 +117,11 @@ def test_default_report_is_complete(default_report):
     flow = data["results"]["gradient_norms"]
     # what the study is about: chrono initialisation keeps gradients alive far longer
     assert flow["LSTM chrono"]["decay_rate"] < 0.2 * flow["LSTM"]["decay_rate"]
+    # the header reproduces the run: the full command line with every option, and the setup
+    meta = data["meta"]
+    assert meta["command"].startswith("lstmcheck report --out ") and "--seed 0" in meta["command"]
+    assert "--dtype float64" in meta["command"] and "--backend numpy" in meta["command"]
+    assert {"lstmcheck", "dtype", "backend", "seed", "options"} <= set(meta)
     phase = data["results"]["phase"]["records"]
     assert len(phase) == len(registry.names()) * len(studies.PHASE_RADII) and \
         not any(p["error"] for p in phase)

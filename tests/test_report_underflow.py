@@ -24,7 +24,7 @@ def _texts(fig):
 
 def _plotted(fig):
     """Every y value drawn as a line on the figure's first axes (NaN = not drawn)."""
-    return {line.get_label(): np.asarray(line.get_ydata(), dtype=float)
+    return {line.get_label().split(" (n = ")[0]: np.asarray(line.get_ydata(), dtype=float)
             for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
 
 
@@ -46,7 +46,7 @@ def test_underflowing_curve_is_cut_noted_and_stored(report_float64):
     assert data["gradient_norms"][rnn]["c_underflow_lag"] is None          # RNN: no cell state
     note = f"‖∂L/∂h_t‖ underflows (below 2.2e-308) from lag {k}"
     md = (out / "summary.md").read_text()
-    row = next(line for line in md.splitlines() if line.startswith(f"| gradient flow: {rnn}"))
+    row = next(line for line in md.splitlines() if line.startswith(f"| gradient flow ‖∂L/∂h‖: {rnn}"))
     assert note in row
     fig = next(f.figure for f in rep.figures if f.name == "gradient_flow")
     assert any(note in t for t in _texts(fig))
@@ -63,8 +63,8 @@ def test_non_underflowing_model_has_null_and_no_note(report_float64):
     entry = data["gradient_norms"][lstm]
     assert "underflow_lag" in entry and entry["underflow_lag"] is None
     assert "c_underflow_lag" in entry and entry["c_underflow_lag"] is None
-    row = next(r.result for r in rep.rows if r.check == f"gradient flow: {lstm}")
-    assert "underflows" not in row
+    rows = [r.result for r in rep.rows if r.check.startswith("gradient flow") and lstm in r.check]
+    assert len(rows) == 2 and not any("underflows" in row for row in rows)      # h and c rows
     assert data["jacobian_spectrum"][lstm]["underflow_lag"] is None
     fig = next(f.figure for f in rep.figures if f.name == "gradient_flow")
     assert not any(lstm in t for t in _texts(fig))
@@ -99,10 +99,10 @@ def test_float32_threshold_and_cell_state():
     assert g[rnn]["underflow_lag"] is not None
     rows = {r.check: r.result for r in rep.rows}
     assert f"‖∂L/∂h_t‖ underflows (below 1.2e-38) from lag {g[rnn]['underflow_lag']}" \
-        in rows[f"gradient flow: {rnn}"]
+        in rows[f"gradient flow ‖∂L/∂h‖: {rnn}"]
     assert g[lstm]["c_underflow_lag"] is not None      # ×0.56 per step: 1e-38 within 200 steps
     assert f"‖∂L/∂c_t‖ underflows (below 1.2e-38) from lag {g[lstm]['c_underflow_lag']}" \
-        in rows[f"gradient flow: {lstm}"]
+        in rows[f"gradient flow ‖∂L/∂c‖: {lstm}"]        # the c row, not the h row
     fig = rep.figures[0].figure
     for label, y in _plotted(fig).items():
         assert np.all(y[np.isfinite(y)] >= np.finfo(np.float32).tiny), label

@@ -28,8 +28,14 @@ def leftovers(parent):
 def test_report_folder_is_complete(tmp_path):
     out = write_report(small_report(), tmp_path / "r", meta={"seed": 0})
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert names == [".lstmcheck", "figures/line.png", "figures/line.svg", "index.html",
-                     "results.json", "summary.md"]
+    assert names == [".lstmcheck", "figures/line.csv", "figures/line.pdf", "figures/line.png",
+                     "figures/line.svg", "index.html", "results.json", "summary.md"]
+    # the CSV holds what the figure draws: the line's points, read back from the figure
+    assert (out / "figures/line.csv").read_text().splitlines() == [
+        "panel,series,x,y", "panel 1,line 1,0,1", "panel 1,line 1,1,10", "panel 1,line 1,2,100"]
+    assert (out / "figures/line.pdf").read_bytes().startswith(b"%PDF")
+    from PIL import Image
+    assert round(Image.open(out / "figures/line.png").info["dpi"][0]) == 300
     assert json.loads((out / ".lstmcheck").read_text())["kind"] == "report"   # replaceable
     data = json.loads((out / "results.json").read_text())
     assert data["results"]["values"] == [0.0, 1.0, 2.0]

@@ -53,8 +53,8 @@ def _marks(fig):
 
 
 @pytest.mark.parametrize("value, f, want", [
-    ("decay_rate", lambda r, n: 1.0 - r, {"V": 0.5, "E": 1.5, "0": 1.0}),   # > 0 vanishes
-    ("lambda_1", lambda r, n: r - 1.0, {"V": 0.5, "E": 1.5, "0": 1.0}),     # < 0 vanishes
+    ("decay_rate", lambda r, n: 1.0 - r, {"V": 0.5, "E": 1.5, "0": 1.0, "failed": 1.0}),
+    ("lambda_1", lambda r, n: r - 1.0, {"V": 0.5, "E": 1.5, "0": 1.0, "failed": 1.0}),
 ])
 def test_phase_diagram_marks_follow_the_sign_convention(value, f, want):
     recs = [r for r in _records(value, f) if r["seed"] == 0]
@@ -65,7 +65,7 @@ def test_phase_diagram_marks_follow_the_sign_convention(value, f, want):
         mark = t.get_text().split("\n")[0]
         x = int(round(t.get_position()[0]))
         assert float(xs[x]) == want[mark]
-    assert _marks(fig) == set(want)
+    assert _marks(fig) == set(want)           # the failed point (H 64, rho 1) is shown as such
     assert ax.get_xlabel() == "spectral_radius" and ax.get_ylabel() == "hidden_size"
     # orange (the top of the colour bar) means exploding whichever value is drawn
     im = ax.images[0]
@@ -85,8 +85,9 @@ def test_figures_write_labelled_heatmaps_and_the_phase_diagram(tmp_path):
         assert ax.get_xlabel() == "hidden_size" and ax.get_ylabel() == "spectral_radius"
         assert "mean over seed" in ax.get_title()
         assert fig.axes[1].get_ylabel()                    # the colour bar says what it shows
-        png, svg = save_figure(fig, tmp_path, name)
+        png, svg, pdf = save_figure(fig, tmp_path, name)
         assert png.stat().st_size > 1000 and svg.read_text().startswith("<?xml")
     heat = figs[0][2].axes[0]
     assert heat.images[0].get_cmap().name == "cividis"
-    assert len(heat.texts) == 6                            # 2 x 3 cells with numbers, 1 row blank
+    assert len(heat.texts) == 7        # 2 x 3 cells with numbers, the failed point marked "failed"
+    assert sum(t.get_text().startswith("failed") for t in heat.texts) == 1

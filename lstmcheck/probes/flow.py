@@ -16,6 +16,7 @@ import numpy as np
 from .. import backend
 from ..errors import OptionError, ShapeError
 from . import _common as C
+from . import regimes as R
 from ..models import runner
 
 LOSSES = ("last", "sum")
@@ -43,9 +44,10 @@ class GradientNorms(C.Result):
                     > 0 vanishing, < 0 exploding (nats per step). c_decay_rate: same for c.
     decay_factor    exp(-decay_rate): the per-step gradient ratio.
     half_life       log(2) / decay_rate (inf when not vanishing).
-    steps_in_past   1 + the largest lag at which the relative gradient (h_norm_rel, or for LSTM
-                    the larger of h_norm_rel and c_norm_rel) is still >= ``tol`` (Pascanu et al.
+    steps_in_past   1 + the largest lag at which h_norm_rel is still >= ``tol`` (Pascanu et al.
                     2013: how far in the past the temporal contributions still matter).
+                    c_steps_in_past: the same for c_norm_rel (None for RNN/GRU). Never the
+                    larger of the two: a sentence about h must be about h.
     grad_norm       global norm of all parameter gradients before clipping.
     clipped         whether clip_norm rescaled them; clip_scale the factor (1.0 when not).
     meta            model description, T, B, loss, truncate, clip_norm, segment, tol.
@@ -53,6 +55,18 @@ class GradientNorms(C.Result):
                     dtype (subnormal or exactly 0), or None: from there on the stored norms carry
                     no relative precision and plots/fits must stop (never log(0)).
                     c_underflow_lag: the same for c_norm (None for RNN/GRU or no underflow).
+    overflow_lag    the lag at which dL/dh_t or dL/dc_t overflowed to Inf/NaN (the gradient
+                    exploded past the dtype's range; the first sequence to do so), or None:
+                    norms from there on are NaN, grad_norm is inf and nothing is clipped.
+    h_rel_seq       (T, B) ||dL/dh_t|| / ||dL/dh_T|| of every sequence, by lag (what the
+                    median and IQR summarise, and what the regimes are fitted to).
+                    c_rel_seq: the same for c (None for RNN/GRU).
+    truncated_lag   with ``truncate``: the first lag from which no gradient flows back (exactly 0
+                    in every sequence: the chunk boundary), else None; fits stop there and it is
+                    not an underflow.
+    regimes         {"first": Regime, "tail": Regime} of h (lstmcheck.probes.regimes): the
+                    decay rate of the first FIRST_LAGS lags and of the rest, fitted per
+                    sequence, with IQR, n and a verdict. c_regimes: the same for c.
     """
 
     probe = "gradient_norms"
@@ -79,6 +93,13 @@ class GradientNorms(C.Result):
     meta: dict = field(default_factory=dict)
     underflow_lag: int | None = None
     c_underflow_lag: int | None = None
+    overflow_lag: int | None = None
+    h_rel_seq: np.ndarray | None = None
+    c_rel_seq: np.ndarray | None = None
+    regimes: dict | None = None
+    c_regimes: dict | None = None
+    c_steps_in_past: int | None = None
+    truncated_lag: int | None = None
 
 
 def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, clip_norm=None,
@@ -117,33 +138,55 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
     c_norm = np.empty((T, B)) if has_c else None
     contrib = np.empty(T)
     grads = {}
+    overflow_lag = None
     dstate = tuple(xp.zeros_like(s) for s in state0)
     for (a, b, inside), s_a in zip(reversed(bounds), reversed(checkpoints)):
         if truncate is not None and b % truncate == 0 and b < T:
             dstate = tuple(xp.zeros_like(d) for d in dstate)      # chunk boundary at t = b
         _, _, lt = view.run(x[a:b], s_a)
-        du, dstate, dp, steps, terms = runner.layer_backward(
-            xp, cell, lp, lt, dy_of(a, b), dstate, truncate=inside, trace=True, per_step=True)
-        dH, dC = steps[0], (steps[1] if has_c else None)
-        bad = C.first_nonfinite(dH)
-        if bad is None and dC is not None:
-            bad = C.first_nonfinite(dC)
-        if bad is not None:
-            # backward runs from the end: the last bad step is where it first appeared
-            ok = backend.to_host(xp.isfinite(dH.reshape(b - a, -1)).all(axis=1))
-            C.raise_nonfinite("the gradient dL/dh_t", a + int(np.nonzero(~ok)[0].max()) + 1, T)
-        h_norm[a:b] = backend.to_host(C.row_norms(xp, dH))
-        if has_c:
-            c_norm[a:b] = backend.to_host(C.row_norms(xp, dC))
-        contrib[a:b] = [_frobenius(xp, t.get("weight_hh")) for t in terms]
+        with np.errstate(over="ignore", invalid="ignore"):   # overflow is recorded below
+            du, dstate, dp, steps, terms = runner.layer_backward(
+                xp, cell, lp, lt, dy_of(a, b), dstate, truncate=inside, trace=True,
+                per_step=True)
+            dH, dC = steps[0], (steps[1] if has_c else None)
+            h_norm[a:b] = backend.to_host(C.row_norms(xp, dH))
+            if has_c:
+                c_norm[a:b] = backend.to_host(C.row_norms(xp, dC))
+            contrib[a:b] = [_frobenius(xp, t.get("weight_hh")) for t in terms]
+        t_bad = _last_nonfinite_step(xp, dH, dC)
+        if t_bad is not None:
+            # The gradient overflowed (exploded) at step a + t_bad + 1: backward runs from the
+            # end, so the last bad step is where it first appeared; every earlier step is
+            # undefined. Recorded, like underflow, instead of raised: it is a measurement.
+            overflow_lag = T - (a + t_bad + 1)
+            h_norm[:a + t_bad + 1] = np.nan
+            if has_c:
+                c_norm[:a + t_bad + 1] = np.nan
+            contrib[:a + t_bad + 1] = np.nan
+            break
         _accumulate(cell, grads, du, lt.xin, dp)
 
-    grad_norm = float(sum(float(xp.vdot(g, g).real) for g in grads.values())) ** 0.5
-    scale = min(1.0, clip_norm / grad_norm) if clip_norm is not None and grad_norm > 0 else 1.0
+    if overflow_lag is None:
+        grad_norm = float(sum(float(xp.vdot(g, g).real) for g in grads.values())) ** 0.5
+        scale = min(1.0, clip_norm / grad_norm) if clip_norm is not None and grad_norm > 0 \
+            else 1.0
+    else:                  # the parameter gradient is infinite: there is nothing to clip to
+        grad_norm, scale = float("inf"), 1.0
     contrib = contrib * scale
     return _summarise(model, h_norm, c_norm, contrib, shares, tol, grad_norm, scale, x.dtype, dict(
         model=view.describe(), T=T, B=B, loss=loss if isinstance(loss, str) else "array",
-        truncate=truncate, clip_norm=clip_norm, segment=segment, tol=tol, seed=seed))
+        truncate=truncate, clip_norm=clip_norm, segment=segment, tol=tol, seed=seed),
+        overflow_lag)
+
+
+def _last_nonfinite_step(xp, dH, dC):
+    """The index (in time order within the segment) of the last step whose dL/dh_t or dL/dc_t
+    holds NaN/Inf, or None."""
+    ok = xp.isfinite(dH.reshape(dH.shape[0], -1)).all(axis=1)
+    if dC is not None:
+        ok = ok & xp.isfinite(dC.reshape(dC.shape[0], -1)).all(axis=1)
+    ok = backend.to_host(ok)
+    return None if ok.all() else int(np.nonzero(~ok)[0].max())
 
 
 def _loss(model, loss, x, seed, reverse=False):
@@ -243,36 +286,60 @@ def fit_decay(rel, stop=None):
     return float(-slope)
 
 
-def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta):
+def _summarise(model, h, c, contrib, shares, tol, grad_norm, scale, dtype, meta,
+               overflow_lag=None):
     T = h.shape[0]
     lagged = lambda a: a[::-1]                               # noqa: E731  index t -> lag T - t
-    h_med, h_iqr = _median_iqr(lagged(h))
-    h_rel, h_rel_iqr = _median_iqr(lagged(relative_norms(h)))
     tiny = np.finfo(np.dtype(dtype)).tiny          # below it the norm is subnormal or 0
-    h_under = _underflow(h_med, tiny)
+    # truncated BPTT: from the first lag where every sequence's gradient is exactly 0 on,
+    # nothing flows back (the chunk boundary), which is neither decay nor underflow
+    cut = None
+    if meta.get("truncate") is not None:
+        zero = np.nonzero((lagged(h) == 0).all(axis=1))[0]
+        cut = int(zero[0]) if zero.size else None
+
+    def one(norms):
+        """Median/IQR of the norms and of the per-sequence relative norms, their underflow lag,
+        the lag where fits stop, and the per-sequence relative norms (T, B) by lag."""
+        med, iqr = _median_iqr(lagged(norms))
+        seq = lagged(relative_norms(norms))
+        rel, rel_iqr = _median_iqr(seq)
+        under = _underflow(med, tiny)
+        if cut is not None and under is not None and under >= cut:
+            under = None                # exact zeros from the truncation, not an underflow
+        stops = [k for k in (under, overflow_lag, cut) if k is not None]
+        return med, iqr, rel, rel_iqr, under, (min(stops) if stops else None), seq
+
+    h_med, h_iqr, h_rel, h_rel_iqr, h_under, h_stop, h_seq = one(h)
     c_fields = (None,) * 4
-    c_rate = c_under = None
+    c_rate = c_under = c_seq = c_reg = None
+    c_reach = None
     if c is not None:
-        c_med, c_iqr = _median_iqr(lagged(c))
-        c_rel, c_rel_iqr = _median_iqr(lagged(relative_norms(c)))
+        c_med, c_iqr, c_rel, c_rel_iqr, c_under, c_stop, c_seq = one(c)
         c_fields = (c_med, c_iqr, c_rel, c_rel_iqr)
-        c_under = _underflow(c_med, tiny)
-        c_rate = fit_decay(c_rel, c_under)
+        c_rate = fit_decay(c_rel, c_stop)
+        c_reg = R.regimes(c_seq, c_stop, overflow_lag)
+        c_reach = _steps_in_past(c_rel, tol)
     contrib = lagged(contrib)
-    total = contrib.sum()
-    share = np.cumsum(contrib) / total if total > 0 else np.zeros(T)
+    contrib = np.where(np.isfinite(contrib), contrib, np.nan)   # lags past an overflow
+    total = np.nansum(contrib)
+    share = np.nancumsum(contrib) / total if total > 0 else np.zeros(T)
     horizon = {s: (int(np.searchsorted(share, s - 1e-12)) if total > 0 else None) for s in shares}
-    rate = fit_decay(h_rel, h_under)
-    reach = np.nan_to_num(h_rel)
-    if c is not None:
-        reach = np.fmax(reach, np.nan_to_num(c_fields[2]))
-    above = np.nonzero(reach >= tol)[0]
+    rate = fit_decay(h_rel, h_stop)
     return GradientNorms(
         lags=np.arange(T), h_norm=h_med, h_iqr=h_iqr, h_norm_rel=h_rel, h_iqr_rel=h_rel_iqr,
         c_norm=c_fields[0], c_iqr=c_fields[1], c_norm_rel=c_fields[2], c_iqr_rel=c_fields[3],
         contribution=contrib, contribution_share=share, horizon=horizon, decay_rate=rate,
         c_decay_rate=c_rate, decay_factor=float(np.exp(-rate)),
         half_life=float(np.log(2) / rate) if rate > 0 else float("inf"),
-        steps_in_past=int(above.max() + 1) if above.size else 0, grad_norm=grad_norm,
+        steps_in_past=_steps_in_past(h_rel, tol), grad_norm=grad_norm,
         clipped=scale < 1.0, clip_scale=scale, meta=meta, underflow_lag=h_under,
-        c_underflow_lag=c_under)
+        c_underflow_lag=c_under, overflow_lag=overflow_lag, h_rel_seq=h_seq, c_rel_seq=c_seq,
+        regimes=R.regimes(h_seq, h_stop, overflow_lag), c_regimes=c_reg, c_steps_in_past=c_reach,
+        truncated_lag=cut)
+
+
+def _steps_in_past(rel, tol):
+    """1 + the largest lag whose relative norm is still >= tol (0 when none is)."""
+    above = np.nonzero(np.nan_to_num(rel) >= tol)[0]
+    return int(above.max() + 1) if above.size else 0

@@ -14,6 +14,7 @@ from .. import backend
 from ..errors import OptionError
 from . import _common as C
 
+DERIVATIVE_TOL = 0.01   # saturated: the derivative is below 1% of its maximum
 
 
 
@@ -26,6 +27,12 @@ class GateStatistics(C.Result):
                      sigmoid gates (i, f, o, r, z); for tanh-like ones (g, n, h): |a| <
                      low_threshold ("off") and |a| > high_threshold ("saturated").
     mean             mean activation.
+    saturation       fraction of units x batch whose activation's derivative is below
+                     ``derivative_tol`` of its maximum: sigmoid gates sigma'(a) = s (1 - s) <
+                     tol / 4, tanh-like ones 1 - v^2 < tol. This is saturation as learning sees
+                     it (the gate passes almost no gradient to its weights); a forget gate held
+                     near 1 on purpose (chrono init, f = 0.99: 4 f (1 - f) = 0.04) is not
+                     saturated at the default tol 0.01, only one pinned beyond ~0.9975.
     forget_gate      which gate keeps memory: "f" (LSTM; "1-i" for CIFG), "z" (GRU), None (RNN
                      and LSTM without forget gate, where it is 1).
     forget_mean      (T,) mean of that gate over units and batch.
@@ -33,7 +40,10 @@ class GateStatistics(C.Result):
                      direct cell-path factor dc_t/dc_0 = prod f_s.
     time_constant    (T,) 1 / (1 - forget_mean): the memory time scale implied at each step.
     unit_time_constant (H,) 1 / (1 - mean over t and batch of f) for each unit.
-    meta             model description, T, B, thresholds.
+    forget_unit      (T, H) the memory gate of each unit at each step, mean over the batch
+                     (None without one). input_unit: the same for the input gate i (LSTM
+                     variants that have one; None otherwise).
+    meta             model description, T, B, thresholds, derivative_tol.
     """
 
     probe = "gate_statistics"
@@ -47,24 +57,31 @@ class GateStatistics(C.Result):
     time_constant: np.ndarray | None
     unit_time_constant: np.ndarray | None
     meta: dict = field(default_factory=dict)
+    saturation: np.ndarray | None = None
+    forget_unit: np.ndarray | None = None
+    input_unit: np.ndarray | None = None
 
 
 def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segment=None,
-                    layer=0, direction=None):
+                    layer=0, direction=None, derivative_tol=DERIVATIVE_TOL):
     """Saturation fractions, mean activations and forget-gate memory of every gate over time
     (of one layer-direction: default layer 0, the first direction)."""
     if not (0 <= low < high <= 1):
         raise OptionError(f"thresholds must satisfy 0 <= low < high <= 1, got low={low}, high={high}.")
+    if not (np.isscalar(derivative_tol) and 0 < derivative_tol < 1):
+        raise OptionError(f"derivative_tol must lie in (0, 1), got {derivative_tol!r}.")
     view, x, state0 = C.prepare(model, params, x, state, layer=layer, direction=direction)
     xp = backend.array_module(x)
     T, B, _ = x.shape
     segment = C.positive_int("segment", segment) or C.auto_segment(model, B, T)
     gates, keep = _gate_layout(view, x[:1], state0)
     G, H = len(gates), model.hidden_size
-    lo, hi, mean = (np.empty((G, T)) for _ in range(3))
+    lo, hi, mean, sat = (np.empty((G, T)) for _ in range(4))
     f_mean = np.empty(T) if keep else None
     log_f = np.empty(T) if keep else None
     f_unit = np.zeros(H) if keep else None
+    f_time_unit = np.empty((T, H)) if keep else None
+    i_time_unit = np.empty((T, H)) if "i" in gates and view.cell.unit_gates else None
     log_acc = xp.zeros((B, H), x.dtype) if keep else None
     state = state0
     for a, b, _ in C.segment_bounds(T, segment):
@@ -79,6 +96,11 @@ def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segmen
             lo[j, a:b] = backend.to_host((mag < low).mean(axis=(1, 2)))
             hi[j, a:b] = backend.to_host((mag > high).mean(axis=(1, 2)))
             mean[j, a:b] = backend.to_host(v.mean(axis=(1, 2)))
+            sat[j, a:b] = backend.to_host(
+                (_relative_derivative(v, g in view.cell.unit_gates) < derivative_tol)
+                .mean(axis=(1, 2)))
+        if i_time_unit is not None:
+            i_time_unit[a:b] = backend.to_host(acts["i"].mean(axis=1))
         if keep:
             f = acts[keep]
             f_mean[a:b] = backend.to_host(f.mean(axis=(1, 2)))
@@ -87,13 +109,22 @@ def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segmen
             log_f[a:b] = backend.to_host(logs.mean(axis=(1, 2)))
             log_acc = logs[-1]
             f_unit += backend.to_host(f.sum(axis=(0, 1)))
+            f_time_unit[a:b] = backend.to_host(f.mean(axis=1))
     with np.errstate(divide="ignore"):
         tau = 1.0 / (1.0 - f_mean) if keep else None
         tau_unit = 1.0 / (1.0 - f_unit / (T * B)) if keep else None
     return GateStatistics(
         gates=gates, low=lo, high=hi, mean=mean, forget_gate=keep, forget_mean=f_mean,
         log_forget_product=log_f, time_constant=tau, unit_time_constant=tau_unit,
-        meta=dict(model=view.describe(), T=T, B=B, low_threshold=low, high_threshold=high))
+        meta=dict(model=view.describe(), T=T, B=B, low_threshold=low, high_threshold=high,
+                  derivative_tol=derivative_tol), saturation=sat, forget_unit=f_time_unit,
+        input_unit=i_time_unit)
+
+
+def _relative_derivative(v, sigmoid):
+    """The activation's derivative over its largest value, from the activation v itself:
+    sigma' / sigma'(0) = 4 s (1 - s) for sigmoid gates, tanh' = 1 - v^2 for tanh-like ones."""
+    return 4.0 * v * (1.0 - v) if sigmoid else 1.0 - v * v
 
 
 def _gate_layout(view, x1, state0):

@@ -14,20 +14,24 @@ th{background:#f2f2f2} td.status{font-weight:600;white-space:nowrap}
 td.pass{color:#006d2c} td.fail{color:#b2182b} td.inconclusive{color:#8a5a00} td.info{color:#555}
 .verdict{font-size:1.1em;font-weight:600;padding:.4em .7em;border-radius:4px;display:inline-block}
 .verdict.pass{background:#e5f5e0;color:#006d2c} .verdict.fail{background:#fde0dd;color:#b2182b}
-.verdict.inconclusive{background:#fff3d6;color:#8a5a00}
+.verdict.inconclusive,.verdict.warn{background:#fff3d6;color:#8a5a00}
+.verdict.info{background:#eeeeee;color:#333333}
 figure{margin:2em 0;border-top:1px solid #e5e5e5;padding-top:1em}
 figure img{max-width:100%;height:auto;display:block}
 figcaption{margin-top:.4em} figcaption a{font-size:.85em;color:#555}
 """
 
 _MARK = {"pass": "✓ pass", "fail": "✗ FAIL", "inconclusive": "? INCONCLUSIVE", "info": "·"}
-_VERDICT_CLASS = {"passed": "pass", "failed": "fail", "inconclusive": "inconclusive"}
+_VERDICT_CLASS = {"passed": "pass", "failed": "fail", "inconclusive": "inconclusive",
+                  "no checks": "info"}
 
 
 def render_html(report, meta: dict | None = None, formats=("png", "svg")) -> str:
     """The page for a :class:`~lstmcheck.report.document.Report` (summary table first)."""
     e = escape
     verdict = _VERDICT_CLASS[report.verdict]
+    if report.warnings and verdict in ("pass", "info"):
+        verdict = "warn"           # something went wrong outside the checks: not green
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -50,7 +54,8 @@ def render_html(report, meta: dict | None = None, formats=("png", "svg")) -> str
     for i, f in enumerate(report.figures, 1):
         files = {ext: f"figures/{f.name}.{ext}" for ext in formats}
         big = files.get("svg", files["png"])   # the click-through: vector when there is one
-        links = " ".join(f'<a href="{e(path)}">[{ext.upper()}]</a>' for ext, path in files.items())
+        links = " ".join(f'<a href="{e(path)}">[{ext.upper()}]</a>'
+                         for ext, path in {**files, "csv": f"figures/{f.name}.csv"}.items())
         parts.append(
             f'<figure id="{e(f.name)}"><a href="{e(big)}"><img src="{e(files["png"])}" '
             f'alt="{e(f.caption)}"></a><figcaption><b>Figure {i}.</b> {e(f.caption)} {links}'

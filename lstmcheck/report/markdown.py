@@ -17,7 +17,8 @@ def render_markdown(report, meta: dict | None = None, formats=("png", "svg")) ->
     for n in report.notes:
         lines += [n, ""]
     for i, f in enumerate(report.figures, 1):
-        other = " ".join(f"[{ext.upper()}](figures/{f.name}.{ext})" for ext in formats if ext != "png")
+        other = " ".join(f"[{ext.upper()}](figures/{f.name}.{ext})"
+                         for ext in (*formats, "csv") if ext != "png")
         lines += [f"**Figure {i}.** {f.caption} {other}".rstrip(), "",
                   f"![{_cell(f.caption)}](figures/{f.name}.png)", ""]
     return "\n".join(lines)

@@ -31,7 +31,7 @@ RC = {
     "figure.dpi": 100, "savefig.bbox": "tight", "image.cmap": SEQUENTIAL,
 }
 
-DPI = 110
+DPI = 300            # print quality (a journal's minimum for line art)
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -74,11 +74,12 @@ def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.4, height: fl
     return fig, axes
 
 
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")
 
 
 def save_figure(fig, folder: Path, name: str, dpi: int = DPI, formats=FORMATS) -> list:
-    """Write ``name.png`` and/or ``name.svg`` into ``folder``; byte-identical across runs.
+    """Write ``name.png``, ``name.svg`` and/or ``name.pdf`` into ``folder``; byte-identical
+    across runs (no dates, no creator, fixed SVG ids).
 
     The PNG is reduced to a 256-colour palette (flat plot colours survive; files shrink ~3x).
     """
@@ -96,7 +97,11 @@ def save_figure(fig, folder: Path, name: str, dpi: int = DPI, formats=FORMATS) -
                 fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
                 image = Image.open(buf).convert("RGB").quantize(
                     colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-                image.save(path, format="PNG", optimize=True)
+                image.save(path, format="PNG", optimize=True, dpi=(dpi, dpi))
+            elif ext == "pdf":
+                fig.savefig(path, format="pdf", dpi=dpi,
+                            metadata={"CreationDate": None, "ModDate": None, "Producer": None,
+                                      "Creator": None})
             else:
                 fig.savefig(path, format=ext, dpi=dpi, metadata={"Date": None, "Creator": None})
             paths.append(path)

@@ -2,9 +2,12 @@
 phase diagram.
 
 Records are the tidy rows of :func:`lstmcheck.sweep`. Grid axes other than the two plotted
-(seeds, most often) are averaged over; points that failed (``error``) or gave a non-finite
-number are left out, and a cell with nothing left is drawn blank. Every cell also carries its
-number (and in the phase diagram a letter), so no information rests on colour alone.
+(seeds, most often) are averaged over, but never across opposite regimes: a cell whose points
+vanish in some seeds and explode in others is drawn "mixed" with the split (V2 E1) and no mean.
+Points that failed (``error``) or gave a non-finite number are left out of the mean and counted
+("1 failed"), and a cell with nothing left is drawn blank. Every cell also carries its number,
+its n (and in the phase diagram a letter), so no information rests on colour alone; the grid
+parameters that do not vary are written under every figure.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ LABELS = {
 DIVERGING = "PuOr_r"     # ColorBrewer, colour-blind safe: purple = vanishing, orange = exploding
 # Sign convention of the phase diagram: for each value, +1 when positive means vanishing.
 VANISHING_SIGN = {"decay_rate": +1, "lambda_1": -1}
+LETTERS = {"vanishing": "V", "exploding": "E", "neutral": "0", "undetermined": "?"}
+PHASE_TOL = 1e-3     # nats per step: |value| below this is neither phase (probes.regimes)
 
 
 def grid_axes(records) -> list:
@@ -47,9 +52,27 @@ def default_axes(records) -> tuple:
     return (x, y) if GRID_KEYS.index(x) < GRID_KEYS.index(y) else (y, x)
 
 
-def table(records, x: str, y: str, value: str):
-    """(x values, y values, Z) with Z[j, i] the mean of ``value`` over the records at
-    (y_j, x_i); NaN where no record has a finite value."""
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def regime(record, value, tol=PHASE_TOL):
+    """The phase of one record: its measured ``regime`` (the gradient_flow measure's tail
+    verdict, "exploding" when the gradient overflowed) when it has one and ``value`` is the
+    decay rate; otherwise from the sign of ``value`` (None for values without a phase)."""
+    if value not in VANISHING_SIGN:
+        return None
+    if value == "decay_rate" and record.get("regime") in LETTERS:
+        return record["regime"]
+    v = record.get(value)
+    if not _number(v):
+        return None
+    v = VANISHING_SIGN[value] * v
+    return "vanishing" if v > tol else "exploding" if v < -tol else "neutral"
+
+
+def cells(records, x: str, y: str, value: str, tol: float = PHASE_TOL):
+    """(x values, y values, {(j, i): {"values", "regimes", "failed"}}) for every (y_j, x_i)."""
     for k in (x, y):
         if k not in GRID_KEYS:
             raise _option_error(f"{k!r} is not a grid parameter; choose from {', '.join(GRID_KEYS)}.")
@@ -58,35 +81,57 @@ def table(records, x: str, y: str, value: str):
         raise _option_error(f"the records have no {value!r}; they have {', '.join(have) or 'nothing measured'}.")
     xs = _sorted_values(r.get(x) for r in records)
     ys = _sorted_values(r.get(y) for r in records)
-    sums = np.zeros((len(ys), len(xs)))
-    counts = np.zeros((len(ys), len(xs)))
     xi = {_label(v): i for i, v in enumerate(xs)}
     yi = {_label(v): j for j, v in enumerate(ys)}
+    out = {(j, i): {"values": [], "regimes": [], "failed": 0, "overflowed": 0}
+           for j in range(len(ys)) for i in range(len(xs))}
     for r in records:
-        v = r.get(value)
-        if r.get("error") or not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        c = out[yi[_label(r.get(y))], xi[_label(r.get(x))]]
+        if r.get("error"):
+            c["failed"] += 1
             continue
-        j, i = yi[_label(r.get(y))], xi[_label(r.get(x))]
-        sums[j, i] += v
-        counts[j, i] += 1
-    with np.errstate(invalid="ignore"):
-        Z = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        v = r.get(value)
+        c["overflowed"] += r.get("overflow_lag") is not None
+        if _number(v):
+            c["values"].append(float(v))
+            c["regimes"].append(regime(r, value, tol))
+    return xs, ys, out
+
+
+def _split(regimes) -> str:
+    """'V2 E1': how many points of a cell fell in each phase."""
+    counts = {m: sum(g == m for g in regimes) for m in LETTERS}
+    return " ".join(f"{LETTERS[m]}{n}" for m, n in counts.items() if n)
+
+
+def table(records, x: str, y: str, value: str, tol: float = PHASE_TOL):
+    """(x values, y values, Z) with Z[j, i] the mean of ``value`` over the records at
+    (y_j, x_i); NaN where no record has a finite value, or where the records fall in opposite
+    phases (a mean of vanishing and exploding points describes neither)."""
+    xs, ys, groups = cells(records, x, y, value, tol)
+    Z = np.full((len(ys), len(xs)), np.nan)
+    for (j, i), c in groups.items():
+        if c["values"] and len(set(c["regimes"])) <= 1:
+            Z[j, i] = float(np.mean(c["values"]))
     return xs, ys, Z
 
 
 def heatmap(records, x: str, y: str, value: str, *, title: str | None = None):
     """A matplotlib Figure: ``value`` averaged over the other grid axes, on the (x, y) grid."""
     xs, ys, Z = table(records, x, y, value)
+    _, _, groups = cells(records, x, y, value)
     fig, (ax,) = new_figure(width=_width(xs), height=_height(ys))
     im = ax.imshow(np.ma.masked_invalid(Z), cmap=SEQUENTIAL_ALT, aspect="auto", origin="lower")
-    _annotate(ax, Z, im)
+    ax.set_facecolor("#e6e6e6")           # blank cells (mixed, failed) on light grey
+    _annotate(ax, Z, im, groups)
     _categorical_axes(ax, x, xs, y, ys)
     fig.colorbar(im, ax=ax, label=LABELS.get(value, value))
     ax.set_title(title or f"{value} over {x} and {y}" + _averaged_note(records, x, y))
+    _fixed_note(fig, records)
     return fig
 
 
-def phase_diagram(records, x: str, y: str, value: str | None = None, *, tol: float = 1e-3):
+def phase_diagram(records, x: str, y: str, value: str | None = None, *, tol: float = PHASE_TOL):
     """Vanishing/exploding phases over (x, y): a diverging map of ``value`` centred on 0 (the
     boundary between the phases), each cell marked V (vanishing), E (exploding) or 0 (neither,
     |value| <= tol). ``value``: 'decay_rate' (> 0 vanishes) or 'lambda_1' (< 0 vanishes);
@@ -95,30 +140,51 @@ def phase_diagram(records, x: str, y: str, value: str | None = None, *, tol: flo
         value = next((v for v in VANISHING_SIGN if any(v in r for r in records)), "decay_rate")
     if value not in VANISHING_SIGN:
         raise _option_error(f"a phase diagram reads {' or '.join(VANISHING_SIGN)}, not {value!r}.")
-    xs, ys, Z = table(records, x, y, value)
+    xs, ys, Z = table(records, x, y, value, tol)
+    _, _, groups = cells(records, x, y, value, tol)
     sign = VANISHING_SIGN[value]
     finite = Z[np.isfinite(Z)]
     span = float(np.max(np.abs(finite))) if finite.size else 1.0
     span = span if span > 0 else 1.0
-    # Orange for exploding whatever the value's sign convention: colour by -sign * value.
+    # Orange for exploding whatever the value's sign convention: colour by -sign * value, on a
+    # symmetric scale (equal lengths of the colour bar are equal rates on both sides).
     shown = -sign * Z
     fig, (ax,) = new_figure(width=_width(xs), height=_height(ys))
+    ax.set_facecolor("#e6e6e6")
     im = ax.imshow(np.ma.masked_invalid(shown), cmap=DIVERGING, aspect="auto", origin="lower",
                    norm=TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span))
-    for j in range(Z.shape[0]):
-        for i in range(Z.shape[1]):
-            z = Z[j, i]
-            if not np.isfinite(z):
-                continue
-            mark = "0" if abs(z) <= tol else ("V" if sign * z > 0 else "E")
-            ax.text(i, j, f"{mark}\n{_fmt(z)}", ha="center", va="center", fontsize=7,
-                    color="white" if abs(z) > 0.6 * span else "black")
+    for (j, i), c in groups.items():
+        text = _cell_text(c, value, tol)
+        if text is None:
+            continue
+        z = Z[j, i]
+        dark = np.isfinite(z) and abs(z) > 0.6 * span
+        ax.text(i, j, text, ha="center", va="center", fontsize=7,
+                color="white" if dark else "black")
     _categorical_axes(ax, x, xs, y, ys)
     cb = fig.colorbar(im, ax=ax, label=f"{LABELS.get(value, value)}")
     cb.set_ticks([-span, 0.0, span])
-    cb.set_ticklabels(["vanishing", "boundary", "exploding"])
+    cb.set_ticklabels([f"vanishing\n{_fmt(sign * span)}", "boundary\n0",
+                       f"exploding\n{_fmt(-sign * span)}"])
     ax.set_title(f"Vanishing (V) / exploding (E) phases by {value}" + _averaged_note(records, x, y))
+    _fixed_note(fig, records, extra=f"0: |{value}| ≤ {tol:g}; mixed: points in opposite phases "
+                                    f"(split shown, not averaged); n: points per cell")
     return fig
+
+
+def _cell_text(c, value, tol):
+    """A phase-diagram cell's words: 'V\n0.108\nn=3', 'mixed\nV2 E1', 'failed\n(2)'."""
+    failed = f"\n{c['failed']} failed" if c["failed"] else ""
+    if c.get("overflowed"):
+        failed += f"\n{c['overflowed']} overflowed"
+    if not c["values"]:
+        return f"failed\n({c['failed']})" if c["failed"] else None
+    phases = set(c["regimes"])
+    n = len(c["values"])
+    if len(phases) > 1:
+        return f"mixed\n{_split(c['regimes'])}{failed}"
+    mark = LETTERS[next(iter(phases))]
+    return f"{mark}\n{_fmt(float(np.mean(c['values'])))}\nn={n}{failed}"
 
 
 def figures(records, x: str | None = None, y: str | None = None) -> list:
@@ -142,13 +208,22 @@ def sweep_report(records, *, x: str | None = None, y: str | None = None,
     """A :class:`lstmcheck.report.Report` of a sweep: counts, figures, and every record."""
     from .document import Report
 
-    rep = Report(title)
+    rep = Report(title, kind="sweep report")
     failed = [r for r in records if r.get("error")]
     rep.add_row("grid points", str(len(records)))
     axes = grid_axes(records)
     rep.add_row("grid axes", ", ".join(axes) or "none (a single point)")
     if failed:
         rep.add_row("points that could not run", f"{len(failed)}: {failed[0]['error']}")
+        rep.warnings.append(f"{len(failed)} of {len(records)} points FAILED (left out of the "
+                            f"figures, counted in their cells)")
+    over = [r for r in records if r.get("overflow_lag") is not None]
+    if over:
+        lags = sorted(int(r["overflow_lag"]) for r in over)
+        rep.add_row("gradient overflow (exploding)",
+                    f"{len(over)} of {len(records)} points: ‖∂L/∂h‖ overflowed at lag "
+                    f"{lags[0]}" + (f"..{lags[-1]}" if lags[-1] != lags[0] else "")
+                    + "; recorded as exploding")
     for value in VALUES:
         vals = [r[value] for r in records if isinstance(r.get(value), (int, float))
                 and not isinstance(r.get(value), bool) and math.isfinite(r[value])]
@@ -194,15 +269,43 @@ def _categorical_axes(ax, x, xs, y, ys):
     ax.grid(False)
 
 
-def _annotate(ax, Z, im):
+def _annotate(ax, Z, im, groups=None):
     if Z.size > 400:                      # too small to read; the colour bar has to do
         return
     for j in range(Z.shape[0]):
         for i in range(Z.shape[1]):
+            c = (groups or {}).get((j, i), {"values": [], "regimes": [], "failed": 0})
+            failed = f"\n{c['failed']} failed" if c["failed"] else ""
             if np.isfinite(Z[j, i]):
                 light = im.norm(Z[j, i]) < 0.5     # cividis is dark at the bottom
-                ax.text(i, j, _fmt(Z[j, i]), ha="center", va="center", fontsize=7,
+                n = f"\nn={len(c['values'])}" if groups else ""
+                ax.text(i, j, _fmt(Z[j, i]) + n + failed, ha="center", va="center", fontsize=7,
                         color="white" if light else "black")
+            elif len(set(c["regimes"])) > 1:
+                ax.text(i, j, f"mixed\n{_split(c['regimes'])}{failed}", ha="center",
+                        va="center", fontsize=7)
+            elif c["failed"]:
+                ax.text(i, j, f"failed\n({c['failed']})", ha="center", va="center", fontsize=7)
+
+
+def fixed_parameters(records) -> dict:
+    """The grid parameters every record shares (the figure's fixed settings)."""
+    out = {}
+    for k in GRID_KEYS:
+        vals = {_label(r.get(k)) for r in records if k in r}
+        if len(vals) == 1 and any(k in r for r in records):
+            out[k] = next(iter(vals))
+    return out
+
+
+def _fixed_note(fig, records, extra=None):
+    """The fixed parameters (and a legend of the marks) under the figure."""
+    fixed = fixed_parameters(records)
+    lines = ["fixed: " + ", ".join(f"{k} {v}" for k, v in fixed.items())] if fixed else []
+    if extra:
+        lines.append(extra)
+    if lines:
+        fig.supxlabel("\n".join(lines), fontsize=6.5, color="#333333")
 
 
 def _fmt(v) -> str:

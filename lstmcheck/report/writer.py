@@ -33,15 +33,17 @@ RESULT_DIGITS = 6   # significant digits kept in results.json (plots need far fe
 
 def write_report(report, out, *, force: bool = False, meta: dict | None = None,
                  progress=None, formats=None) -> Path:
-    """Write ``report`` as a folder: index.html, summary.md, results.json, figures/*.png|svg.
+    """Write ``report`` as a folder: index.html, summary.md, results.json,
+    figures/*.png|svg|pdf and figures/*.csv (the numbers each figure plots).
 
     ``progress(label)`` is called once per file group written (for the CLI's progress bar);
-    ``formats`` picks the figure files (default PNG and SVG; the index shows the PNG).
+    ``formats`` picks the figure files (default PNG, SVG and PDF; the index shows the PNG).
     Returns the final folder. Nothing appears at ``out`` unless every file was written.
     """
     from .html import render_html
     from .markdown import render_markdown
     from .style import FORMATS, save_figure
+    from .tables import csv_text, figure_rows
 
     formats = tuple(formats or FORMATS)
     if "png" not in formats:
@@ -51,6 +53,8 @@ def write_report(report, out, *, force: bool = False, meta: dict | None = None,
     with atomic_folder(out, force) as tmp:
         for f in report.figures:
             save_figure(f.figure, tmp / "figures", f.name, formats=formats)
+            rows = f.table if f.table is not None else figure_rows(f.figure)
+            write_text(tmp / "figures" / f"{f.name}.csv", csv_text(rows))
             tick(f.name)
         results = {"meta": meta, "summary": report.summary_dict(formats),
                    "results": report.results}

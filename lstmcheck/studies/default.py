@@ -34,7 +34,7 @@ def default_study(*, cells=DEFAULTS["cells"], hidden_size=DEFAULTS["hidden_size"
     if "lstm" in cells:  # what a memory-friendly initialisation changes
         grid.append({"cell": "lstm", "init": "chrono", **common})
     ctx = Context(subjects_from_grid(grid), settings)
-    report = Report("lstmcheck report: gradient checks and gradient flow of "
+    report = Report(kind="gradient-check and gradient-flow report", title="lstmcheck report: gradient checks and gradient flow of "
                     + _and([display_name(c) for c in cells]))
     report.results["settings"] = settings
     report.notes.append(

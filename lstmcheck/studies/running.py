@@ -25,8 +25,12 @@ def run_sections(report, ctx, sections, progress=None):
     return report
 
 
-def probe_study(subjects, *, sections=PROBE_SECTIONS, seed=0, progress=None) -> Report:
-    """Chosen probe sections on chosen subjects (models from a grid, or a user's weights)."""
+def probe_study(subjects, *, sections=PROBE_SECTIONS, seed=0, progress=None, truncate=None,
+                clip_norm=None, loss="last") -> Report:
+    """Chosen probe sections on chosen subjects (models from a grid, or a user's weights).
+    ``truncate`` / ``clip_norm`` go to the gradient-norm probe (flow and horizon sections); the
+    flow figure then also shows full, unclipped BPTT, so what they change is visible. ``loss``:
+    the gradient-norm probe's loss ("last" or "sum", lstmcheck.probes.gradient_norms)."""
     from ..errors import OptionError
 
     unknown = [s for s in sections if s not in SECTIONS]
@@ -38,8 +42,10 @@ def probe_study(subjects, *, sections=PROBE_SECTIONS, seed=0, progress=None) -> 
     settings = {"seed": seed, "hidden_size": subjects[0].model.hidden_size,
                 "seq_len": int(subjects[0].x.shape[0]), "batch": int(subjects[0].x.shape[1]),
                 "task": first.get("task", "noise"), "dtype": subjects[0].model.dtype.name,
-                "backend": subjects[0].model.backend}
+                "backend": subjects[0].model.backend, "truncate": truncate,
+                "clip_norm": clip_norm, "loss": loss}
     ctx = Context(list(subjects), settings)
-    report = Report("lstmcheck probe: gradient flow of " + ", ".join(s.label for s in subjects))
+    report = Report("lstmcheck probe: gradient flow of " + ", ".join(s.label for s in subjects),
+                    kind="gradient-flow report")
     report.results["settings"] = {"subjects": [s.setting for s in subjects], **settings}
     return run_sections(report, ctx, sections, progress)

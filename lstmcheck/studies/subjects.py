@@ -80,8 +80,11 @@ def subjects_from_grid(grid, *, layer=0, probe_direction=None, model_options=Non
 
 
 def subject_from_weights(path, *, layout=None, cell=None, seq_len=100, batch=8, task="noise",
-                         seed=0, backend="numpy"):
-    """A user's trained weights (any file lstmcheck.io reads) driven by a task's inputs."""
+                         seed=0, backend="numpy", dtype=None):
+    """A user's trained weights (any file lstmcheck.io reads) driven by a task's inputs.
+    ``dtype`` (e.g. "float64" for float32 weights) converts the model and its weights, so a
+    float32 training run is probed at the checking precision; None keeps the file's dtype."""
+    from .. import backend as be
     from .. import io, tasks
 
     try:
@@ -90,31 +93,42 @@ def subject_from_weights(path, *, layout=None, cell=None, seq_len=100, batch=8, 
         if str(path) in str(exc):
             raise
         raise type(exc)(f"{str(path)!r}: {exc}") from None
+    stored = model.dtype.name
+    if dtype is not None and dtype != stored:
+        model = model.replace(dtype=dtype)
+        params = {k: be.asarray(v, be.array_module(v), model.dtype) for k, v in params.items()}
     x = tasks.make(task, seq_len, batch, input_size=model.input_size, seed=seed,
                    dtype=model.dtype.name, backend=backend).x
     setting = {"weights": str(path), "cell": model.kind, "seq_len": seq_len, "batch": batch,
-               "task": task, "seed": seed}
-    return Subject(f"{model.kind.upper()} from {path}", model.kind, model, params, x, setting)
+               "task": task, "seed": seed, "stored_dtype": stored, "dtype": model.dtype.name}
+    label = f"{model.kind.upper()} from {path}" + (
+        f" ({stored} → {model.dtype.name})" if model.dtype.name != stored else "")
+    return Subject(label, model.kind, model, params, x, setting)
 
 
 def probe_subjects(cells=(), *, weights=None, layout=None, variant="vanilla", hidden_size=32,
                    seq_len=100, batch=8, init="pytorch", spectral_radius=None, forget_bias=None,
                    task="noise", seed=0, dtype="float64", backend="numpy", num_layers=1,
                    model_direction="forward", layer=0, direction=None) -> list:
-    """The subjects of `lstmcheck probe`: a user's ``weights`` (of ``cells[0]`` if given), or one
-    model per cell (default LSTM) built from the options, ``num_layers`` deep, running
+    """The subjects of `lstmcheck probe`: a user's ``weights`` (one file or several, e.g. the
+    checkpoints of one training run, all driven by the same inputs; of ``cells[0]`` if given),
+    or one model per cell (default LSTM) built from the options, ``num_layers`` deep, running
     ``model_direction``. The probes analyse ``layer`` in ``direction`` (default: layer 0 in the
-    model's first direction)."""
+    model's first direction). With weights, ``dtype`` None keeps each file's dtype."""
     if weights:
-        s = subject_from_weights(weights, layout=layout, cell=cells[0] if cells else None,
-                                 seq_len=seq_len, batch=batch, task=task, seed=seed,
-                                 backend=backend)
-        if layer or direction is not None:
-            from ..probes._common import _choose
+        out = []
+        for path in ([weights] if isinstance(weights, (str, bytes)) or hasattr(weights, "name")
+                     and not isinstance(weights, (list, tuple)) else list(weights)):
+            s = subject_from_weights(path, layout=layout, cell=cells[0] if cells else None,
+                                     seq_len=seq_len, batch=batch, task=task, seed=seed,
+                                     backend=backend, dtype=dtype)
+            if layer or direction is not None:
+                from ..probes._common import _choose
 
-            s.layer, s.direction = _choose(s.model, layer, direction)
-            s.label += f" layer {s.layer} {s.direction}"
-        return [s]
+                s.layer, s.direction = _choose(s.model, layer, direction)
+                s.label += f" layer {s.layer} {s.direction}"
+            out.append(s)
+        return out
     grid = {"cell": list(cells or ("lstm",)), "num_layers": num_layers,
             "hidden_size": hidden_size, "seq_len": seq_len,
             "batch": batch, "init": init, "spectral_radius": spectral_radius,

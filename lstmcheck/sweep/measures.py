@@ -9,10 +9,18 @@ from ..errors import OptionError
 
 
 def _gradient_flow(study):
-    """lstmcheck.probes.gradient_norms with the study's loss (dL/dy at the last step)."""
+    """lstmcheck.probes.gradient_norms with the study's loss (dL/dy at the last step).
+
+    ``regime`` is the verdict of the tail regime of ||dL/dh|| (the first-steps one for short
+    sequences; lstmcheck.probes.regimes), "exploding" where the gradient overflowed, at
+    ``overflow_lag``: an overflow is a measurement of this point, not a failure."""
     from ..probes import gradient_norms
     r = gradient_norms(study.model, study.params, study.x, loss=study.dy)
+    reg = r.regimes.get("tail", r.regimes["first"])
     return {"decay_rate": r.decay_rate, "c_decay_rate": r.c_decay_rate,
+            "regime": reg.verdict, "rate_first": r.regimes["first"].rate,
+            "rate_tail": r.regimes["tail"].rate if "tail" in r.regimes else None,
+            "overflow_lag": r.overflow_lag, "underflow_lag": r.underflow_lag,
             "horizon": r.horizon.get(0.9), "horizon_99": r.horizon.get(0.99),
             "half_life": r.half_life, "steps_in_past": r.steps_in_past, "grad_norm": r.grad_norm}
 
