@@ -137,4 +137,18 @@ def from_torch(module):
     return torch_layout.from_torch(module)
 
 
-__all__ = ["LAYOUTS", "load", "dump", "options", "detect", "from_torch"]
+def from_keras(layer, **options):
+    """(model, params) of a Keras 3 LSTM / GRU / SimpleRNN / Bidirectional layer, any backend
+    (also its get_weights() list or a .weights.h5 path with config=); see keras_live."""
+    from .keras_live import from_keras as read
+    return read(layer, **options)
+
+
+def lengths_from_mask(mask):
+    """(B,) sequence lengths of a Keras (B, T) post-padding mask (others refused)."""
+    from .keras_live import lengths_from_mask as read
+    return read(mask)
+
+
+__all__ = ["LAYOUTS", "load", "dump", "options", "detect", "from_torch", "from_keras",
+           "lengths_from_mask"]
