@@ -37,7 +37,7 @@ LAYERS = {
                                                   recurrent_activation="log_sigmoid"),
     "gru reset_after": lambda: L.GRU(4),
     "gru reset_before no bias": lambda: L.GRU(4, reset_after=False, use_bias=False),
-    "simple_rnn selu": lambda: L.SimpleRNN(4, activation="selu"),
+    "simple_rnn relu": lambda: L.SimpleRNN(4, activation="relu"),
     "bidirectional lstm": lambda: L.Bidirectional(L.LSTM(4, return_sequences=True)),
     "bidirectional gru reset_before": lambda: L.Bidirectional(L.GRU(4, reset_after=False)),
 }
@@ -101,6 +101,7 @@ def test_a_keras_mask_becomes_lengths():
 @pytest.mark.parametrize("layer,words", [
     (lambda: L.LSTM(4, activation="gelu"), "'gelu' cannot be converted"),
     (lambda: L.SimpleRNN(4, activation="softmax"), "not elementwise"),
+    (lambda: L.SimpleRNN(4, activation="selu"), "tanh, relu or identity"),
     (lambda: L.Bidirectional(L.LSTM(4), merge_mode="sum"), "merge_mode='sum'"),
 ])
 def test_what_the_oracle_cannot_express_is_one_sentence(layer, words):

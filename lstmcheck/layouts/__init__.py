@@ -144,6 +144,13 @@ def from_keras(layer, **options):
     return read(layer, **options)
 
 
+def from_flax(module, variables, **options):
+    """(model, params) of a flax.linen LSTMCell / OptimizedLSTMCell / GRUCell / SimpleCell (or
+    nn.RNN around one) and its variables; see flax_live."""
+    from .flax_live import from_flax as read
+    return read(module, variables, **options)
+
+
 def lengths_from_mask(mask):
     """(B,) sequence lengths of a Keras (B, T) post-padding mask (others refused)."""
     from .keras_live import lengths_from_mask as read
@@ -151,4 +158,4 @@ def lengths_from_mask(mask):
 
 
 __all__ = ["LAYOUTS", "load", "dump", "options", "detect", "from_torch", "from_keras",
-           "lengths_from_mask"]
+           "from_flax", "lengths_from_mask"]

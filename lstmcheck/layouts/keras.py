@@ -105,7 +105,12 @@ def load(tensors: dict, cell=None, *, activation=None, recurrent_activation=None
         # the bias shape decides; without a bias, the option or keras' default (True)
         opts["reset_after"] = next(v for v in (shape_says, reset_after, True) if v is not None)
     else:
-        opts.setdefault("nonlinearity", _to_ours(activation or "tanh"))
+        act = _to_ours(activation or "tanh")
+        if act not in ("tanh", "relu", "identity"):
+            raise ConversionError(f"the oracle's RNN (PyTorch's) runs tanh, relu or identity, so "
+                                  f"a keras SimpleRNN with activation {activation!r} cannot be "
+                                  f"converted.")
+        opts.setdefault("nonlinearity", act)
     model = C.make_model(cell, kernel.shape[0], rk.shape[0], num_layers=L, bidirectional=bidir,
                          dtype=C.tensor_dtype(tensors, dtype), backend=backend, **opts)
     if not any(str(n).endswith("bias") for n in tensors):   # use_bias=False

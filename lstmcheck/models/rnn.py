@@ -16,17 +16,11 @@ class RNNCell(Cell):
     closed_jacobian = True
 
     def __init__(self, nonlinearity="tanh"):
-        # PyTorch's three by name; any other activation of the oracle (Keras SimpleRNN's
-        # 'relu6', 'selu', ...) by its spec, e.g. 'leaky_relu(0.2)'
-        try:
-            self.act = A.get(nonlinearity) if isinstance(nonlinearity, str) else None
-        except OptionError:
-            self.act = None
-        if self.act is None:
+        if nonlinearity not in NONLINEARITIES:
             raise OptionError(f"unknown nonlinearity {nonlinearity!r}; choose one of "
-                              f"{', '.join(NONLINEARITIES)} or another activation "
-                              f"({', '.join(A.NAMES)}).")
+                              f"{', '.join(NONLINEARITIES)}.")
         self.nonlinearity = nonlinearity
+        self.act = A.get(nonlinearity)
 
     def config(self):
         return {"nonlinearity": self.nonlinearity}
