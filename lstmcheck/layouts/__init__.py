@@ -15,6 +15,10 @@ Layouts (one module each):
   ``forget_bias`` added to the forget gate at run time, ``cell_clip``, ``w_*_diag`` peepholes.
 - "cudnn": per-gate linear-layer matrices and biases, cuDNN's linLayerID numbering.
 
+Live objects: :func:`from_torch` (torch.nn modules), :func:`from_keras` (Keras 3 layers, their
+get_weights() lists or .weights.h5 files; keras_live.py), :func:`from_flax` (flax.linen cells;
+flax_live.py), and :func:`lengths_from_mask` for Keras masks.
+
 Conversions are pure copies, transposes and gate permutations, so they are bit-exact; where a
 layout holds one bias and the oracle two, dump writes their sum (``exact=True`` refuses a sum
 that rounds). A model the layout cannot express raises ConversionError.
