@@ -111,7 +111,7 @@ def test_keras_peephole_lstm_with_activations():
     x, state = rng.standard_normal((T, B, D)), init(rng, 2)
     model, params = layouts.load("keras", w, "lstm", activation="softsign",
                                  recurrent_activation="hard_sigmoid")
-    hard_sigmoid = lambda z: np.clip(0.2 * z + 0.5, 0, 1)    # noqa: E731  (Keras 2's)
+    hard_sigmoid = lambda z: np.minimum(np.maximum(z + 3, 0), 6) / 6   # noqa: E731  (Keras 3's relu6(x+3)/6)
     softsign = lambda z: z / (1 + np.abs(z))                 # noqa: E731
     want = run(keras_lstm_step(w, softsign, hard_sigmoid, peep=True), x, state)
     assert close(oracle(model, params, x, state), want)

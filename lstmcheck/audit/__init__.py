@@ -27,6 +27,13 @@ callable, with ``layout=``
 torch module
     nn.RNN / nn.LSTM / nn.GRU (any layers, bidirectional, proj_size, batch_first) and the *Cell
     classes; gradients by autograd.
+Keras 3 layer
+    LSTM / GRU / SimpleRNN / Bidirectional on the torch or jax backend (targets/keras.py), run by
+    Keras with the audit's weights; gradients by torch autograd or jitted ``jax.vjp``;
+    ``lengths=`` become a Keras mask.
+``(flax module, variables)``
+    a flax.linen LSTMCell / OptimizedLSTMCell / GRUCell / SimpleCell or nn.RNN around one
+    (targets/flax.py), run by ``nn.RNN`` under ``jax.jit``; ``lengths=`` are ``seq_lengths``.
 path to an ``.npz`` dump written by any language (arrays of one real dtype, time-major):
 
     ======================  ==============================================================

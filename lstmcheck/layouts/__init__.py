@@ -15,6 +15,10 @@ Layouts (one module each):
   ``forget_bias`` added to the forget gate at run time, ``cell_clip``, ``w_*_diag`` peepholes.
 - "cudnn": per-gate linear-layer matrices and biases, cuDNN's linLayerID numbering.
 
+Live objects: :func:`from_torch` (torch.nn modules), :func:`from_keras` (Keras 3 layers, their
+get_weights() lists or .weights.h5 files; keras_live.py), :func:`from_flax` (flax.linen cells;
+flax_live.py), and :func:`lengths_from_mask` for Keras masks.
+
 Conversions are pure copies, transposes and gate permutations, so they are bit-exact; where a
 layout holds one bias and the oracle two, dump writes their sum (``exact=True`` refuses a sum
 that rounds). A model the layout cannot express raises ConversionError.
@@ -137,4 +141,25 @@ def from_torch(module):
     return torch_layout.from_torch(module)
 
 
-__all__ = ["LAYOUTS", "load", "dump", "options", "detect", "from_torch"]
+def from_keras(layer, **options):
+    """(model, params) of a Keras 3 LSTM / GRU / SimpleRNN / Bidirectional layer, any backend
+    (also its get_weights() list or a .weights.h5 path with config=); see keras_live."""
+    from .keras_live import from_keras as read
+    return read(layer, **options)
+
+
+def from_flax(module, variables, **options):
+    """(model, params) of a flax.linen LSTMCell / OptimizedLSTMCell / GRUCell / SimpleCell (or
+    nn.RNN around one) and its variables; see flax_live."""
+    from .flax_live import from_flax as read
+    return read(module, variables, **options)
+
+
+def lengths_from_mask(mask):
+    """(B,) sequence lengths of a Keras (B, T) post-padding mask (others refused)."""
+    from .keras_live import lengths_from_mask as read
+    return read(mask)
+
+
+__all__ = ["LAYOUTS", "load", "dump", "options", "detect", "from_torch", "from_keras",
+           "from_flax", "lengths_from_mask"]

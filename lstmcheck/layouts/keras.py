@@ -9,13 +9,16 @@
     SimpleRNN  bias (U,) = b_ih + b_hh
 
 Options: ``activation`` (LSTM cell input and output, SimpleRNN), ``recurrent_activation`` (LSTM
-gates), ``reset_after`` (GRU; read from the bias shape), keras names ('linear' is identity).
+gates), ``reset_after`` (GRU; read from the bias shape), Keras 3 names with Keras 3's definitions
+('linear' is identity; 'hard_sigmoid' is relu6(x + 3) / 6, not Keras 2's 0.2 x + 0.5; 'leaky_relu'
+has slope 0.2). Live Keras 3 layers: keras_live.from_keras.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import _common as C
+from ..models import activations as A
 from ..errors import ConversionError, ShapeError
 
 CELLS = ("lstm", "gru", "rnn")
@@ -24,12 +27,44 @@ _PEEP = {"i": "input_gate_peephole_weights", "f": "forget_gate_peephole_weights"
          "o": "output_gate_peephole_weights"}
 
 
+# Keras 3's elementwise activations (keras/src/activations/activations.py, defaults included) as
+# the oracle's activation specs
+KERAS3_ACTIVATIONS = {
+    "sigmoid": "sigmoid", "tanh": "tanh", "linear": "identity", "relu": "relu",
+    "relu6": "relu6", "leaky_relu": "leaky_relu(0.2)", "elu": "elu(1.0)", "selu": "selu",
+    "celu": "celu(1.0)", "softplus": "softplus", "softsign": "softsign",
+    "exponential": "exponential", "hard_sigmoid": f"hard_sigmoid({1 / 6!r}, 0.5)",
+    "hard_tanh": "hard_tanh", "log_sigmoid": "log_sigmoid", "soft_shrink": "soft_shrink(0.5)",
+    "hard_shrink": "hard_shrink(0.5)", "sparse_plus": "sparse_plus",
+    "sparse_sigmoid": "sparse_sigmoid", "squareplus": "squareplus(4.0)",
+}
+# the rest of Keras 3's activations, and why the oracle cannot run them
+_NOT_EXPRESSIBLE = dict.fromkeys(
+    ("silu", "swish", "gelu", "mish", "hard_silu", "hard_swish", "tanh_shrink"),
+    "its derivative is not a function of its output, which is all the oracle's tape keeps")
+_NOT_EXPRESSIBLE.update(dict.fromkeys(("softmax", "log_softmax", "glu", "sparsemax"),
+                                      "it is not elementwise"))
+_NOT_EXPRESSIBLE["threshold"] = "it needs arguments Keras cannot take from a name"
+
+
 def _to_ours(name):
-    return "identity" if name == "linear" else name
+    """A Keras 3 activation name -> the oracle's spec (one sentence for the ones it lacks)."""
+    key = str(getattr(name, "__name__", name)).lower()
+    if key in KERAS3_ACTIVATIONS:
+        return KERAS3_ACTIVATIONS[key]
+    why = _NOT_EXPRESSIBLE.get(key, "it is not one of Keras 3's activations")
+    raise ConversionError(f"keras activation {key!r} cannot be converted: {why}.")
 
 
-def _to_keras(name):
-    return "linear" if name == "identity" else name
+def _to_keras(spec):
+    """The oracle's activation spec -> the Keras 3 name computing the same function."""
+    act = A.get(spec)
+    for name, ours in KERAS3_ACTIVATIONS.items():
+        if A.get(ours) == act:
+            return name
+    raise ConversionError(f"activation {spec!r} has no Keras 3 equivalent (Keras 3's "
+                          f"hard_sigmoid is hard_sigmoid({1 / 6!r}, 0.5), its leaky_relu has "
+                          f"slope 0.2).")
 
 
 def guess_cell(tensors: dict) -> str:
@@ -70,7 +105,12 @@ def load(tensors: dict, cell=None, *, activation=None, recurrent_activation=None
         # the bias shape decides; without a bias, the option or keras' default (True)
         opts["reset_after"] = next(v for v in (shape_says, reset_after, True) if v is not None)
     else:
-        opts.setdefault("nonlinearity", _to_ours(activation or "tanh"))
+        act = _to_ours(activation or "tanh")
+        if act not in ("tanh", "relu", "identity"):
+            raise ConversionError(f"the oracle's RNN (PyTorch's) runs tanh, relu or identity, so "
+                                  f"a keras SimpleRNN with activation {activation!r} cannot be "
+                                  f"converted.")
+        opts.setdefault("nonlinearity", act)
     model = C.make_model(cell, kernel.shape[0], rk.shape[0], num_layers=L, bidirectional=bidir,
                          dtype=C.tensor_dtype(tensors, dtype), backend=backend, **opts)
     if not any(str(n).endswith("bias") for n in tensors):   # use_bias=False
@@ -101,7 +141,11 @@ def _expected(model):
 
 def _check(model, reset_after):
     C.lstm_plain(model, "keras", allow=("peephole",), activations=True)
-    if C.cell_of(model) == "lstm" and model.flags.act_g != model.flags.act_h:
+    if C.cell_of(model) == "lstm":
+        _to_keras(model.flags.act_f), _to_keras(model.flags.act_g)   # refuse what Keras lacks
+    elif C.cell_of(model) == "rnn":
+        _to_keras(model.nonlinearity)
+    if C.cell_of(model) == "lstm" and A.get(model.flags.act_g) != A.get(model.flags.act_h):
         raise ConversionError(f"keras LSTM applies one `activation` to the cell input and the "
                               f"output, but this model uses {model.flags.act_g} and "
                               f"{model.flags.act_h}.")
@@ -139,9 +183,9 @@ def options(model, *, reset_after=None, exact=False) -> dict:
     out = {}
     if C.cell_of(model) == "lstm":
         f = model.flags
-        if f.act_f != "sigmoid":
+        if A.get(f.act_f) != A.get("sigmoid"):
             out["recurrent_activation"] = _to_keras(f.act_f)
-        if f.act_g != "tanh":
+        if A.get(f.act_g) != A.get("tanh"):
             out["activation"] = _to_keras(f.act_g)
     elif C.cell_of(model) == "gru":
         out["reset_after"] = model.reset_after

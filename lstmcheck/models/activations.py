@@ -63,7 +63,7 @@ class Activation:
             pos = z.real > 0
             s = xp.where(pos, -z, z)
             return xp.where(pos, z, 0 * z) + xp.log1p(xp.exp(s))
-        raise AssertionError(n)
+        return _keras_forward(xp, n, z, a)
 
     def backprop(self, xp, y, g, out, work):
         """out = g * dy/dz, without temporaries for the common cases (``work`` is scratch
@@ -107,7 +107,7 @@ class Activation:
             return (1 - abs(y)) ** 2
         if n == "softplus":
             return -xp.expm1(-y)
-        raise AssertionError(n)
+        return _keras_grad(xp, n, y, a)
 
 
 # name -> (alpha, beta) defaults, as in the ONNX operator spec
@@ -116,9 +116,75 @@ _DEFAULTS = {
     "softsign": (None, None), "softplus": (None, None), "affine": (1.0, 0.0),
     "scaled_tanh": (1.0, 1.0), "leaky_relu": (0.01, None), "thresholded_relu": (1.0, None),
     "elu": (1.0, None), "hard_sigmoid": (0.2, 0.5),
+    # Keras 3's elementwise activations whose derivative is a function of their output
+    # (keras/src/backend/numpy/nn.py); alpha is celu's alpha, the shrinks' threshold, squareplus' b
+    "relu6": (None, None), "selu": (None, None), "celu": (1.0, None), "exponential": (None, None),
+    "log_sigmoid": (None, None), "hard_tanh": (None, None), "soft_shrink": (0.5, None),
+    "hard_shrink": (0.5, None), "sparse_plus": (None, None), "sparse_sigmoid": (None, None),
+    "squareplus": (4.0, None),
 }
+# SELU's constants (Klambauer et al. 2017), as Keras writes them
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def _keras_forward(xp, n, z, a):
+    """Keras 3's piecewise and exponential activations; branches on Re z (complex step)."""
+    x = z.real
+    zero = 0 * z
+    if n == "relu6":
+        return xp.where(x <= 0, zero, xp.where(x >= 6, zero + 6, z))
+    if n == "hard_tanh":
+        return xp.where(x <= -1, zero - 1, xp.where(x >= 1, zero + 1, z))
+    if n in ("selu", "celu"):
+        alpha, scale = (SELU_ALPHA, SELU_SCALE) if n == "selu" else (1.0, 1.0)
+        neg = xp.where(x > 0, zero, z)          # the unused branch cannot overflow
+        if n == "celu":
+            return xp.where(x > 0, z, a * xp.expm1(neg / a))
+        return scale * xp.where(x > 0, z, alpha * xp.expm1(neg))
+    if n == "exponential":
+        return xp.exp(z)
+    if n == "log_sigmoid":                  # -softplus(-z) = min(z, 0) - log1p(e^-|z|)
+        pos = x > 0
+        return xp.where(pos, zero, z) - xp.log1p(xp.exp(xp.where(pos, -z, z)))
+    if n == "soft_shrink":
+        return xp.where(x > a, z - a, xp.where(x < -a, z + a, zero))
+    if n == "hard_shrink":
+        return xp.where(abs(x) > a, z, zero)
+    if n == "sparse_plus":
+        return xp.where(x <= -1, zero, xp.where(x < 1, (z + 1) ** 2 / 4, z))
+    if n == "sparse_sigmoid":
+        return xp.where(x <= -1, zero, xp.where(x >= 1, zero + 1, (z + 1) / 2))
+    if n == "squareplus":
+        return (z + xp.sqrt(z * z + a)) / 2
+    raise AssertionError(n)
+
+
+def _keras_grad(xp, n, y, a):
+    """dy/dz of the activations above, from the output y alone."""
+    one = xp.ones_like(y)
+    if n == "relu6":
+        return ((y > 0) & (y < 6)).astype(y.dtype)
+    if n == "hard_tanh":
+        return (abs(y) < 1).astype(y.dtype)
+    if n == "selu":                         # scale (z > 0); y + scale alpha (z <= 0)
+        return xp.where(y > 0, SELU_SCALE * one, y + SELU_SCALE * SELU_ALPHA)
+    if n == "celu":                         # 1 (z > 0); e^(z/alpha) = y/alpha + 1
+        return xp.where(y > 0, one, y / a + 1)
+    if n == "exponential":
+        return y
+    if n == "log_sigmoid":                  # 1 - sigmoid(z) = 1 - e^y
+        return -xp.expm1(y)
+    if n in ("soft_shrink", "hard_shrink"):
+        return (y != 0).astype(y.dtype)
+    if n == "sparse_plus":                  # (z + 1)/2 = sqrt(y) inside, 1 above
+        return xp.where(y >= 1, one, xp.sqrt(xp.maximum(y, 0)))
+    if n == "sparse_sigmoid":
+        return (0.5 * ((y > 0) & (y < 1))).astype(y.dtype)
+    if n == "squareplus":                   # z = y - b/(4y):  dy/dz = 4y^2 / (4y^2 + b)
+        return 4 * y * y / (4 * y * y + a)
+    raise AssertionError(n)
 NAMES = tuple(_DEFAULTS)
-_SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\(\s*([^)]*)\))?\s*$")
+_SPEC = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(?:\(\s*([^)]*)\))?\s*$")
 
 
 def get(spec) -> Activation:

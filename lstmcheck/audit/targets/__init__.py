@@ -7,6 +7,8 @@ import os
 from ...errors import FileFormatError, OptionError
 from .base import TARGET_KINDS, Target, TargetError, call_target
 from .function import _callable_target
+from .flax import _flax_target, is_flax_pair
+from .keras import _keras_target, is_keras_layer
 from .npz import _npz_target, read_dump
 from .onnx import _onnx_target
 from .torch import _torch_target
@@ -23,7 +25,11 @@ def make_target(target, layout, cell, options, model, params, dtype, vjp, seed) 
             return _onnx_target(target, options)
         raise FileFormatError(f"cannot audit {os.fspath(target)!r}: a file target must be an .npz "
                               f"dump or an .onnx model.")
+    if is_flax_pair(target):                      # (flax module, variables)
+        return _flax_target(target)
     mod = type(target).__module__ or ""
+    if mod.startswith("keras") and is_keras_layer(target):   # before torch: on the torch
+        return _keras_target(target)                        # backend a layer is an nn.Module
     if mod.startswith("torch.nn") or _is_torch_module(target):
         return _torch_target(target)
     if mod.startswith("onnx") and hasattr(target, "graph"):

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...errors import LstmcheckError
 
-TARGET_KINDS = ("callable", "torch", "npz", "onnx")
+TARGET_KINDS = ("callable", "torch", "npz", "onnx", "keras", "flax")
 
 
 @dataclass
