@@ -46,6 +46,9 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
         tgt.model = m64
         tgt.params = {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
         m64._check_params(tgt.params, np)
+        if tgt.kind == "onnx":   # the target's tensors are compared as the reference reads them
+            from ..layouts import onnx as onnx_layout
+            tgt.options = onnx_layout.options(m64)
     m, p, dt = tgt.model, tgt.params, tgt.dtype
     n_state = len(m.state_shapes(1))
     if tgt.lengths is not None and x is None:   # the target fixes the batch and the lengths
@@ -91,17 +94,20 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
         dy_t = q(dy0 if dy is None else dy)
         dstate_t = tuple(q(a) for a in (ds0 if dstate is None else _state_tuple(dstate, n_state)))
 
-    tol = tolerances(dt, T, m.num_layers, max(m.layer_input_size(k) for k in range(m.num_layers))
-                     + m.output_size)
+    tol = (tgt.gradient_tolerances or tolerances)(
+        dt, T, m.num_layers, max(m.layer_input_size(k) for k in range(m.num_layers)) + m.output_size)
     if rtol is not None or atol is not None:
         fixed_tol = {"rtol": rtol if rtol is not None else 0.0, "atol": atol if atol is not None else 0.0}
         tol = {"forward": fixed_tol, "gradient": dict(fixed_tol)}
 
-    y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t, lengths=lengths_t)
     if tgt.kind == "npz":
         y_t, fin_t = tgt.fixed["y"], tgt.fixed["final"]
     else:
         y_t, fin_t = tgt.forward(tgt.tensors, x_t, state_t)
+    # a final state the target does not return (an ONNX graph without Y_c) takes no part in L
+    dstate_t = tuple(np.zeros_like(d) if j < len(fin_t) and fin_t[j] is None else d
+                     for j, d in enumerate(dstate_t))
+    y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t, lengths=lengths_t)
 
     report = AuditReport(target=tgt.description, layout=tgt.layout, model=m.describe(),
                          dtype=dt.name, config={**m.config(), "layout": tgt.layout,
@@ -109,6 +115,7 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
                                                 **({"lengths": lengths_t.tolist()}
                                                    if lengths_t is not None else {})},
                          tolerances=tol)
+    report.notes.extend(tgt.notes)
     f_tol = tol["forward"]
     for name, got, want in [("y", y_t, y_o), *zip(("h_n", "c_n"), fin_t, fin_o)]:
         if got is None:
@@ -132,7 +139,11 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     else:
         report.notes.append("the target supplies no gradients, so only the forward was compared.")
 
-    if fd and grads_t and tgt.forward is not None:
+    if grads_t and tgt.gradient_method:
+        report.notes.append(f"the target's gradients are {tgt.gradient_method} (in "
+                            f"{dt.name}), compared with the oracle's at tolerances for finite "
+                            f"differences.")
+    elif fd and grads_t and tgt.forward is not None:
         _fd_rows(report, tgt, m, gmap, grads_t, x_t, state_t, dy_t, dstate_t, fd_elements, seed)
     elif fd and grads_t:
         report.notes.append("a dump cannot be re-run, so its gradients were not checked by finite "

@@ -19,6 +19,17 @@ def tolerances(dtype, seq_len: int, num_layers: int = 1, fan_in: int = 1) -> dic
     return {"forward": {"rtol": fwd, "atol": fwd}, "gradient": {"rtol": 8 * fwd, "atol": 8 * fwd}}
 
 
+def fd_tolerances(dtype, seq_len: int, num_layers: int = 1, fan_in: int = 1) -> dict:
+    """Tolerances for gradients that are central differences of a target's forward in ``dtype``
+    (an ONNX graph): with the step eps^(1/3), truncation and round-off are both ~eps^(2/3), so
+    eps^(2/3) takes the place of eps in the gradient tolerance (~2e-3 in float32, ~4e-9 in
+    float64; layout mistakes are off by O(0.1))."""
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    grad = 16.0 * eps ** (2 / 3) * math.sqrt(max(1, seq_len) * max(1, num_layers) * max(1, fan_in))
+    return {**tolerances(dtype, seq_len, num_layers, fan_in),
+            "gradient": {"rtol": grad, "atol": grad}}
+
+
 def check_tolerance(name: str, v):
     """A caller's ``rtol``/``atol``: None (the derived default) or a finite number >= 0. A negative
     one would pass everything and a NaN one fail everything, so both are refused here."""
