@@ -11,6 +11,7 @@ from ..errors import OptionError, ShapeError
 from .diagnosis import diagnose_forward
 from .gradient_map import GradientMap
 from .gradients import _compare_gradients, _fd_rows
+from .placement import place_dx, place_weights
 from .oracle import float64_model, oracle_run, random_cotangents, random_inputs
 from .report import AuditReport, _row, _where_state
 from .targets import make_target
@@ -139,6 +140,10 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     else:
         report.notes.append("the target supplies no gradients, so only the forward was compared.")
 
+    forward_ok = all(r["passed"] for r in report.rows if r["check"] == "forward")
+    if grads_t and forward_ok and not all(r["passed"] for r in report.rows):
+        report.diagnosis.extend(_placements(tgt, m, p, gmap, grads_t, g_o, x_t, state_t, dy_t,
+                                            dstate_t, tol["gradient"], lengths_t))
     if grads_t and tgt.gradient_method:
         report.notes.append(f"the target's gradients are {tgt.gradient_method} (in "
                             f"{dt.name}), compared with the oracle's at tolerances for finite "
@@ -149,7 +154,10 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
         report.notes.append("a dump cannot be re-run, so its gradients were not checked by finite "
                             "differences of its own forward.")
 
-    if diagnose and not all(r["passed"] for r in report.rows if r["check"] == "forward"):
+    below = _below_precision(report, dt, T, m) if diagnose else None
+    if below:
+        report.diagnosis.insert(0, below)
+    elif diagnose and not all(r["passed"] for r in report.rows if r["check"] == "forward"):
         x64 = np.asarray(x_t, np.float64)
         s64 = tuple(np.asarray(a, np.float64) for a in state_t)
         report.diagnosis = diagnose_forward(m, p, x64, s64, y_t, fin_t, f_tol, lengths=lengths_t)
@@ -157,6 +165,41 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
             report.diagnosis = ["no single gate-order, transpose, bias-offset or direction mistake "
                                 "reproduces the target's outputs."]
     return report
+
+
+def _below_precision(report, dt, T, m):
+    """A float64 target whose every disagreement is float32-sized computes below its declared
+    precision (say, its matmuls run in float32): one sentence, in place of a layout diagnosis."""
+    rows = [r for r in report.rows if r["check"] in ("forward", "gradient")]
+    if dt != np.float64 or all(r["passed"] for r in rows):
+        return None
+    fan = max(m.layer_input_size(k) for k in range(m.num_layers)) + m.output_size
+    t64, t32 = (tolerances(d, T, m.num_layers, fan) for d in (np.float64, np.float32))
+    scale = {c: t64[k]["rtol"] / t32[k]["rtol"] for c, k in (("forward", "forward"),
+                                                             ("gradient", "gradient"))}
+    if not all(r["ratio"] * scale[r["check"]] <= 1.0 for r in rows if not r["passed"]):
+        return None
+    worst = max(r["max_rel"] for r in rows)
+    return (f"its float64 is not float64: every disagreement is the size of float32 round-off "
+            f"(within float32 tolerances; largest relative difference {worst:.2g}), as if it "
+            f"computes in float32 (its matmuls at least) and returns float64.")
+
+
+def _placements(tgt, m, p, gmap, grads_t, g_o, x_t, state_t, dy_t, dstate_t, tol, lengths):
+    """Where in time a gradient error enters (see placement.py): from dL/dx per step, and for the
+    weights by auditing growing prefixes (a target that can be re-run, full-length sequences)."""
+    out = []
+    if grads_t.get("x") is not None:
+        s = place_dx(m, grads_t["x"], g_o["x"], tol)
+        if s:
+            out.append(s)
+    weights_bad = any(not compare(grads_t[n], w, **tol)["passed"]
+                      for n, w in gmap.pullback(g_o).items() if grads_t.get(n) is not None)
+    if weights_bad and tgt.vjp is not None and tgt.kind == "callable" and lengths is None:
+        s = place_weights(tgt, m, p, gmap, x_t, state_t, dy_t, dstate_t, tol)
+        if s:
+            out.append(s)
+    return out
 
 
 def _check_x(model, x):
