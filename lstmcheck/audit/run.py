@@ -229,8 +229,8 @@ def _lengths(tgt, model, lengths, T, B, seed):
         return None
     if not tgt.takes_lengths:
         raise OptionError(f"the {tgt.kind} target {tgt.description} cannot take lengths= "
-                          f"(a callable takes a `lengths` keyword; an ONNX graph a sequence_lens "
-                          f"input).")
+                          f"(a callable takes a `lengths` keyword, a torch layer module runs them as a "
+                          f"PackedSequence, an ONNX graph needs a sequence_lens input).")
     return np.asarray(model._check_lengths(lengths, T, B, np), np.int64)
 
 
