@@ -98,3 +98,19 @@ def test_nonlinearity_and_reset_after_are_tried():
     _, p = lc.layouts.from_torch(gru)
     rep = lc.audit(gru, model=lc.GRU(3, 4, reset_after=False), params=p, seed=0, fd=False)
     assert "computes reset_after=True, not the declared reset_after=False" in rep.diagnosis[0]
+
+
+def test_one_wrong_gradient_element_is_not_called_low_precision():
+    good = cs.make()
+
+    def target(params, x, state):
+        return good(params, x, state)
+
+    def vjp(params, x, state, dy, dstate):
+        g = good.vjp(params, x, state, dy, dstate)
+        g["kernel"][1, 2] *= 1 + 1e-6          # float32-sized, in one element of one tensor
+        return g
+    target.vjp = vjp
+    rep = lc.audit(target, layout="keras", model=M, seq_len=6, seed=0, fd=False)
+    assert not rep.passed
+    assert not any("not float64" in d for d in rep.diagnosis)

@@ -106,8 +106,9 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     else:
         y_t, fin_t = tgt.forward(tgt.tensors, x_t, state_t)
     # a final state the target does not return (an ONNX graph without Y_c) takes no part in L
-    dstate_t = tuple(np.zeros_like(d) if j < len(fin_t) and fin_t[j] is None else d
-                     for j, d in enumerate(dstate_t))
+    if tgt.kind != "npz":   # a dump's gradients were computed with its own dhn/dcn
+        dstate_t = tuple(np.zeros_like(d) if j < len(fin_t) and fin_t[j] is None else d
+                         for j, d in enumerate(dstate_t))
     y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t, lengths=lengths_t)
 
     report = AuditReport(target=tgt.description, layout=tgt.layout, model=m.describe(),
@@ -171,7 +172,9 @@ def _below_precision(report, dt, T, m):
     """A float64 target whose every disagreement is float32-sized computes below its declared
     precision (say, its matmuls run in float32): one sentence, in place of a layout diagnosis."""
     rows = [r for r in report.rows if r["check"] in ("forward", "gradient")]
-    if dt != np.float64 or all(r["passed"] for r in rows):
+    # float32 arithmetic perturbs the forward too: a float64-exact forward with a slightly
+    # wrong gradient element is a bug in the backward, not low precision
+    if dt != np.float64 or all(r["passed"] for r in rows if r["check"] == "forward"):
         return None
     fan = max(m.layer_input_size(k) for k in range(m.num_layers)) + m.output_size
     t64, t32 = (tolerances(d, T, m.num_layers, fan) for d in (np.float64, np.float32))
