@@ -128,18 +128,25 @@ def cell_options(f):
                              "[default: after].")(f)
 
 
-_CELL_FLAGS = {"variant": "lstm", "proj_size": "lstm", "reset_after": "gru", "nonlinearity": "rnn"}
+def _cells_taking(option: str) -> list:
+    """The registered cells whose model takes ``option`` (read off the registry's classes)."""
+    import inspect
+    from .models.registry import CELLS
+    return [n for n, cls in CELLS.items() if option in inspect.signature(cls.__init__).parameters]
 
 
 def model_flags(cell, **flags) -> dict:
-    """The typed cell flags as build() options; one typed for another cell is refused."""
+    """The typed cell flags as build() options; one typed for a registered cell that does not
+    take it is refused (a user's module:Class cell gets them as given)."""
+    from .models.registry import CELLS
     out = {}
     for name, value in flags.items():
         if value is None or not given(name):
             continue
-        if cell != _CELL_FLAGS[name]:
-            raise click.UsageError(f"{option_name(name)} applies to --cell {_CELL_FLAGS[name]}, "
-                                   f"not {cell}.")
+        takers = _cells_taking(name)
+        if isinstance(cell, str) and cell in CELLS and cell not in takers:
+            raise click.UsageError(f"{option_name(name)} applies to --cell "
+                                   f"{' or '.join(takers)}, not {cell}.")
         out[name] = value
     return out
 

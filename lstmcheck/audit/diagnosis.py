@@ -121,33 +121,26 @@ def _hypotheses(model, params, x, state, lengths=None):
                (lambda other=other: _stacked_forward(other, params, x, state, lengths=lengths)), False)
 
 
-# per cell: the model option whose other values are tried, and those values
-_DECLARATIONS = {"lstm": ("variant", ("no_output_tanh", "cifg", "nig", "nfg", "nog", "niaf", "noaf")),
-                 "gru": ("reset_after", (True, False)),
-                 "rnn": ("nonlinearity", ("tanh", "relu", "identity"))}
-
-
 def _other_declarations(model, params):
-    """(option, value, model) for each other variant / reset_after / nonlinearity that runs on
-    the same parameters (a variant that needs other tensors, such as peepholes, is skipped)."""
+    """(option, value, model) for each other value of the cell's ``alternatives`` (variant,
+    reset_after, nonlinearity, ...) that runs on the same parameters (a variant that needs other
+    tensors, such as peepholes, is skipped)."""
     from ..errors import LstmcheckError
     from ..models.registry import build
     cfg = model.config()
-    option, values = _DECLARATIONS.get(cfg.get("cell"), (None, ()))
-    if option not in cfg:
-        return
     keep = {k: v for k, v in cfg.items() if k not in ("cell", "input_size", "hidden_size",
                                                      "bidirectional", "backend", "dtype")}
-    for v in values:
-        if v == cfg[option]:
-            continue
-        try:
-            other = build(cfg["cell"], cfg["input_size"], cfg["hidden_size"],
-                          **{**keep, option: v})
-            other._check_params(params, np)
-        except (LstmcheckError, TypeError, ValueError):
-            continue
-        yield option, v, other
+    for option, values in getattr(type(model.cell), "alternatives", {}).items():
+        for v in values if option in cfg else ():
+            if v == cfg[option]:
+                continue
+            try:
+                other = build(cfg["cell"], cfg["input_size"], cfg["hidden_size"],
+                              **{**keep, option: v})
+                other._check_params(params, np)
+            except (LstmcheckError, TypeError, ValueError):
+                continue
+            yield option, v, other
 
 
 def _transposes(model, base, what):

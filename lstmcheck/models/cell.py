@@ -44,6 +44,7 @@ class Cell:
       batchable     parameters are used only as the checker's replicas allow (see module doc)
       unit_gates    gates whose activation lies in (0, 1); the others are tanh-like
       closed_jacobian  step_jacobian is overridden by a closed form
+      alternatives  {model option: values} the audit tries on a disagreement (optional)
 
     Methods to define: ``step`` and ``step_backward``. The others have defaults.
     """
@@ -58,6 +59,9 @@ class Cell:
     closed_jacobian: bool = False   # step_jacobian is a closed form (else VJPs of step_backward)
     hidden_states: tuple = ()   # trailing state parts the cell carries but nobody sets or reads
     fused = None            # a faster execution of whole sequences (models/fused_*.py), if any
+    # model options whose other values the audit tries when a target disagrees ("the target
+    # computes variant='no_output_tanh'"): {option: values}, each a build() option of this cell
+    alternatives: dict = {}
 
     # ------------------------------------------------------------------ structure
     @property
