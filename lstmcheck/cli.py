@@ -20,6 +20,7 @@ from .cli_options import (BACKENDS, DTYPES, audit_target, backend_option, cell_o
                           import_object, json_option, lengths_option, model_direction, only_with,
                           out_option, positive, refuse_huge, refuse_slow_gradcheck,
                           refuse_together, seed_option, size_option, structure_options,
+                          variant_option, cell_options, model_flags,
                           sweep_grid, tolerance_options)
 from .cli_output import (EXIT_PASS, LstmcheckGroup, emit_json, exit_code, note, progress,
                          progress_count, report_meta, run_one, run_study, say, say_report,
@@ -255,9 +256,7 @@ def sweep(grid_file, params, measures, workers, scheduler, use_dask, out, fresh,
 # --------------------------------------------------------------------------- probe
 @cli.command()
 @cell_option("Cell to probe, or module:Class of your own (repeat for several) [default: lstm].")
-@click.option("--variant", default="vanilla", show_default=True, metavar="VARIANT",
-              callback=check_variants, help=f"LSTM variant: {', '.join(LSTM_VARIANTS)}, or several "
-                                       f"joined by '+'.")
+@variant_option()
 @click.option("--weights", type=click.Path(dir_okay=False), multiple=True,
               help="Probe trained weights from a .pt/.npz/.safetensors/.onnx file instead "
                    "(repeat for several, e.g. checkpoints across training: one figure).")
@@ -341,6 +340,9 @@ def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectiona
               help="Input size of the model a callable TARGET is tested as (with --cell).")
 @size_option("hidden-size", 4,
               help="Hidden size of the model a callable TARGET is tested as (with --cell).")
+@variant_option(default=None)
+@structure_options("Audit as")
+@cell_options
 @size_option("seq-len", 5)
 @size_option("batch", 2)
 @lengths_option
@@ -350,8 +352,9 @@ def probe(cells, variant, weights, layout, hidden_size, num_layers, bidirectiona
 @force_option
 @json_option
 @common
-def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, batch, lengths, no_fd,
-          seed, out, force, json_path):
+def audit(target, layout, cell, rtol, atol, input_size, hidden_size, variant, num_layers,
+          bidirectional, direction, reset_after, nonlinearity, proj_size, seq_len, batch, lengths,
+          no_fd, seed, out, force, json_path):
     """Audit a foreign implementation against the oracle.
 
     TARGET is module:callable (a function with --layout, or a torch module object), or the path
@@ -365,13 +368,23 @@ def audit(target, layout, cell, rtol, atol, input_size, hidden_size, seq_len, ba
 
     only_with("--out", bool(out), ["force"])
     is_callable = not os.path.exists(target) and ":" in target
-    only_with("a module:callable TARGET", is_callable, ["input_size", "hidden_size"])
+    shape_opts = ["input_size", "hidden_size", "variant", "num_layers", "bidirectional",
+                  "direction", "reset_after", "nonlinearity", "proj_size"]
+    only_with("a module:callable TARGET", is_callable, shape_opts)
+    if is_callable and not cell:   # the model is built from --cell: without it they'd be ignored
+        only_with("--cell", False, shape_opts)
+    model_options = {}
+    if is_callable and cell:
+        model_options = {"num_layers": num_layers,
+                         "direction": model_direction(direction, bidirectional),
+                         **model_flags(cell, variant=variant, reset_after=reset_after,
+                                       nonlinearity=nonlinearity, proj_size=proj_size)}
     if out:
         check_destination(out, force)
     refuse_huge([cell or "lstm"], input_size=input_size, hidden_size=hidden_size,
                 seq_len=seq_len, batch=batch)
-    obj, model = audit_target(target, cell, input_size, hidden_size) if is_callable else (target,
-                                                                                       None)
+    obj, model = (audit_target(target, cell, input_size, hidden_size, **model_options)
+                  if is_callable else (target, None))
     result = run_one("auditing", audit_module.audit, obj, layout=layout, cell=cell, model=model,
                      rtol=rtol, atol=atol, seq_len=seq_len, batch=batch, seed=seed, fd=not no_fd,
                      lengths=lengths)

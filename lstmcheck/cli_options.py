@@ -106,6 +106,51 @@ def structure_options(what: str, probe=False):
     return add
 
 
+def variant_option(default="vanilla"):
+    """--variant of one LSTM model (probe, audit): a name or several joined by '+'."""
+    from .models import LSTM_VARIANTS as VARIANTS
+    return click.option("--variant", default=default, show_default=default is not None,
+                        metavar="VARIANT", callback=check_variants,
+                        help=f"LSTM variant: {', '.join(VARIANTS)}, or several joined by '+'"
+                             + ("" if default else " [default: vanilla]") + ".")
+
+
+def cell_options(f):
+    """The cell flags a model is built with besides --variant: --reset-after (GRU),
+    --nonlinearity (RNN), --proj-size (LSTM). None where not typed: the cell's default."""
+    f = click.option("--proj-size", type=click.IntRange(0), default=None,
+                     help="LSTM projection size (0: none) [default: 0].")(f)
+    f = click.option("--nonlinearity", type=click.Choice(("tanh", "relu", "identity")),
+                     default=None, help="RNN nonlinearity [default: tanh].")(f)
+    return click.option("--reset-after/--reset-before", "reset_after", default=None,
+                        help="GRU: reset gate applied after the recurrent matmul (PyTorch, "
+                             "Keras 3) or before it (Cho et al., Keras reset_after=False) "
+                             "[default: after].")(f)
+
+
+def _cells_taking(option: str) -> list:
+    """The registered cells whose model takes ``option`` (read off the registry's classes)."""
+    import inspect
+    from .models.registry import CELLS
+    return [n for n, cls in CELLS.items() if option in inspect.signature(cls.__init__).parameters]
+
+
+def model_flags(cell, **flags) -> dict:
+    """The typed cell flags as build() options; one typed for a registered cell that does not
+    take it is refused (a user's module:Class cell gets them as given)."""
+    from .models.registry import CELLS
+    out = {}
+    for name, value in flags.items():
+        if value is None or not given(name):
+            continue
+        takers = _cells_taking(name)
+        if isinstance(cell, str) and cell in CELLS and cell not in takers:
+            raise click.UsageError(f"{option_name(name)} applies to --cell "
+                                   f"{' or '.join(takers)}, not {cell}.")
+        out[name] = value
+    return out
+
+
 def model_direction(direction, bidirectional) -> str:
     """The direction= of the models built from --direction and --bidirectional."""
     return "bidirectional" if bidirectional else (direction or "forward")
@@ -129,6 +174,8 @@ def check_variants(ctx, param, value):
     from .models.lstm import parse_variant
 
     for v in value if isinstance(value, tuple) else (value,):
+        if v is None:      # not typed, where the option has no default (audit)
+            continue
         try:
             parse_variant(v)
         except LstmcheckError as exc:
@@ -288,13 +335,17 @@ def import_object(spec: str, hint: str):
     return obj
 
 
-def audit_target(spec: str, cell, input_size: int, hidden_size: int):
+def audit_target(spec: str, cell, input_size: int, hidden_size: int, **model_options):
     """A module:callable TARGET of `lstmcheck audit` -> (the object, the model a function is
-    tested as: built from --cell and the sizes; None for a torch module or without --cell)."""
+    tested as: built from --cell, the sizes and ``model_options`` (num_layers, direction and the
+    cell flags); None for a torch module or without --cell)."""
     obj = import_object(spec, "TARGET")
     if cell and not hasattr(obj, "state_dict"):  # a function, not a torch module
         from .models import build
-        return obj, build(cell, input_size, hidden_size)
+        try:
+            return obj, build(cell, input_size, hidden_size, **model_options)
+        except LstmcheckError as exc:
+            raise click.UsageError(str(exc)) from None
     return obj, None
 
 

@@ -73,6 +73,19 @@ def _flatten(obj, prefix=""):
     return out
 
 
+def _pickled_class(exc) -> str | None:
+    """The class a weights-only torch.load refused to unpickle ("Unsupported global: GLOBAL
+    torch.nn.modules.rnn.LSTM ..."), as "torch.nn.LSTM"-like text, or None."""
+    import re
+    m = re.search(r"GLOBAL ([A-Za-z_][\w.]*)", str(exc))
+    if not m:
+        return None
+    parts = m.group(1).split(".")
+    if parts[:2] == ["torch", "nn"]:            # torch.nn.modules.rnn.LSTM -> torch.nn.LSTM
+        parts = ["torch", "nn", parts[-1]]
+    return ".".join(parts) + " object"
+
+
 def _read_torch(path):
     torch = require("torch", "torch", "reading PyTorch .pt/.pth files")
     if not zipfile.is_zipfile(path):
@@ -83,6 +96,12 @@ def _read_torch(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and torch's own errors
+        pickled = _pickled_class(exc)
+        if pickled:
+            raise FileFormatError(
+                f"{path!r} holds a whole pickled {pickled} (torch.save(module)), which lstmcheck "
+                f"does not unpickle since that runs code from the file: save its state_dict() "
+                f"instead (torch.save(module.state_dict(), path)).") from None
         raise FileFormatError(f"{path!r} is not a readable PyTorch file ({_reason(exc)}).") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]  # training checkpoints wrap the state_dict

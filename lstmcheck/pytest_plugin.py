@@ -5,7 +5,8 @@ Installed with lstmcheck, it gives every test session these fixtures:
 ``assert_matches_oracle(impl, cell="lstm", layout="torch", **audit_options)``
     audits ``impl`` (a callable in ``layout``, a torch module, an .npz dump or an .onnx model;
     see :func:`lstmcheck.audit.audit`) and fails the test with the audit's text report when it
-    disagrees with the oracle. For a callable, ``input_size``/``hidden_size`` and the model's
+    disagrees with the oracle; ``state=``, ``dstate=``, ``lengths=`` (and ``x``, ``dy``,
+    ``seq_len``, ``batch``, ``dtype``) reach the audit. For a callable, ``input_size``/``hidden_size`` and the model's
     options (``num_layers``, ``bidirectional``, ``variant``, ...) choose the configuration.
     Returns the AuditReport. Also importable: ``from lstmcheck.pytest_plugin import
     assert_matches_oracle``.
@@ -14,8 +15,9 @@ Installed with lstmcheck, it gives every test session these fixtures:
     oracle models (float64, NumPy).
 ``oracle_case``
     a factory ``oracle_case(cell="lstm", layout="torch", seq_len=5, batch=2, seed=None,
-    **model_options)`` of an :class:`OracleCase`: weights in the layout, inputs, a non-zero
-    initial state, cotangents, and the oracle's outputs and gradients (in the layout's names).
+    lengths=None, **model_options)`` of an :class:`OracleCase`: weights in the layout, inputs, a
+    non-zero initial state, cotangents, and the oracle's outputs and gradients (in the layout's
+    names); ``case.check`` holds outputs to tolerances of their own dtype.
 ``lstm_vectors``
     the golden-vector suite exported once per session; ``lc.vectors.verify(lstm_vectors, impl)``.
 
@@ -53,13 +55,18 @@ class OracleCase:
     y: object                     # the oracle's outputs
     final_state: object
     grads: dict = field(default_factory=dict)   # dL/d(layout tensor), "x", "h0" (, "c0")
+    lengths: object = None        # (B,) sequence lengths (right padding), or None: full length
 
     def check(self, y, final_state=None, grads=None, *, rtol=None, atol=None):
-        """Assert that an implementation's outputs (and gradients) match this case."""
-        from .audit.tolerances import check_tolerance, compare, real_output, tolerances
+        """Assert that an implementation's outputs (and gradients) match this case, within
+        tolerances of the precision they come in (float32 outputs: float32 tolerances)."""
+        from .audit.tolerances import (check_tolerance, compare, output_dtype, real_output,
+                                       tolerances)
         rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
         n = len(self.model.cell.state_names)
-        tol = tolerances("float64", len(self.x), self.model.num_layers,
+        fin = final_state if isinstance(final_state, (tuple, list)) else (final_state,)
+        dt = output_dtype(y, *fin, *(grads or {}).values())
+        tol = tolerances(dt, len(self.x), self.model.num_layers,
                          max(self.model.layer_input_size(k) for k in range(self.model.num_layers))
                          + self.model.output_size)
         if rtol is not None or atol is not None:
@@ -103,8 +110,10 @@ def _host(a):
 
 
 def make_case(cell="lstm", layout="torch", *, input_size=3, hidden_size=4, seq_len=5, batch=2,
-              seed=0, layout_options=None, **model_options) -> OracleCase:
-    """An :class:`OracleCase` with per-gate-distinct weights (see lstmcheck.audit.exposing_params)."""
+              seed=0, layout_options=None, lengths=None, **model_options) -> OracleCase:
+    """An :class:`OracleCase` with per-gate-distinct weights (see lstmcheck.audit.exposing_params);
+    ``lengths`` (B,) makes it a variable-length batch (the oracle's ``forward(..., lengths=)``)."""
+    import numpy as np
     from .audit import (GradientMap, _dump_options, dump_layout, exposing_params,
                          oracle_run, random_cotangents, random_inputs)
     from . import layouts
@@ -116,19 +125,27 @@ def make_case(cell="lstm", layout="torch", *, input_size=3, hidden_size=4, seq_l
     options = {**layouts.options(layout, model, **dump_opts), **dict(layout_options or {})}
     x, state = random_inputs(model, seq_len, batch, seed)
     dy, dstate = random_cotangents(model, seq_len, batch, seed)
-    y, fin, g = oracle_run(model, canonical, x, state, dy, dstate)
+    if lengths is not None:
+        lengths = np.asarray(model._check_lengths(lengths, seq_len, batch, np), np.int64)
+    y, fin, g = oracle_run(model, canonical, x, state, dy, dstate, lengths=lengths)
     grads = GradientMap(layout, tensors, model.kind, options).pullback(g)
     grads.update({k: g[k] for k in ("x", "h0", "c0") if k in g})
     one = (lambda s: tuple(s) if len(s) == 2 else s[0])
     return OracleCase(model=model, layout=layout, options=options, params=tensors,
                       canonical={k: _host(v) for k, v in canonical.items()}, x=x, state=one(state),
-                      dy=dy, dstate=one(dstate), y=y, final_state=one(fin), grads=grads)
+                      dy=dy, dstate=one(dstate), y=y, final_state=one(fin), grads=grads,
+                      lengths=lengths)
 
 
 def assert_matches_oracle(impl, cell="lstm", layout="torch", *, input_size=3, hidden_size=4,
                           model=None, params=None, seed=0, fd=True, options=None, vjp=None,
-                          rtol=None, atol=None, **model_options):
-    """Audit ``impl`` against the oracle and fail with the audit's report if they disagree."""
+                          rtol=None, atol=None, x=None, state=None, dstate=None, dy=None,
+                          lengths=None, seq_len=5, batch=2, dtype=None, **model_options):
+    """Audit ``impl`` against the oracle and fail with the audit's report if they disagree.
+
+    x, state, dy, dstate, lengths, seq_len, batch, dtype go to :func:`lstmcheck.audit` as they
+    are: ``state=(h0, np.zeros_like(c0))`` audits an implementation that starts from zero cell
+    state; ``lengths=[5, 3]`` a variable-length batch (a callable taking ``lengths`` gets them)."""
     from .audit import audit
     from .audit.tolerances import check_tolerance
     from .models import build
@@ -138,7 +155,8 @@ def assert_matches_oracle(impl, cell="lstm", layout="torch", *, input_size=3, hi
         model = build(cell, input_size, hidden_size, **model_options)
     report = audit(impl, layout=layout if own_layout else None, cell=cell if own_layout else None,
                    model=model, params=params, seed=seed, fd=fd, options=options, vjp=vjp,
-                   rtol=rtol, atol=atol)
+                   rtol=rtol, atol=atol, x=x, state=state, dstate=dstate, dy=dy, lengths=lengths,
+                   seq_len=seq_len, batch=batch, dtype=dtype)
     if not report.passed:
         raise AssertionError("implementation disagrees with the lstmcheck oracle:\n" + report.to_text())
     return report

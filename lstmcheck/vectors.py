@@ -17,6 +17,7 @@ for fixed seeded cotangents. Each case file uses the audit dump format (see lstm
     y             (T, B, dirs*H_out)                    hn, cn   final state
     dy, dhn, dcn  the cotangents defining L
     grad/<name>   dL/d<name> for every weight (layout names) and grad/x, grad/h0, grad/c0
+    lengths       (B,) int64, only in the variable-length cases (right padding; y = 0 there)
 
 so ``lc.audit(case_file)`` re-checks it, and a C++/CUDA/Rust test reads it with any npz reader.
 ONNX cases with direction "reverse" are direction='reverse' models (parameters ``*_reverse``),
@@ -29,7 +30,10 @@ oracle's constructor arguments), seq_len, batch, sha256.
 manifest entry (cell, layout, layout_options, config), params the layout tensors, x and state as
 above (state: h0, or (h0, c0) for LSTM); it returns ``(y, final_state)``. When impl also takes
 ``dy`` and ``dstate`` keywords it may return ``(y, final_state, grads)`` with grads keyed like
-the grad/ entries; those are compared too. Raising NotImplementedError skips a case.
+the grad/ entries; those are compared too. Raising NotImplementedError skips a case. A case
+with ``lengths`` (also in its manifest entry) passes them as a ``lengths=`` keyword, and is
+skipped for an impl that takes none. Tolerances follow the precision of what impl returns
+(float32 outputs are held to float32 tolerances against the float64 expectations).
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ import numpy as np
 from .audit import (AuditRow, GradientMap, _row, _row_phrase, _where_state, call_target, compare,
                     exposing_params, oracle_run, random_cotangents, random_inputs, read_dump,
                     tolerances)
-from .audit.tolerances import check_tolerance, real_output
+from .audit.tolerances import check_tolerance, output_dtype, real_output
 from .errors import FileFormatError, OptionError, ShapeError
 from .jsonio import dumps, to_jsonable
 from .layouts import torch as torch_layout
@@ -57,9 +61,9 @@ D, H, T, B = 3, 4, 4, 2
 
 
 # =============================================================================== the catalogue
-def _case(name, cell, layout="torch", layout_options=None, **config):
+def _case(name, cell, layout="torch", layout_options=None, lengths=None, **config):
     return {"name": name, "cell": cell, "layout": layout,
-            "dump_options": dict(layout_options or {}),
+            "dump_options": dict(layout_options or {}), "lengths": lengths,
             "config": {"input_size": D, "hidden_size": H, **config}}
 
 
@@ -113,6 +117,13 @@ def catalogue(cells=CELLS) -> list:
     if "rnn" in cells:
         cases += [_case("keras_rnn", "rnn", "keras"), _case("onnx_rnn_relu", "rnn", "onnx", nonlinearity="relu"),
                   _case("cudnn_rnn_l2", "rnn", "cudnn", num_layers=2)]
+    # variable-length batches (right padding): PyTorch packed sequences, ONNX sequence_lens
+    if "lstm" in cells:
+        cases += [_case("lstm_lengths", "lstm", lengths=[T, 2]),
+                  _case("onnx_lstm_reverse_lengths", "lstm", "onnx", direction="reverse",
+                        lengths=[2, T])]
+    if "gru" in cells:
+        cases.append(_case("gru_lengths_bi", "gru", bidirectional=True, lengths=[3, 1]))
     return cases
 
 
@@ -125,14 +136,17 @@ def _build_case(case, seed):
     params = exposing_params(model, seed)
     x, state = random_inputs(model, T, B, seed)
     dy, dstate = random_cotangents(model, T, B, seed)
-    y, fin, grads = oracle_run(model, params, x, state, dy, dstate)
+    lengths = case.get("lengths")
+    y, fin, grads = oracle_run(model, params, x, state, dy, dstate,
+                               lengths=None if lengths is None else np.asarray(lengths))
     layout = case["layout"]
     tensors = layouts.dump(layout, model, params, **case["dump_options"])
     options = to_jsonable(layouts.options(layout, model, **case["dump_options"]))
     gmap = GradientMap(layout, tensors, model.kind, options)
     g_layout = gmap.pullback(grads)
     names = ("h0", "c0")[:len(state)]
-    arrays = {"x": x, "y": y, "dy": dy}
+    arrays = {"x": x, "y": y, "dy": dy,
+              **({} if lengths is None else {"lengths": np.asarray(lengths, np.int64)})}
     for n, a, f, d, dn in zip(names, state, fin, dstate, ("hn", "cn")):
         arrays[n], arrays[dn], arrays["d" + dn] = a, f, d
     arrays.update({f"param/{n}": np.asarray(a, np.float64) for n, a in tensors.items()})
@@ -140,7 +154,8 @@ def _build_case(case, seed):
     arrays.update({f"grad/{n}": grads[n] for n in ("x", *names)})
     entry = {"name": case["name"], "file": case["name"] + ".npz", "cell": model.kind,
              "layout": layout, "layout_options": options, "config": to_jsonable(model.config()),
-             "time_reversed": False, "seq_len": T, "batch": B, "params": list(tensors)}
+             "time_reversed": False, "seq_len": T, "batch": B, "params": list(tensors),
+             **({} if lengths is None else {"lengths": list(lengths)})}
     entry["config"].pop("backend", None)
     return entry, arrays
 
@@ -296,9 +311,11 @@ def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
         entries = [e for e in entries if e["name"] in set(cases)]
     try:
         sig = inspect.signature(impl).parameters
-        wants_grads = "dy" in sig or any(p.kind == p.VAR_KEYWORD for p in sig.values())
+        any_kw = any(p.kind == p.VAR_KEYWORD for p in sig.values())
+        wants_grads = "dy" in sig or any_kw
+        takes_lengths = "lengths" in sig or any_kw
     except (TypeError, ValueError):
-        wants_grads = False
+        wants_grads = takes_lengths = False
     report = VectorsReport(folder=os.fspath(folder))
     for e in entries:
         d = read_case(folder, e)
@@ -309,12 +326,20 @@ def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
         config = {k: e[k] for k in ("name", "cell", "layout", "layout_options", "config", "time_reversed")}
         st = state if n_state == 2 else state[0]
         what = f"the implementation, on case {e['name']},"
+        kw = {}
+        if e.get("lengths") is not None:
+            if not takes_lengths:   # it would run the padding: skipped, and the report says why
+                report.cases.append({"name": e["name"], "passed": True, "skipped": True,
+                                     "failures": [], "reason": "the implementation takes no "
+                                                               "lengths keyword"})
+                continue
+            kw["lengths"] = np.asarray(e["lengths"], np.int64)
         try:
             if wants_grads:
                 out = call_target(what, impl, config, tensors, d["x"], st, dy=d["dy"],
-                                         dstate=dstate if n_state == 2 else dstate[0])
+                                         dstate=dstate if n_state == 2 else dstate[0], **kw)
             else:
-                out = call_target(what, impl, config, tensors, d["x"], st)
+                out = call_target(what, impl, config, tensors, d["x"], st, **kw)
         except NotImplementedError:
             report.cases.append({"name": e["name"], "passed": True, "skipped": True, "failures": []})
             continue
@@ -328,7 +353,9 @@ def _check_case(entry, d, y, fin, grads, rtol, atol):
     cfg = {k: v for k, v in entry["config"].items()
            if k not in ("act_f", "act_g", "act_h", "dtype", "batch_first")}
     model = build(**cfg, **_activations(entry["config"]))
-    tol = tolerances("float64", entry["seq_len"], model.num_layers,
+    # the implementation's own precision: a float32 kernel is held to float32 tolerances
+    dt = output_dtype(y, *fin, *(grads or {}).values())
+    tol = tolerances(dt, entry["seq_len"], model.num_layers,
                             max(model.layer_input_size(k) for k in range(model.num_layers)) + model.output_size)
     if rtol is not None or atol is not None:
         fixed = {"rtol": rtol or 0.0, "atol": atol or 0.0}

@@ -208,7 +208,7 @@ def test_audit_fails_a_target_that_ignores_sequence_lens(cell):
     bad = lc.audit(_session_target(proto, True), layout="onnx", model=m, params=p,
                    lengths=[5, 2], seed=3)
     assert not bad.passed
-    assert "ignores the sequence lengths" in " ".join(bad.diagnosis)
+    assert "ignores lengths" in " ".join(bad.diagnosis)
     # full length, the two agree: the lengths are what made the difference
     assert lc.audit(_session_target(proto, True), layout="onnx", model=m, params=p, seed=3).passed
 

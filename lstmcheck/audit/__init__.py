@@ -59,8 +59,13 @@ path to an ``.npz`` dump written by any language (arrays of one real dtype, time
     the model run on flipped time (an ONNX dump with direction "reverse" loads as the
     direction='reverse' model, which needs no flip).
 path to an ``.onnx`` model (or an ``onnx.ModelProto``) with LSTM/GRU/RNN nodes (one per layer)
-    whose X is a graph input and whose outputs are graph outputs; run in onnxruntime (forward
-    only). A direction="reverse" node is audited as the direction='reverse' model;
+    run as a black box in onnxruntime: a hand-built node or what ``torch.onnx.export`` writes
+    (graph inputs and outputs are traced through Slice/Squeeze/Transpose/Reshape/Concat to the
+    nodes' X, initial_h, initial_c, sequence_lens and Y, Y_h, Y_c, under any names;
+    batch_first is read off the Transpose). Gradients are central differences of the
+    onnxruntime forward (the weight initializers become graph inputs), at finite-difference
+    tolerances. A float64 graph that onnxruntime cannot run in float64 is run in float32 and the
+    report says so. A direction="reverse" node is audited as the direction='reverse' model;
     ``sequence_lens`` as an initializer is the oracle's ``lengths=``, as a graph input it is fed
     ``lengths=`` (seeded ragged lengths by default) and the oracle gets the same.
 

@@ -42,8 +42,8 @@ def _hypotheses(model, params, x, state, lengths=None):
     L, Ho = model.num_layers, model.output_size
     T = np.shape(x)[0]
     if lengths is not None and np.any(np.asarray(lengths) != T):
-        yield ("the target ignores the sequence lengths: it runs every sequence for all "
-               f"{T} steps.", lambda: _stacked_forward(model, params, x, state), False)
+        yield ("the target ignores lengths: it runs every sequence for all "
+               f"{T} steps, as if the sequence lengths were not there.", lambda: _stacked_forward(model, params, x, state), False)
     if model.bidirectional:
         def swapped_halves():
             y_o, fin = run()
@@ -98,6 +98,41 @@ def _hypotheses(model, params, x, state, lengths=None):
     for base in ("bias_hh", "bias_ih"):
         yield (f"the target ignores {base} (its outputs match the oracle's with {base} set to zero).",
                lambda base=base: run(_map_tensors(model, params, base, np.zeros_like)), False)
+
+    for j, name in enumerate(("h0", "c0")[:len(state)]):
+        if np.any(np.asarray(state[j]) != 0):
+            zeroed = tuple(np.zeros_like(s) if i == j else s for i, s in enumerate(state))
+            yield (f"the target ignores {name}: its outputs match the oracle's started from "
+                   f"{name} = 0.", (lambda zeroed=zeroed: _stacked_forward(model, params, x, zeroed,
+                                                                           lengths=lengths)), False)
+
+    for option, value, other in _other_declarations(model, params):
+        yield (f"the target computes {option}={value!r}, not the declared {option}="
+               f"{model.config()[option]!r}: its outputs match the oracle's {other.describe()} "
+               f"(declare it with {option}= or --{option.replace('_', '-')}).",
+               (lambda other=other: _stacked_forward(other, params, x, state, lengths=lengths)), False)
+
+
+def _other_declarations(model, params):
+    """(option, value, model) for each other value of the cell's ``alternatives`` (variant,
+    reset_after, nonlinearity, ...) that runs on the same parameters (a variant that needs other
+    tensors, such as peepholes, is skipped)."""
+    from ..errors import LstmcheckError
+    from ..models.registry import build
+    cfg = model.config()
+    keep = {k: v for k, v in cfg.items() if k not in ("cell", "input_size", "hidden_size",
+                                                     "bidirectional", "backend", "dtype")}
+    for option, values in getattr(type(model.cell), "alternatives", {}).items():
+        for v in values if option in cfg else ():
+            if v == cfg[option]:
+                continue
+            try:
+                other = build(cfg["cell"], cfg["input_size"], cfg["hidden_size"],
+                              **{**keep, option: v})
+                other._check_params(params, np)
+            except (LstmcheckError, TypeError, ValueError):
+                continue
+            yield option, v, other
 
 
 def _transposes(model, base, what):

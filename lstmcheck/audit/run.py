@@ -11,6 +11,7 @@ from ..errors import OptionError, ShapeError
 from .diagnosis import diagnose_forward
 from .gradient_map import GradientMap
 from .gradients import _compare_gradients, _fd_rows
+from .placement import place_dx, place_weights
 from .oracle import float64_model, oracle_run, random_cotangents, random_inputs
 from .report import AuditReport, _row, _where_state
 from .targets import make_target
@@ -46,6 +47,9 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
         tgt.model = m64
         tgt.params = {n: np.asarray(backend.to_host(a), np.float64) for n, a in params.items()}
         m64._check_params(tgt.params, np)
+        if tgt.kind == "onnx":   # the target's tensors are compared as the reference reads them
+            from ..layouts import onnx as onnx_layout
+            tgt.options = onnx_layout.options(m64)
     m, p, dt = tgt.model, tgt.params, tgt.dtype
     n_state = len(m.state_shapes(1))
     if tgt.lengths is not None and x is None:   # the target fixes the batch and the lengths
@@ -91,17 +95,21 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
         dy_t = q(dy0 if dy is None else dy)
         dstate_t = tuple(q(a) for a in (ds0 if dstate is None else _state_tuple(dstate, n_state)))
 
-    tol = tolerances(dt, T, m.num_layers, max(m.layer_input_size(k) for k in range(m.num_layers))
-                     + m.output_size)
+    tol = (tgt.gradient_tolerances or tolerances)(
+        dt, T, m.num_layers, max(m.layer_input_size(k) for k in range(m.num_layers)) + m.output_size)
     if rtol is not None or atol is not None:
         fixed_tol = {"rtol": rtol if rtol is not None else 0.0, "atol": atol if atol is not None else 0.0}
         tol = {"forward": fixed_tol, "gradient": dict(fixed_tol)}
 
-    y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t, lengths=lengths_t)
     if tgt.kind == "npz":
         y_t, fin_t = tgt.fixed["y"], tgt.fixed["final"]
     else:
         y_t, fin_t = tgt.forward(tgt.tensors, x_t, state_t)
+    # a final state the target does not return (an ONNX graph without Y_c) takes no part in L
+    if tgt.kind != "npz":   # a dump's gradients were computed with its own dhn/dcn
+        dstate_t = tuple(np.zeros_like(d) if j < len(fin_t) and fin_t[j] is None else d
+                         for j, d in enumerate(dstate_t))
+    y_o, fin_o, g_o = oracle_run(m, p, x_t, state_t, dy_t, dstate_t, lengths=lengths_t)
 
     report = AuditReport(target=tgt.description, layout=tgt.layout, model=m.describe(),
                          dtype=dt.name, config={**m.config(), "layout": tgt.layout,
@@ -109,6 +117,7 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
                                                 **({"lengths": lengths_t.tolist()}
                                                    if lengths_t is not None else {})},
                          tolerances=tol)
+    report.notes.extend(tgt.notes)
     f_tol = tol["forward"]
     for name, got, want in [("y", y_t, y_o), *zip(("h_n", "c_n"), fin_t, fin_o)]:
         if got is None:
@@ -132,13 +141,24 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     else:
         report.notes.append("the target supplies no gradients, so only the forward was compared.")
 
-    if fd and grads_t and tgt.forward is not None:
+    forward_ok = all(r["passed"] for r in report.rows if r["check"] == "forward")
+    if grads_t and forward_ok and not all(r["passed"] for r in report.rows):
+        report.diagnosis.extend(_placements(tgt, m, p, gmap, grads_t, g_o, x_t, state_t, dy_t,
+                                            dstate_t, tol["gradient"], lengths_t))
+    if grads_t and tgt.gradient_method:
+        report.notes.append(f"the target's gradients are {tgt.gradient_method} (in "
+                            f"{dt.name}), compared with the oracle's at tolerances for finite "
+                            f"differences.")
+    elif fd and grads_t and tgt.forward is not None:
         _fd_rows(report, tgt, m, gmap, grads_t, x_t, state_t, dy_t, dstate_t, fd_elements, seed)
     elif fd and grads_t:
         report.notes.append("a dump cannot be re-run, so its gradients were not checked by finite "
                             "differences of its own forward.")
 
-    if diagnose and not all(r["passed"] for r in report.rows if r["check"] == "forward"):
+    below = _below_precision(report, dt, T, m) if diagnose else None
+    if below:
+        report.diagnosis.insert(0, below)
+    elif diagnose and not all(r["passed"] for r in report.rows if r["check"] == "forward"):
         x64 = np.asarray(x_t, np.float64)
         s64 = tuple(np.asarray(a, np.float64) for a in state_t)
         report.diagnosis = diagnose_forward(m, p, x64, s64, y_t, fin_t, f_tol, lengths=lengths_t)
@@ -146,6 +166,43 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
             report.diagnosis = ["no single gate-order, transpose, bias-offset or direction mistake "
                                 "reproduces the target's outputs."]
     return report
+
+
+def _below_precision(report, dt, T, m):
+    """A float64 target whose every disagreement is float32-sized computes below its declared
+    precision (say, its matmuls run in float32): one sentence, in place of a layout diagnosis."""
+    rows = [r for r in report.rows if r["check"] in ("forward", "gradient")]
+    # float32 arithmetic perturbs the forward too: a float64-exact forward with a slightly
+    # wrong gradient element is a bug in the backward, not low precision
+    if dt != np.float64 or all(r["passed"] for r in rows if r["check"] == "forward"):
+        return None
+    fan = max(m.layer_input_size(k) for k in range(m.num_layers)) + m.output_size
+    t64, t32 = (tolerances(d, T, m.num_layers, fan) for d in (np.float64, np.float32))
+    scale = {c: t64[k]["rtol"] / t32[k]["rtol"] for c, k in (("forward", "forward"),
+                                                             ("gradient", "gradient"))}
+    if not all(r["ratio"] * scale[r["check"]] <= 1.0 for r in rows if not r["passed"]):
+        return None
+    worst = max(r["max_rel"] for r in rows)
+    return (f"its float64 is not float64: every disagreement is the size of float32 round-off "
+            f"(within float32 tolerances; largest relative difference {worst:.2g}), as if it "
+            f"computes in float32 (its matmuls at least) and returns float64.")
+
+
+def _placements(tgt, m, p, gmap, grads_t, g_o, x_t, state_t, dy_t, dstate_t, tol, lengths):
+    """Where in time a gradient error enters (see placement.py): from dL/dx per step, and for the
+    weights by auditing growing prefixes (a target that can be re-run, full-length sequences)."""
+    out = []
+    if grads_t.get("x") is not None:
+        s = place_dx(m, grads_t["x"], g_o["x"], tol)
+        if s:
+            out.append(s)
+    weights_bad = any(not compare(grads_t[n], w, **tol)["passed"]
+                      for n, w in gmap.pullback(g_o).items() if grads_t.get(n) is not None)
+    if weights_bad and tgt.vjp is not None and tgt.kind == "callable" and lengths is None:
+        s = place_weights(tgt, m, p, gmap, x_t, state_t, dy_t, dstate_t, tol)
+        if s:
+            out.append(s)
+    return out
 
 
 def _check_x(model, x):
@@ -175,8 +232,8 @@ def _lengths(tgt, model, lengths, T, B, seed):
         return None
     if not tgt.takes_lengths:
         raise OptionError(f"the {tgt.kind} target {tgt.description} cannot take lengths= "
-                          f"(a callable takes a `lengths` keyword; an ONNX graph a sequence_lens "
-                          f"input).")
+                          f"(a callable takes a `lengths` keyword, a torch layer module runs them as a "
+                          f"PackedSequence, an ONNX graph needs a sequence_lens input).")
     return np.asarray(model._check_lengths(lengths, T, B, np), np.int64)
 
 

@@ -19,6 +19,36 @@ def tolerances(dtype, seq_len: int, num_layers: int = 1, fan_in: int = 1) -> dic
     return {"forward": {"rtol": fwd, "atol": fwd}, "gradient": {"rtol": 8 * fwd, "atol": 8 * fwd}}
 
 
+def output_dtype(*arrays) -> np.dtype:
+    """The precision an implementation's outputs were computed in: the least precise floating
+    dtype among ``arrays`` (torch tensors too), float64 when none is floating. A float32
+    implementation is held to float32 tolerances, not float64 ones."""
+    from .. import backend
+    dts = []
+    for a in arrays:
+        if a is None:
+            continue
+        dt = getattr(a, "dtype", None)
+        if dt is not None and not isinstance(dt, np.dtype):     # torch.float32 -> float32
+            dt = np.dtype(str(dt).replace("torch.", ""))
+        if dt is None:
+            dt = np.asarray(backend.to_host(a)).dtype
+        if dt.kind == "f":
+            dts.append(dt)
+    return max(dts, key=lambda d: np.finfo(d).eps) if dts else np.dtype(np.float64)
+
+
+def fd_tolerances(dtype, seq_len: int, num_layers: int = 1, fan_in: int = 1) -> dict:
+    """Tolerances for gradients that are central differences of a target's forward in ``dtype``
+    (an ONNX graph): with the step eps^(1/3), truncation and round-off are both ~eps^(2/3), so
+    eps^(2/3) takes the place of eps in the gradient tolerance (~2e-3 in float32, ~4e-9 in
+    float64; layout mistakes are off by O(0.1))."""
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    grad = 16.0 * eps ** (2 / 3) * math.sqrt(max(1, seq_len) * max(1, num_layers) * max(1, fan_in))
+    return {**tolerances(dtype, seq_len, num_layers, fan_in),
+            "gradient": {"rtol": grad, "atol": grad}}
+
+
 def check_tolerance(name: str, v):
     """A caller's ``rtol``/``atol``: None (the derived default) or a finite number >= 0. A negative
     one would pass everything and a NaN one fail everything, so both are refused here."""

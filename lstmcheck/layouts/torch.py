@@ -138,8 +138,17 @@ def from_torch(module):
              (nn.LSTMCell, "lstm"), (nn.GRUCell, "gru"), (nn.RNNCell, "rnn"))
     cell = next((c for cls, c in kinds if isinstance(module, cls)), None)
     if cell is None:
+        inner = [(n, type(m).__name__) for n, m in getattr(module, "named_modules", lambda: [])()
+                 if n and isinstance(m, tuple(cls for cls, _ in kinds))]
+        an = (lambda t: f"{'an' if t[0] in 'LR' else 'a'} {t}")     # an LSTM, a GRU
+        hint = ""
+        if len(inner) == 1:
+            hint = f"; it holds {an(inner[0][1])} as .{inner[0][0]}: pass .{inner[0][0]}"
+        elif inner:
+            hint = ("; it holds " + ", ".join(f"{an(t)} as .{n}" for n, t in inner[:4])
+                    + ": pass one of them")
         raise OptionError(f"from_torch takes torch.nn.RNN, LSTM, GRU or their *Cell classes, "
-                          f"got {type(module).__name__}.")
+                          f"got {type(module).__name__}{hint}.")
     opts = {}
     if isinstance(module, nn.RNNBase):
         if module.dropout and module.training and module.num_layers > 1:

@@ -48,6 +48,7 @@ class Cell:
       below         name of a state part the step takes from the layer below at the same step:
                     step(xp, p, u, state, below) gets it ((B, .), None at layer 0), and
                     step_backward returns a fourth value, dL/d(below) (None when it was None)
+      alternatives  {model option: values} the audit tries on a disagreement (optional)
 
     Methods to define: ``step`` and ``step_backward``. The others have defaults.
     """
@@ -64,6 +65,9 @@ class Cell:
     fused = None            # a faster execution of whole sequences (models/fused_*.py), if any
     output_part: int = 0    # the state part that is the layer's output y_t (and next layer's input)
     below: str | None = None   # a state part taken, at the same step, from the layer below
+    # model options whose other values the audit tries when a target disagrees ("the target
+    # computes variant='no_output_tanh'"): {option: values}, each a build() option of this cell
+    alternatives: dict = {}
 
     # ------------------------------------------------------------------ structure
     @property

@@ -22,6 +22,8 @@ class GRUCell(Cell):
     batchable = True
     closed_jacobian = True
 
+    alternatives = {"reset_after": (True, False)}
+
     def __init__(self, reset_after=True):
         self.reset_after = flag("reset_after", reset_after)
 

@@ -74,6 +74,9 @@ class LSTMCell(Cell):
     memory_gate = "f"         # None for the variants without a forget gate
     batchable = True
 
+    # (a variant whose tensors the target's parameters lack, such as peephole, is skipped)
+    alternatives = {"variant": tuple(VARIANTS)}
+
     def __init__(self, flags: LSTMFlags = LSTMFlags(), proj_size: int = 0):
         self.flags, self.proj_size = flags, proj_size
         fl = flags

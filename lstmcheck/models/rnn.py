@@ -15,6 +15,8 @@ class RNNCell(Cell):
     batchable = True
     closed_jacobian = True
 
+    alternatives = {"nonlinearity": NONLINEARITIES}
+
     def __init__(self, nonlinearity="tanh"):
         if nonlinearity not in NONLINEARITIES:
             raise OptionError(f"unknown nonlinearity {nonlinearity!r}; choose one of "

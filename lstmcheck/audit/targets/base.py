@@ -39,6 +39,9 @@ class Target:
     lengths: object = None        # (B,) ints the target fixes, or None
     takes_lengths: bool = False   # forward/vjp accept lengths=
     default_lengths: str | None = None   # "ragged": the audit picks ragged lengths by default
+    notes: list = field(default_factory=list)    # what the report should say about the run
+    gradient_method: str | None = None   # how vjp's gradients come about, when not analytic
+    gradient_tolerances: object = None   # tolerances(dtype, T, L, fan_in) for such gradients
 
 
 def _state_tuple(state, n):
