@@ -38,7 +38,7 @@ def test_probe_writes_a_report_for_each_new_cell(tmp_path):
         rep = tmp_path / cell
         r = run_cli(["probe", "--cell", cell, *TINY, "--out", str(rep)], tmp_path)
         assert r.returncode == 0, r.stderr
-        assert f"gradient flow: {cell.upper()}" in r.stdout
+        assert f"gradient flow ‖∂L/∂h‖: {cell.upper()}" in r.stdout
         assert list((rep / "figures").glob("*.png"))
 
 
