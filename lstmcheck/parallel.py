@@ -169,6 +169,30 @@ def _blas_controllers():
     return tuple(c for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
 
 
+@functools.lru_cache(maxsize=None)
+def _blas_defaults():
+    """Each BLAS library's own thread count, read once before lstmcheck changes it."""
+    return tuple(c.num_threads for c in _blas_controllers())
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """NumPy's BLAS at ``n`` threads inside the block; None: at its own default count (what it
+    started with), whatever an enclosing block set. Restored on exit."""
+    libs = _blas_controllers()
+    target = [n] * len(libs) if n is not None else list(_blas_defaults())
+    before = [c.num_threads for c in libs]
+    for c, b, t in zip(libs, before, target):
+        if b != t:
+            c.set_num_threads(t)
+    try:
+        yield
+    finally:
+        for c, b, t in zip(libs, before, target):
+            if b != t:
+                c.set_num_threads(b)
+
+
 @contextlib.contextmanager
 def _blas_limit(n):
     """NumPy's BLAS limited to ``n`` threads inside the block (None: unchanged). Only the pool's

@@ -79,9 +79,27 @@ def full_state(xp, cell, state, H):
 def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True):
     """Outputs h_t (T, B, H_out), the final state (visible parts) and a LayerTape."""
     u = project(xp, cell, p, xin)
-    if fused and mask is None and cell.fused is not None:
+    if fused and mask is None and cell.fused is not None and _fused_pays(xp, cell, p, xin, state0):
         ys, final, ftape = cell.fused.forward(xp, p, u, state0)
         return ys, final, LayerTape(xin, fused=ftape)
+    ys, final, caches = _steps(xp, cell, p, u, state0, mask)
+    return ys, final, LayerTape(xin, mask, caches)
+
+
+def _fused_pays(xp, cell, p, xin, state0):
+    """Whether the fused execution is the faster one for this layer's shape, as measured by
+    kernels.fused on two steps of the real layer (both executions compute the same numbers)."""
+    from . import kernels
+
+    def candidates():
+        short = xin[:2]
+        return {"fused": lambda: cell.fused.forward(xp, p, project(xp, cell, p, short), state0),
+                "step": lambda: _steps(xp, cell, p, project(xp, cell, p, short), state0, None)}
+    return kernels.fused(xp, xin.dtype, xin.shape[1], p["weight_hh"].shape[0], candidates)
+
+
+def _steps(xp, cell, p, u, state0, mask):
+    """The readable execution: the cell's step at every time step."""
     H = p["weight_hh"].shape[0] // len(cell.gates)
     state = full_state(xp, cell, state0, H)
     ys, caches = [], []
@@ -95,7 +113,7 @@ def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True):
             ys.append(new[0])
         caches.append(cache)
         state = new
-    return xp.stack(ys), state[:len(state0)], LayerTape(xin, mask, caches)
+    return xp.stack(ys), state[:len(state0)], caches
 
 
 def _accumulate(grads, name, g):
@@ -184,10 +202,29 @@ def layer_params(model, params, suffix):
     return {b: params[b + suffix] for b in model.base_names()}
 
 
+def _gemm_policy(model, x):
+    """BLAS threads for the model's whole-sequence GEMMs (the input projection, the weight
+    gradients), chosen by kernels.blas_threads for the largest of them; per-step GEMMs run in
+    parallel.parallel_blocks, which holds BLAS at one thread."""
+    import contextlib
+    from .. import backend, parallel
+    from . import kernels
+    xp = backend.array_module(x)
+    T, B, D = x.shape
+    G = model.num_gates * model.hidden_size
+    n = kernels.blas_threads(xp, x.dtype, T * B, max(D, model.hidden_size), G)
+    return parallel.blas_threads(n) if n is not None else contextlib.nullcontext()
+
+
 def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
     """Every layer and direction; x time-major, state0 a tuple of (L*dirs, B, .) arrays.
     Returns (y, final state tuple, Tape). ``flip``: (layer, direction index) pairs run the
     wrong way in time (the audit's model of that mistake)."""
+    with _gemm_policy(model, x):
+        return _stack_forward(model, params, x, state0, lengths, fused, flip)
+
+
+def _stack_forward(model, params, x, state0, lengths, fused, flip):
     from .. import backend
     xp = backend.array_module(x)
     T = x.shape[0]
@@ -219,6 +256,11 @@ def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
 
 def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
     """Gradients of every parameter and of x and the initial state, plus a Trace."""
+    with _gemm_policy(model, tape.x):
+        return _stack_backward(model, tape, dy, dfinal, truncate, trace)
+
+
+def _stack_backward(model, tape, dy, dfinal, truncate, trace):
     from .. import backend
     x, params = tape.x, tape.params
     xp = backend.array_module(x)
