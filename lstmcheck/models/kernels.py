@@ -201,10 +201,11 @@ def cell_route(xp, dtype) -> str:
     return select("cell_route", xp, dtype, "any", candidates)
 
 
-def fused(xp, dtype, rows, width, candidates) -> bool:
+def fused(xp, dtype, rows, width, steps, candidates) -> bool:
     """True when the fused sequence execution is the faster one for this shape (the runner
-    passes both executions of two steps of the real layer as ``candidates``)."""
-    return select("fused", xp, dtype, shape_class(rows, width), candidates) == "fused"
+    passes forward + backward of ``steps`` steps of the real layer as ``candidates``)."""
+    shape = f"{shape_class(rows, width)}t{steps}"
+    return select("fused", xp, dtype, shape, candidates) == "fused"
 
 
 def row_split(xp, dtype, rows, hidden, width) -> bool:

@@ -88,14 +88,27 @@ def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True):
 
 def _fused_pays(xp, cell, p, xin, state0):
     """Whether the fused execution is the faster one for this layer's shape, as measured by
-    kernels.fused on two steps of the real layer (both executions compute the same numbers)."""
+    kernels.fused on forward + backward of the first (up to 8) steps of the real layer: both
+    compute the same numbers, the fused one with fixed costs (its buffers, its threads) that
+    only longer sequences repay, so the step count is part of the shape class."""
     from . import kernels
+    if not all(type(a) is xp.ndarray for a in p.values()):
+        return True       # the checker's per-replica stand-ins: forward only, fused as always
+    steps = min(xin.shape[0], 8)
 
     def candidates():
-        short = xin[:2]
-        return {"fused": lambda: cell.fused.forward(xp, p, project(xp, cell, p, short), state0),
-                "step": lambda: _steps(xp, cell, p, project(xp, cell, p, short), state0, None)}
-    return kernels.fused(xp, xin.dtype, xin.shape[1], p["weight_hh"].shape[0], candidates)
+        short = xin[:steps]
+        dfinal = tuple(xp.zeros_like(a) for a in state0)
+
+        def fused():
+            ys, _, ftape = cell.fused.forward(xp, p, project(xp, cell, p, short), state0)
+            layer_backward(xp, cell, p, LayerTape(short, fused=ftape), xp.zeros_like(ys), dfinal)
+
+        def step():
+            ys, _, caches = _steps(xp, cell, p, project(xp, cell, p, short), state0, None)
+            layer_backward(xp, cell, p, LayerTape(short, None, caches), xp.zeros_like(ys), dfinal)
+        return {"fused": fused, "step": step}
+    return kernels.fused(xp, xin.dtype, xin.shape[1], p["weight_hh"].shape[0], steps, candidates)
 
 
 def _steps(xp, cell, p, u, state0, mask):
