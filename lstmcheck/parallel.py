@@ -166,13 +166,19 @@ def _blas_controllers():
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return ()
-    return tuple(c for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
+    libs = tuple(c for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
+    _BLAS_DEFAULTS[:] = [c.num_threads for c in libs]   # before lstmcheck can change them
+    return libs
 
 
-@functools.lru_cache(maxsize=None)
+_BLAS_DEFAULTS: list = []
+
+
 def _blas_defaults():
-    """Each BLAS library's own thread count, read once before lstmcheck changes it."""
-    return tuple(c.num_threads for c in _blas_controllers())
+    """Each BLAS library's own thread count, as it was when lstmcheck first looked (a later
+    read could happen inside a block that holds BLAS at one thread)."""
+    _blas_controllers()
+    return tuple(_BLAS_DEFAULTS)
 
 
 @contextlib.contextmanager

@@ -139,6 +139,14 @@ def test_blas_threads_context_sets_and_restores():
     if not libs:
         pytest.skip("threadpoolctl is not installed")
     before = [c.num_threads for c in libs]
+    from threadpoolctl import ThreadpoolController
+    fresh = [c.num_threads for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    assert list(parallel._blas_defaults()) == fresh        # the libraries' own counts
+    if max(fresh) > 1:           # first read inside a block that holds BLAS at one thread
+        parallel._blas_controllers.cache_clear()
+        libs = parallel._blas_controllers()
+        with parallel._blas_limit(1):
+            assert list(parallel._blas_defaults()) == fresh
     with parallel.blas_threads(1):
         assert all(c.num_threads == 1 for c in libs)
         with parallel.blas_threads(None):
