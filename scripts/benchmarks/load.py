@@ -29,7 +29,9 @@ def describe() -> str:
 @contextlib.contextmanager
 def competing_load(n: int):
     """``n`` busy processes for the duration of the block (0: none)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    # each spinner also stops when its parent is gone (a bench killed by a signal skips finally)
+    spin = f"import os\nwhile os.getppid() == {os.getpid()}: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n)]
     try:
         time.sleep(0.5 if n else 0)          # let the scheduler see them
         yield
