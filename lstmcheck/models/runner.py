@@ -11,7 +11,8 @@ step lengths[b] - 1 with the initial state, and a forward one ends with the stat
 lengths[b] - 1 (PyTorch packed sequences, ONNX sequence_lens).
 
 A cell's ``fused`` execution (a whole sequence at once) replaces the step loop where it applies
-(no lengths, ``fused=True``); the tests hold it to the step.
+(no lengths, ``fused=True``) and kernels.fused measured it faster for the shape; the tests hold
+it to the step. The whole-sequence GEMMs run on the BLAS threads kernels.blas_threads chose.
 """
 from __future__ import annotations
 
