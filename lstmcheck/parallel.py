@@ -166,7 +166,37 @@ def _blas_controllers():
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return ()
-    return tuple(c for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
+    libs = tuple(c for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
+    _BLAS_DEFAULTS[:] = [c.num_threads for c in libs]   # before lstmcheck can change them
+    return libs
+
+
+_BLAS_DEFAULTS: list = []
+
+
+def _blas_defaults():
+    """Each BLAS library's own thread count, as it was when lstmcheck first looked (a later
+    read could happen inside a block that holds BLAS at one thread)."""
+    _blas_controllers()
+    return tuple(_BLAS_DEFAULTS)
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """NumPy's BLAS at ``n`` threads inside the block; None: at its own default count (what it
+    started with), whatever an enclosing block set. Restored on exit."""
+    libs = _blas_controllers()
+    target = [n] * len(libs) if n is not None else list(_blas_defaults())
+    before = [c.num_threads for c in libs]
+    for c, b, t in zip(libs, before, target):
+        if b != t:
+            c.set_num_threads(t)
+    try:
+        yield
+    finally:
+        for c, b, t in zip(libs, before, target):
+            if b != t:
+                c.set_num_threads(b)
 
 
 @contextlib.contextmanager

@@ -136,8 +136,9 @@ FUSED_VARIANTS = [v for v in LSTM_VARIANTS if v != "noaf"] + ["peephole+cifg", "
 @pytest.mark.parametrize("variant", FUSED_VARIANTS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_fused_lstm_equals_the_readable_step(variant, dtype, direction):
+def test_fused_lstm_equals_the_readable_step(variant, dtype, direction, monkeypatch):
     """The fast execution computes what lstm.py's step says: outputs, states, every gradient."""
+    monkeypatch.setenv("LSTMCHECK_FUSED", "fused")    # the selector may prefer the step here
     m = lc.LSTM(3, 5, variant=variant, dtype=dtype, direction=direction, num_layers=2,
                 proj_size=3 if variant == "vanilla" else 0, clip=2.0 if variant == "nog" else None)
     rng = np.random.default_rng(1)
@@ -179,6 +180,7 @@ def test_the_gate_route_is_measured_and_can_be_forced(monkeypatch, tmp_path):
 @pytest.mark.parametrize("route", ["tanh", "logistic"])
 def test_both_gate_routes_give_the_readable_result(route, monkeypatch):
     monkeypatch.setenv("LSTMCHECK_GATE_ROUTE", route)
+    monkeypatch.setenv("LSTMCHECK_FUSED", "fused")
     m = lc.LSTM(3, 4)
     p = m.init_params(seed=0)
     x = np.random.default_rng(0).standard_normal((6, 2, 3))

@@ -18,8 +18,20 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, parallel
+from ..models import replica_lstm
 
 STATE_NAMES = ("h0", "c0")
+# rows of one replica batch on the loss-only path: a step's (rows, 4H) gate block stays in a
+# core's L2 for H up to 128; 256..1024 rows measured within a few percent of each other
+REPLICA_ROWS = 512
+AUDIT_ENV = "LSTMCHECK_AUDIT_ROUTE"
+
+
+def _audit_route():
+    """'replicas' (the loss-only replica forward where it applies) or 'model' (the model's own
+    forward with per-replica stand-ins); $LSTMCHECK_AUDIT_ROUTE overrides the default."""
+    from ..models import kernels
+    return kernels.forced(AUDIT_ENV, ("replicas", "model")) or "replicas"
 
 
 def _matmul(a, wt):
@@ -140,6 +152,8 @@ class ModelEvaluator:
         self.matrices = {n for n in model.param_names if n.partition("_l")[0] in base
                          and len(model.param_shapes()[n]) == 2
                          and not n.startswith("weight_peep")}
+        # one-element perturbations of a vanilla LSTM's weights: the loss-only replica forward
+        self.replicas = replica_lstm.applies(model) and _audit_route() == "replicas"
 
     # ---- loss of each replica
     def _loss(self, y, final, K):
@@ -270,10 +284,19 @@ class ModelEvaluator:
             rest = f0 - rows                 # f(theta) without each sequence's own term
             f = self._chunked(len(idx), lambda lo, hi: self._run_sequences(
                 name, idx[lo:hi], deltas[lo:hi], cplx, rest), K_max=self.K_max * self.B)
+        elif self.replicas and not cplx and name in replica_lstm.PERTURBABLE:
+            f = self._chunked(len(idx), lambda lo, hi: self._run_replicas(
+                name, idx[lo:hi], deltas[lo:hi]), K_max=max(1, REPLICA_ROWS // self.B))
         else:
             f = self._chunked(len(idx), lambda lo, hi: self._run_chunk(
                 hi - lo, {name: (np.arange(hi - lo), idx[lo:hi], deltas[lo:hi])}, {}, cplx))
         return f.astype(complex if cplx else float, copy=False)
+
+    def _run_replicas(self, name, idx, deltas):
+        """f for one-element perturbations of W_ih, W_hh, b_ih or b_hh (models/replica_lstm.py)."""
+        rc = np.unravel_index(idx, self.theta[name].shape)
+        return replica_lstm.replica_losses(self.theta, self.w, name, rc[0],
+                                           rc[1] if len(rc) > 1 else None, deltas)
 
     def _run_sequences(self, name, idx, deltas, cplx, rest):
         """f for one-element perturbations of x, h0 or c0. Sequences never interact, so such a

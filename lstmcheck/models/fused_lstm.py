@@ -6,8 +6,10 @@ lengths; the runner falls back to the readable step otherwise.
 - One transcendental call activates every gate of a step: tanh and the logistic are affine
   images of each other (tanh(z) = 2 sigma(2z) - 1), so the gate block runs through whichever
   of the two ``kernels.gate_route`` measured faster on this machine for the dtype.
-- Batch rows never interact, so large batches run their whole recurrence in row blocks on CPU
-  threads (parallel.parallel_blocks) when a step's gate block is large enough.
+- tanh(c) runs as tanh or as 2 sigma(2c) - 1, whichever ``kernels.cell_route`` measured faster.
+- Batch rows never interact, so batches can run their whole recurrence in row blocks on CPU
+  threads (parallel.parallel_blocks); ``kernels.row_split`` measures whether that pays for the
+  shape (on a loaded machine the threads' share of the cores may not exist).
 """
 from __future__ import annotations
 
@@ -15,13 +17,6 @@ import numpy as np
 
 from .. import backend, parallel
 from . import kernels
-
-# Split the batch rows across CPU threads when one step's gate block (B x G*H) has at least this
-# many elements. Measured on 2 cores: at B*4H = 16k the threads' extra Python and GIL traffic
-# cost as much as they save; at 64k splitting is as fast as multithreaded BLAS when the machine
-# is quiet and several times faster when other processes load it (BLAS workers spin then).
-SPLIT_MIN_STEP = 32768
-
 
 class FusedLSTM:
     """Sequence-level forward/backward of an LSTMCell (same flags, same parameters)."""
@@ -93,15 +88,20 @@ class FusedLSTM:
         tape["c"][0] = c0
         tape["hs"][0] = h0
         fused = self._fused(xp, np.dtype(dt), H)
+        # where the logistic is the faster route, tanh(c) = 2 sigma(2c) - 1 too: it differs
+        # from tanh by at most one rounding of a number near 1/2 (1.1e-16 in float64)
+        logistic_h = (backend.expit(xp) if dt.kind == "f" and self.h_act.name == "tanh"
+                      and fl.act_h != "identity" and kernels.cell_route(xp, dt) == "logistic"
+                      else None)
 
         def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
             self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
-                                       for k, v in tape.items()}, fused)
-        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
+                                       for k, v in tape.items()}, fused, logistic_h)
+        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=_split(xp, p, dt, B, H, GH))
         hs, c = tape["hs"], tape["c"]
         return hs[1:], (hs[T], c[T]), tape
 
-    def _forward_rows(self, xp, p, tp, fused):
+    def _forward_rows(self, xp, p, tp, fused, logistic_h):
         fl = self.flags
         act, c, hs, ah, m, zmask, cmask = (tp[k] for k in ("act", "c", "hs", "ah", "m", "zmask", "cmask"))
         T, rows, GH = act.shape
@@ -118,10 +118,6 @@ class FusedLSTM:
         rec = xp.empty((rows, GH), act.dtype) if plain else None     # h_{t-1} W_hh^T
         ig = xp.empty((rows, H), act.dtype)
         nf = fused[0] if fused is not None else 0
-        # where the logistic is the faster route, tanh(c) = 2 sigma(2c) - 1 too: it differs
-        # from tanh by at most one rounding of a number near 1/2 (1.1e-16 in float64)
-        logistic_h = (backend.expit(xp) if act.dtype.kind == "f" and self.h_act.name == "tanh"
-                      and kernels.gate_route(xp, act.dtype) == "logistic" else None)
         for t in range(T):
             z = act[t]
             c_prev = c[t]
@@ -225,7 +221,7 @@ class FusedLSTM:
             views = {k: (v[:, lo:hi] if v is not None else None) for k, v in bufs.items()}
             self._backward_rows(xp, p, views, {k: v[lo:hi] for k, v in carry.items()},
                                 truncate, deriv)
-        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=SPLIT_MIN_STEP, enabled=_shared(xp, p))
+        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=_split(xp, p, dt, B, H, GH))
         dz_all, dH = bufs["dz"], bufs["dH"]
         # weight gradients: one GEMM each over all time steps
         sl = self._slices(H)
@@ -351,6 +347,12 @@ class FusedLSTM:
             if gr:
                 dz_pg = xp.concatenate([dz[:, s] for s in pg], axis=1)
                 da_next = dz_pg @ p["weight_gr"] if t > 0 else None
+
+
+def _split(xp, p, dt, B, H, GH):
+    """Batch rows split across threads: shared parameters, and kernels.row_split measured that
+    it pays for this shape and dtype."""
+    return _shared(xp, p) and kernels.row_split(xp, dt, B, H, GH)
 
 
 def _shared(xp, p):

@@ -1,28 +1,74 @@
-"""Which elementwise route is faster on this machine, measured rather than assumed.
+"""Which execution of the same maths is fastest here: measured on the machine at hand, never
+assumed from a CPU model's name.
 
-tanh and the logistic are affine images of each other (tanh(z) = 2 sigma(2z) - 1), so a fused
-gate block can run through either. Which is faster depends on the CPU and the dtype (NumPy's
-float64 tanh is SIMD on some AVX-512 builds and not on AVX2; scipy's expit the other way round),
-so the first use on a machine times both on a block of 64k numbers and remembers the winner in
-``$XDG_CACHE_HOME/lstmcheck/kernels.json``; later processes read it back, so a machine always
-makes the same choice and results stay bit-identical across runs.
-``LSTMCHECK_GATE_ROUTE=tanh|logistic`` overrides the measurement.
+Each choice below has formulations that compute the same numbers (bit for bit, or within the
+ulp bound its test states). Which one is faster depends on the CPU, the NumPy/BLAS build, the
+dtype, the shape and how busy the machine is (NumPy's float64 tanh is SIMD on some builds and
+not on others; scipy's expit the other way round; BLAS worker threads spin and lose severalfold
+on a loaded machine). So the first use times the candidates on a small block of the real shape:
+interleaved, repeated, the minimum of each kept, within a budget of a few milliseconds
+(``BUDGET_S``, at least ``MIN_ROUNDS`` rounds). The winner is remembered per machine (CPU model,
+core count, NumPy version and BLAS build), dtype and shape class in
+``$XDG_CACHE_HOME/lstmcheck/kernels.json``, so a machine keeps making the same choice and its
+results stay reproducible from run to run. Every choice has an environment override:
+
+    LSTMCHECK_GATE_ROUTE   tanh | logistic  the transcendental of a fused LSTM gate block
+    LSTMCHECK_CELL_ROUTE   tanh | logistic  tanh(c) as tanh, or as 2 sigma(2c) - 1
+    LSTMCHECK_FUSED        fused | step     the fused sequence execution or the readable step
+    LSTMCHECK_ROW_THREADS  split | whole    batch rows split across CPU threads, or not
+    LSTMCHECK_BLAS_THREADS 1 | n            BLAS threads for a model's whole-sequence GEMMs
+
+The BLAS choice is also keyed by the load (``load_class``): it is re-measured when the
+machine's other processes come to occupy its cores, and GEMMs too small to share are kept on
+one thread without measuring.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 from ..errors import OptionError
 
 ROUTES = ("tanh", "logistic")
+BUDGET_S = 0.004          # measurement time per choice, beyond the warm-up call
+MIN_ROUNDS, MAX_ROUNDS = 3, 15
+SMALL_GEMM_FLOPS = 1 << 21   # below this a GEMM stays on one BLAS thread: waking workers costs more
+
+
+@dataclass(frozen=True)
+class Choice:
+    env: str
+    options: tuple       # the first is kept on a tie (and when nothing can be measured)
+
+
+CHOICES = {
+    "gate_route": Choice("LSTMCHECK_GATE_ROUTE", ROUTES),
+    "cell_route": Choice("LSTMCHECK_CELL_ROUTE", ROUTES),
+    "fused": Choice("LSTMCHECK_FUSED", ("fused", "step")),
+    "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole")),
+    "blas_threads": Choice("LSTMCHECK_BLAS_THREADS", ("1", "n")),
+}
+
 _cache: dict = {}
+_lock = threading.RLock()   # a measurement may measure a nested choice
+
+
+def forced(env: str, options) -> str | None:
+    """The value of an override variable, None when unset; anything else is one clear error."""
+    value = os.environ.get(env, "").strip()
+    if not value:
+        return None
+    if value not in options:
+        raise OptionError(f"{env} must be one of {', '.join(options)}, got {value!r}.")
+    return value
 
 
 def _cache_file() -> Path:
@@ -41,56 +87,174 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def _machine_key(xp, dtype) -> str:
-    """A machine image can come back on another CPU: the CPU model is part of the key."""
-    return f"{platform.machine()}|{_cpu_model()}|{os.cpu_count()}|" \
-           f"{backend.backend_name(xp)}|{np.__version__}|{np.dtype(dtype).name}"
+def _blas_build() -> str:
+    libs = parallel._blas_controllers()
+    return ",".join(f"{c.internal_api}-{c.version}-{getattr(c, 'architecture', '')}"
+                    for c in libs) or "unknown-blas"
 
 
-def _measure(xp, dtype) -> str:
-    z = backend.asarray(np.linspace(-4, 4, 65536), xp, dtype)
-    out = xp.empty_like(z)
-    best = {}
-    for route, fn in (("tanh", xp.tanh), ("logistic", backend.expit(xp))):
-        fn(z, out=out)
-        times = []
-        for _ in range(7):
+def _machine_key(xp) -> str:
+    """A machine image can come back on another CPU: the CPU model is part of the key (as an
+    identity for the cache, never a reason for a choice)."""
+    return f"{platform.machine()}|{_cpu_model()}|{os.cpu_count()}|{backend.backend_name(xp)}|" \
+           f"numpy-{np.__version__}|{_blas_build()}"
+
+
+def shape_class(rows: int, width: int) -> str:
+    """Shapes within a factor of two share a measurement."""
+    return f"r{max(int(rows), 1).bit_length()}w{max(int(width), 1).bit_length()}"
+
+
+def load_class() -> str:
+    """'loaded' when the other processes' 1-minute load fills the cores, else 'quiet'."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return "quiet"
+    return "loaded" if load >= parallel.num_threads() else "quiet"
+
+
+def _measure(xp, candidates: dict, budget: float = BUDGET_S) -> str:
+    """The fastest candidate: interleaved rounds (order reversed every other round, so a load
+    change hits all), the minimum of each kept."""
+    names = list(candidates)
+    for n in names:                          # warm-up: first calls allocate and page in
+        candidates[n]()
+    best = dict.fromkeys(names, float("inf"))
+    end = time.perf_counter() + budget
+    rounds = 0
+    while rounds < MIN_ROUNDS or (rounds < MAX_ROUNDS and time.perf_counter() < end):
+        for n in (names if rounds % 2 == 0 else names[::-1]):
             backend.synchronize(xp)
             t0 = time.perf_counter()
-            fn(z, out=out)
+            candidates[n]()
             backend.synchronize(xp)
-            times.append(time.perf_counter() - t0)
-        best[route] = min(times)
-    return min(best, key=best.get)
+            best[n] = min(best[n], time.perf_counter() - t0)
+        rounds += 1
+    return min(names, key=lambda n: (best[n], names.index(n)))
+
+
+def select(name: str, xp, dtype, shape: str, candidates) -> str:
+    """The option of choice ``name`` for this machine, dtype and shape class: the override,
+    else the remembered measurement, else a new one. ``candidates()`` returns {option: fn}."""
+    choice = CHOICES[name]
+    value = forced(choice.env, choice.options)
+    if value:
+        return value
+    key = f"{name}|{_machine_key(xp)}|{np.dtype(dtype).name}|{shape}"
+    if key in _cache:
+        return _cache[key]
+    with _lock:                 # threads of one process measure once, not against each other
+        if key in _cache:
+            return _cache[key]
+        path = _cache_file()
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):
+            stored = {}
+        stored = stored if isinstance(stored, dict) else {}
+        value = stored.get(key)
+        if value not in choice.options:
+            value = _measure(xp, candidates())
+            stored[key] = value
+            try:                              # a read-only home only costs a re-measurement
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(stored, indent=1, sort_keys=True))
+                os.replace(tmp, path)
+            except OSError:
+                pass
+        _cache[key] = value
+        return value
+
+
+# ------------------------------------------------------------------ the choices
+def _block(xp, dtype, n=16384):
+    return backend.asarray(np.linspace(-4, 4, n), xp, dtype)
 
 
 def gate_route(xp, dtype) -> str:
-    """'tanh' or 'logistic': the faster transcendental for a fused gate block."""
-    forced = os.environ.get("LSTMCHECK_GATE_ROUTE")
-    if forced:
-        if forced not in ROUTES:
-            raise OptionError(f"LSTMCHECK_GATE_ROUTE must be one of {', '.join(ROUTES)}, got "
-                              f"{forced!r}.")
-        return forced
-    key = _machine_key(xp, dtype)
-    if key in _cache:
-        return _cache[key]
-    path = _cache_file()
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        stored = {}
-    route = stored.get(key) if isinstance(stored, dict) else None
-    if route not in ROUTES:
-        route = _measure(xp, dtype)
-        stored = stored if isinstance(stored, dict) else {}
-        stored[key] = route
-        try:                                  # a read-only home only costs a re-measurement
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(stored, indent=1, sort_keys=True))
-            os.replace(tmp, path)
-        except OSError:
-            pass
-    _cache[key] = route
-    return route
+    """'tanh' or 'logistic': the transcendental a fused gate block runs through
+    (tanh(z) = 2 sigma(2z) - 1, sigma(z) = (tanh(z/2) + 1)/2)."""
+    def candidates():
+        z = _block(xp, dtype)
+        out = xp.empty_like(z)
+        expit = backend.expit(xp)
+        return {"tanh": lambda: xp.tanh(z, out=out), "logistic": lambda: expit(z, out=out)}
+    return select("gate_route", xp, dtype, "any", candidates)
+
+
+def cell_route(xp, dtype) -> str:
+    """'tanh' or 'logistic': tanh(c) as tanh, or as 2 sigma(2c) - 1 (four passes; it differs
+    from tanh by at most one rounding of a number near 1/2: 1.1e-16 in float64)."""
+    def candidates():
+        z = _block(xp, dtype)
+        out = xp.empty_like(z)
+        expit = backend.expit(xp)
+
+        def logistic():
+            xp.multiply(z, 2.0, out=out)
+            expit(out, out=out)
+            xp.multiply(out, 2.0, out=out)
+            xp.subtract(out, 1.0, out=out)
+        return {"tanh": lambda: xp.tanh(z, out=out), "logistic": logistic}
+    return select("cell_route", xp, dtype, "any", candidates)
+
+
+def fused(xp, dtype, rows, width, steps, candidates) -> bool:
+    """True when the fused sequence execution is the faster one for this shape (the runner
+    passes forward + backward of ``steps`` steps of the real layer as ``candidates``)."""
+    shape = f"{shape_class(rows, width)}t{steps}"
+    return select("fused", xp, dtype, shape, candidates) == "fused"
+
+
+def row_split(xp, dtype, rows, hidden, width) -> bool:
+    """True when batch rows split across CPU threads beat one block for a recurrence of this
+    shape. Blocks under parallel.MIN_WORK elements, one thread or a GPU: never split."""
+    threads = min(parallel.num_threads(), rows)
+    if threads <= 1 or rows * width < parallel.MIN_WORK or not backend.is_host(xp) \
+            or not parallel._blas_controllers():
+        return False
+
+    def candidates():
+        r = np.random.default_rng(0)
+        h = backend.asarray(r.standard_normal((rows, hidden)), xp, dtype)
+        W = backend.asarray(r.standard_normal((hidden, width)) / hidden, xp, dtype)
+        z = xp.empty((rows, width), dtype)
+
+        def steps(lo, hi):                  # a recurrence's step: GEMM, then its gate block
+            for _ in range(3):
+                xp.matmul(h[lo:hi], W, out=z[lo:hi])
+                xp.tanh(z[lo:hi], out=z[lo:hi])
+
+        def run(split):
+            return lambda: parallel.parallel_blocks(xp, rows, steps, work=width, min_work=0,
+                                                    enabled=split)
+        return {"split": run(True), "whole": run(False)}
+    return select("row_threads", xp, dtype, shape_class(rows, width), candidates) == "split"
+
+
+def blas_threads(xp, dtype, m, k, n) -> int | None:
+    """BLAS threads for an (m x k) @ (k x n) GEMM: 1, or None for BLAS's own count. Small GEMMs
+    stay on one thread; larger ones are measured, per load class (see load_class)."""
+    if not backend.is_host(xp) or not parallel._blas_controllers():
+        return None
+    if 2 * m * k * n < SMALL_GEMM_FLOPS or parallel.num_threads() <= 1:
+        return 1
+
+    def candidates():
+        r = np.random.default_rng(0)
+        # a slice of the real shape: the same k and n, up to 512 rows (a few ms)
+        mm = min(m, 512)
+        a = backend.asarray(r.standard_normal((mm, k)), xp, dtype)
+        b = backend.asarray(r.standard_normal((k, n)), xp, dtype)
+        out = xp.empty((mm, n), dtype)
+
+        def gemm(threads):
+            def go():
+                with parallel.blas_threads(threads):
+                    xp.matmul(a, b, out=out)
+            return go
+        return {"1": gemm(1), "n": gemm(None)}
+    shape = f"{shape_class(m, n)}k{max(k, 1).bit_length()}|{load_class()}"
+    return 1 if select("blas_threads", xp, dtype, shape, candidates) == "1" else None

@@ -11,7 +11,8 @@ step lengths[b] - 1 with the initial state, and a forward one ends with the stat
 lengths[b] - 1 (PyTorch packed sequences, ONNX sequence_lens).
 
 A cell's ``fused`` execution (a whole sequence at once) replaces the step loop where it applies
-(no lengths, ``fused=True``); the tests hold it to the step.
+(no lengths, ``fused=True``) and kernels.fused measured it faster for the shape; the tests hold
+it to the step. The whole-sequence GEMMs run on the BLAS threads kernels.blas_threads chose.
 
 Two options of a cell reach the runner (both off for RNN, LSTM and GRU): ``output_part``, the
 state part that is the layer's output y_t (default 0, h), and ``below``, the name of a state part
@@ -95,9 +96,41 @@ def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True, below=None):
     """Outputs y_t (T, B, H_out), the final state (visible parts) and a LayerTape.
     below: (T, B, .) the lower layer's state part a ``cell.below`` cell takes (None: layer 0)."""
     u = project(xp, cell, p, xin)
-    if fused and mask is None and cell.fused is not None:
+    if fused and mask is None and cell.fused is not None and _fused_pays(xp, cell, p, xin, state0):
         ys, final, ftape = cell.fused.forward(xp, p, u, state0)
         return ys, final, LayerTape(xin, fused=ftape)
+    ys, final, caches, up = _steps(xp, cell, p, u, state0, mask, below)
+    return ys, final, LayerTape(xin, mask, caches, up=up)
+
+
+def _fused_pays(xp, cell, p, xin, state0):
+    """Whether the fused execution is the faster one for this layer's shape, as measured by
+    kernels.fused on forward + backward of the first (up to 8) steps of the real layer: both
+    compute the same numbers, the fused one with fixed costs (its buffers, its threads) that
+    only longer sequences repay, so the step count is part of the shape class."""
+    from . import kernels
+    if not all(type(a) is xp.ndarray for a in p.values()):
+        return True       # the checker's per-replica stand-ins: forward only, fused as always
+    steps = min(xin.shape[0], 8)
+
+    def candidates():
+        short = xin[:steps]
+        dfinal = tuple(xp.zeros_like(a) for a in state0)
+
+        def fused():
+            ys, _, ftape = cell.fused.forward(xp, p, project(xp, cell, p, short), state0)
+            layer_backward(xp, cell, p, LayerTape(short, fused=ftape), xp.zeros_like(ys), dfinal)
+
+        def step():
+            ys, _, caches, _ = _steps(xp, cell, p, project(xp, cell, p, short), state0, None)
+            layer_backward(xp, cell, p, LayerTape(short, None, caches), xp.zeros_like(ys), dfinal)
+        return {"fused": fused, "step": step}
+    return kernels.fused(xp, xin.dtype, xin.shape[1], p["weight_hh"].shape[0], steps, candidates)
+
+
+def _steps(xp, cell, p, u, state0, mask, below=None):
+    """The readable execution: the cell's step at every time step. Also returns the stacked
+    state part the layer above takes (cell.below), or None."""
     H = p["weight_hh"].shape[0] // len(cell.gates)
     state = full_state(xp, cell, state0, H)
     o, j = cell.output_part, below_index(cell)
@@ -117,8 +150,7 @@ def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True, below=None):
             up.append(new[j])
         caches.append(cache)
         state = new
-    return xp.stack(ys), state[:len(state0)], LayerTape(xin, mask, caches,
-                                                         up=xp.stack(up) if up else None)
+    return xp.stack(ys), state[:len(state0)], caches, (xp.stack(up) if up else None)
 
 
 def _accumulate(grads, name, g):
@@ -221,10 +253,29 @@ def layer_params(model, params, suffix):
     return {b: params[b + suffix] for b in model.base_names()}
 
 
+def _gemm_policy(model, x):
+    """BLAS threads for the model's whole-sequence GEMMs (the input projection, the weight
+    gradients), chosen by kernels.blas_threads for the largest of them; per-step GEMMs run in
+    parallel.parallel_blocks, which holds BLAS at one thread."""
+    import contextlib
+    from .. import backend, parallel
+    from . import kernels
+    xp = backend.array_module(x)
+    T, B, D = x.shape
+    G = model.num_gates * model.hidden_size
+    n = kernels.blas_threads(xp, x.dtype, T * B, max(D, model.hidden_size), G)
+    return parallel.blas_threads(n) if n is not None else contextlib.nullcontext()
+
+
 def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
     """Every layer and direction; x time-major, state0 a tuple of (L*dirs, B, .) arrays.
     Returns (y, final state tuple, Tape). ``flip``: (layer, direction index) pairs run the
     wrong way in time (the audit's model of that mistake)."""
+    with _gemm_policy(model, x):
+        return _stack_forward(model, params, x, state0, lengths, fused, flip)
+
+
+def _stack_forward(model, params, x, state0, lengths, fused, flip):
     from .. import backend
     xp = backend.array_module(x)
     T = x.shape[0]
@@ -265,6 +316,11 @@ def _add(grads, name, g):
 
 def stack_backward(model, tape, dy, dfinal, *, truncate=None, trace=False):
     """Gradients of every parameter and of x and the initial state, plus a Trace."""
+    with _gemm_policy(model, tape.x):
+        return _stack_backward(model, tape, dy, dfinal, truncate, trace)
+
+
+def _stack_backward(model, tape, dy, dfinal, truncate, trace):
     from .. import backend
     x, params = tape.x, tape.params
     xp = backend.array_module(x)

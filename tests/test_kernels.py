@@ -1,0 +1,155 @@
+"""The measured selector (models/kernels.py): every choice it can make computes what the
+readable cell path computes, within the bound stated here; measurements are bounded, cached per
+machine, dtype, shape class (and load for BLAS threads), and every choice can be forced."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+import lstmcheck as lc
+from lstmcheck import parallel
+from lstmcheck.errors import OptionError
+from lstmcheck.models import LSTM_VARIANTS, kernels, runner
+
+# The documented bound: each choice rounds differently from the readable step (tanh through the
+# logistic, row blocks of a GEMM), never by more than this relative to the largest value.
+BOUND = {"float64": 1e-13, "float32": 2e-5}
+VARIANTS = [v for v in LSTM_VARIANTS if v != "noaf"] + ["noaf", "peephole+cifg", "peephole+fgr"]
+COMBOS = list(itertools.product(kernels.ROUTES, kernels.ROUTES, ("split", "whole"), ("1", "n")))
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(kernels, "_cache", {})
+    return tmp_path / "lstmcheck" / "kernels.json"
+
+
+def _run(m, p, x, s0, dy, fused):
+    y, fin, tape = m.run_forward(p, x, s0, fused=fused)
+    grads, dx, ds0, _ = runner.stack_backward(m, tape, dy, tuple(np.ones_like(a) for a in fin))
+    assert all(lt.fused is not None for lt in tape.layers) == fused
+    return [y, *fin, dx, *ds0, *(grads[n] for n in m.param_names)]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_choice_gives_the_readable_result(variant, dtype, monkeypatch):
+    """All 16 combinations of gate route, cell route, row threads and BLAS threads, forward and
+    backward, on a batch large enough to be split across threads."""
+    m = lc.LSTM(4, 16, variant=variant, dtype=dtype, clip=2.0 if variant == "nog" else None)
+    rng = np.random.default_rng(3)
+    p = m.init_params(seed=1, scale=2.0)
+    T, B = 4, 300                                  # B * 4H >= parallel.MIN_WORK: splittable
+    x = rng.standard_normal((T, B, 4)).astype(dtype)
+    s0 = tuple((0.5 * rng.standard_normal(s)).astype(dtype) for s in m.state_shapes(B))
+    dy = rng.standard_normal((T, B, m.output_size)).astype(dtype)
+    readable = _run(m, p, x, s0, dy, fused=False)
+    monkeypatch.setenv("LSTMCHECK_FUSED", "fused")
+    for gate, cell, rows, blas in COMBOS:
+        for env, v in (("LSTMCHECK_GATE_ROUTE", gate), ("LSTMCHECK_CELL_ROUTE", cell),
+                       ("LSTMCHECK_ROW_THREADS", rows), ("LSTMCHECK_BLAS_THREADS", blas)):
+            monkeypatch.setenv(env, v)
+        for a, b in zip(_run(m, p, x, s0, dy, fused=True), readable):
+            assert a.dtype == b.dtype
+            assert np.abs(a - b).max() <= BOUND[dtype] * max(1.0, np.abs(b).max()), \
+                (gate, cell, rows, blas)
+
+
+def test_the_step_choice_is_the_readable_path(monkeypatch):
+    monkeypatch.setenv("LSTMCHECK_FUSED", "step")
+    m = lc.LSTM(3, 4)
+    p = m.init_params(seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    y, _, tape = m.forward(p, x)
+    assert tape.layers[0].fused is None
+    np.testing.assert_array_equal(y, m.run_forward(p, x, tuple(np.zeros(s) for s in
+                                                             m.state_shapes(2)), fused=False)[0])
+
+
+@pytest.mark.parametrize("name", list(kernels.CHOICES))
+def test_every_choice_can_be_forced_and_a_bad_value_is_one_sentence(name, monkeypatch,
+                                                                     fresh_cache):
+    ch = kernels.CHOICES[name]
+    for option in ch.options:
+        monkeypatch.setenv(ch.env, option)
+        assert kernels.select(name, np, np.float64, "any", lambda: pytest.fail("measured")) \
+            == option
+    monkeypatch.setenv(ch.env, "fastest")
+    with pytest.raises(OptionError, match=rf"^{ch.env} must be one of .*got 'fastest'\.$"):
+        kernels.select(name, np, np.float64, "any", dict)
+
+
+def test_a_measurement_is_bounded_interleaved_and_remembered(fresh_cache, monkeypatch):
+    calls = []
+
+    def candidates():
+        return {"tanh": lambda: calls.append("tanh"), "logistic": lambda: calls.append("logistic")}
+    first = kernels.select("gate_route", np, np.float64, "r3w5", candidates)
+    assert first in kernels.ROUTES
+    n = calls.count("tanh")
+    assert n == calls.count("logistic")                       # every round times both
+    assert kernels.MIN_ROUNDS + 1 <= n <= kernels.MAX_ROUNDS + 1
+    assert calls[2:4] != calls[4:6]                           # the order alternates
+    stored = json.loads(fresh_cache.read_text())
+    (key, value), = stored.items()
+    assert value == first and key.endswith("|float64|r3w5") and kernels._cpu_model() in key
+    # another process reads it back instead of measuring (and so makes the same choice)
+    monkeypatch.setattr(kernels, "_cache", {})
+    assert kernels.select("gate_route", np, np.float64, "r3w5",
+                          lambda: pytest.fail("measured twice")) == first
+    # another dtype or shape class is a new measurement
+    calls.clear()
+    kernels.select("gate_route", np, np.float32, "r3w5", candidates)
+    assert calls
+
+
+def test_the_faster_candidate_wins_whatever_the_cpu_is_called(fresh_cache, monkeypatch):
+    import time
+    for cpu in ("Intel(R) Xeon(R) Platinum", "AMD EPYC"):
+        monkeypatch.setattr(kernels, "_cpu_model", lambda: cpu)
+        for slow in kernels.ROUTES:
+            fast = [r for r in kernels.ROUTES if r != slow][0]
+            cands = {r: (lambda: time.sleep(2e-3)) if r == slow else (lambda: None)
+                     for r in kernels.ROUTES}
+            assert kernels.select("gate_route", np, np.float64, f"slow-{slow}",
+                                  lambda: cands) == fast
+
+
+def test_blas_threads_follow_the_load_and_small_gemms_stay_on_one(fresh_cache, monkeypatch):
+    if not parallel._blas_controllers():
+        pytest.skip("threadpoolctl is not installed")
+    monkeypatch.setattr(parallel, "num_threads", lambda: 2)
+    measured = []
+    real = kernels._measure
+    monkeypatch.setattr(kernels, "_measure", lambda xp, c: measured.append(1) or real(xp, c))
+    assert kernels.blas_threads(np, np.float64, 8, 16, 64) == 1 and not measured
+    for load, cls in ((0.1, "quiet"), (5.0, "loaded")):
+        monkeypatch.setattr(kernels.os, "getloadavg", lambda load=load: (load, load, load))
+        assert kernels.load_class() == cls
+        assert kernels.blas_threads(np, np.float64, 2000, 128, 512) in (1, None)
+    assert len(measured) == 2                                  # once per load class
+    keys = json.loads(fresh_cache.read_text())
+    assert {k.rsplit("|", 1)[1] for k in keys} == {"quiet", "loaded"}
+
+
+def test_blas_threads_context_sets_and_restores():
+    libs = parallel._blas_controllers()
+    if not libs:
+        pytest.skip("threadpoolctl is not installed")
+    before = [c.num_threads for c in libs]
+    from threadpoolctl import ThreadpoolController
+    fresh = [c.num_threads for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    assert list(parallel._blas_defaults()) == fresh        # the libraries' own counts
+    if max(fresh) > 1:           # first read inside a block that holds BLAS at one thread
+        parallel._blas_controllers.cache_clear()
+        libs = parallel._blas_controllers()
+        with parallel._blas_limit(1):
+            assert list(parallel._blas_defaults()) == fresh
+    with parallel.blas_threads(1):
+        assert all(c.num_threads == 1 for c in libs)
+        with parallel.blas_threads(None):
+            assert [c.num_threads for c in libs] == list(parallel._blas_defaults())
+        assert all(c.num_threads == 1 for c in libs)
+    assert [c.num_threads for c in libs] == before

@@ -1,0 +1,109 @@
+"""The audit's loss-only replica forward (models/replica_lstm.py) against the readable path."""
+import numpy as np
+import pytest
+
+import lstmcheck as lc
+from lstmcheck.check import api
+from lstmcheck.check.batched import ModelEvaluator
+from lstmcheck.models import replica_lstm
+
+TENSORS = replica_lstm.PERTURBABLE
+
+
+def _problem(D=3, H=5, T=6, B=3, seed=0):
+    m = lc.LSTM(D, H)
+    rng = np.random.default_rng(seed)
+    theta = {**m.init_params(seed=seed, scale=2.0), "x": rng.standard_normal((T, B, D)),
+             "h0": rng.standard_normal((1, B, H)), "c0": rng.standard_normal((1, B, H))}
+    w = {"y": rng.standard_normal((T, B, H)), "h0": rng.standard_normal((1, B, H)),
+         "c0": rng.standard_normal((1, B, H))}
+    return m, theta, w
+
+
+def _readable_loss(m, theta, w, name, flat, d):
+    """The loss of the perturbed model through the cell's readable step."""
+    p = {n: theta[n].copy() for n in m.param_names}
+    p[name].reshape(-1)[flat] += d
+    y, (h, c), _ = m.run_forward(p, theta["x"], (theta["h0"], theta["c0"]), fused=False)
+    return float((w["y"] * y).sum() + (w["h0"] * h).sum() + (w["c0"] * c).sum())
+
+
+@pytest.mark.parametrize("name", TENSORS)
+def test_each_replica_is_the_readable_loss_of_its_perturbed_model(name):
+    m, theta, w = _problem()
+    shape = theta[name].shape
+    rng = np.random.default_rng(1)
+    flat = rng.permutation(int(np.prod(shape)))[:7]
+    d = rng.choice([-1.0, 1.0], 7) * rng.uniform(1e-6, 0.3, 7)   # small and large steps
+    rc = np.unravel_index(flat, shape)
+    f = replica_lstm.replica_losses(theta, w, name, rc[0], rc[1] if len(rc) > 1 else None, d)
+    ref = np.array([_readable_loss(m, theta, w, name, j, dj) for j, dj in zip(flat, d)])
+    scale = np.abs(w["y"]).sum() + np.abs(w["h0"]).sum() + 10 * np.abs(w["c0"]).sum()
+    assert np.abs(f - ref).max() <= 1e-14 * scale
+    # and a perturbation is visible: replicas differ from the unperturbed loss
+    f0 = _readable_loss(m, theta, w, name, 0, 0.0)
+    assert np.all(np.abs(ref - f0) > 0)
+
+
+def test_the_replica_path_is_chosen_for_vanilla_lstms_only():
+    assert replica_lstm.applies(lc.LSTM(3, 4))
+    for other in (lc.LSTM(3, 4, variant="peephole"), lc.LSTM(3, 4, num_layers=2),
+                  lc.LSTM(3, 4, direction="reverse"), lc.LSTM(3, 4, proj_size=2),
+                  lc.LSTM(3, 4, clip=1.0), lc.GRU(3, 4), lc.RNN(3, 4)):
+        assert not replica_lstm.applies(other)
+
+
+def test_the_evaluator_gives_the_same_numbers_on_both_routes(monkeypatch):
+    m, theta, w = _problem(T=4, B=2)
+    rng = np.random.default_rng(2)
+    deltas = {n: 1e-5 * rng.standard_normal(theta[n].size) for n in TENSORS}
+    res = {}
+    for route in ("replicas", "model"):
+        monkeypatch.setenv("LSTMCHECK_AUDIT_ROUTE", route)
+        ev = ModelEvaluator(m, theta, w)
+        assert ev.replicas == (route == "replicas")
+        res[route] = {n: ev.elements(n, np.arange(theta[n].size), deltas[n]) for n in TENSORS}
+    for n in TENSORS:
+        a, b = res["replicas"][n], res["model"][n]
+        assert np.abs(a - b).max() <= 1e-13 * max(1.0, np.abs(b).max())
+
+
+def _rows(report):
+    return {t["name"]: t for t in report.to_dict()["tensors"]}
+
+
+@pytest.mark.parametrize("wrong", [None, ("weight_hh_l0", 7), ("bias_ih_l0", 3)])
+def test_gradcheck_verdicts_agree_on_both_routes(monkeypatch, wrong):
+    """Same verdict, same failing element, numeric derivatives within the checker's bands."""
+    m = lc.LSTM(3, 4)
+    p = m.init_params(seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    if wrong is not None:                       # a gradient with one wrong element
+        real = api._model_grads
+
+        def broken(*args):
+            g, nondet = real(*args)
+            g = dict(g)
+            g[wrong[0]] = g[wrong[0]].copy()
+            g[wrong[0]].reshape(-1)[wrong[1]] += 1e-3 * (1 + abs(g[wrong[0]].reshape(-1)[wrong[1]]))
+            return g, nondet
+        monkeypatch.setattr(api, "_model_grads", broken)
+    reports = {}
+    for route in ("replicas", "model"):
+        monkeypatch.setenv("LSTMCHECK_AUDIT_ROUTE", route)
+        reports[route] = lc.gradcheck(m, p, x, method="central")
+    a, b = reports["replicas"], reports["model"]
+    assert a.verdict == b.verdict == ("passed" if wrong is None else "failed")
+    ra, rb = _rows(a), _rows(b)
+    for n in ra:
+        assert ra[n]["passed"] == rb[n]["passed"] and ra[n]["n_failed"] == rb[n]["n_failed"]
+        assert abs(ra[n]["max_abs_err"] - rb[n]["max_abs_err"]) <= 0.1 * rb[n]["tolerance"]
+    if wrong is not None:
+        assert not ra[wrong[0]]["passed"]
+
+
+def test_an_unknown_audit_route_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("LSTMCHECK_AUDIT_ROUTE", "fast")
+    m, theta, w = _problem()
+    with pytest.raises(lc.LstmcheckError, match="LSTMCHECK_AUDIT_ROUTE must be one of"):
+        ModelEvaluator(m, theta, w)
