@@ -139,12 +139,15 @@ def _folder(path):
     ["probe", "--cell", "lstm", "--seq-len", "12", "--hidden-size", "4", "--batch", "2",
      "--probe", "flow", "--probe", "lyapunov"],
 ])
-def test_cli_output_folder_is_identical(tmp_path, args):
+def test_cli_output_folder_is_identical(tmp_path, monkeypatch, args):
     runner = CliRunner()
     outs = []
     for k in range(2):
-        out = tmp_path / f"r{k}"
-        r = runner.invoke(cli, args + ["--out", str(out), "--quiet"])
+        # the same relative --out from two folders: the header records the command line as typed
+        (tmp_path / f"run{k}").mkdir()
+        monkeypatch.chdir(tmp_path / f"run{k}")
+        out = tmp_path / f"run{k}" / "rep"
+        r = runner.invoke(cli, args + ["--out", "rep", "--quiet"])
         if r.exit_code == 2 and "--out" in (r.output or ""):
             pytest.skip(f"{args[0]} writes no folder")
         assert r.exit_code == 0, r.output
