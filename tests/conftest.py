@@ -1,5 +1,10 @@
 """Shared test configuration: GPU tests skip cleanly where CuPy or a GPU is missing."""
+import os
+
 import pytest
+
+# Keras 3 reads its backend once, at import; TensorFlow is not among the test extras, torch is.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from lstmcheck import backend
 
