@@ -202,7 +202,7 @@ def _suite_folder(folder) -> str:
 ENTRY_FIELDS = (("name", str), ("file", str), ("cell", str), ("layout", str),
                 ("layout_options", dict), ("config", dict), ("time_reversed", bool),
                 ("seq_len", int), ("batch", int))
-_TYPE_NAMES = {str: "string", dict: "JSON object", bool: "true/false", int: "integer"}
+_TYPE_NAMES = {str: "a string", dict: "a JSON object", bool: "true or false", int: "an integer"}
 
 
 def _check_entry(path, n, e) -> None:
@@ -216,7 +216,7 @@ def _check_entry(path, n, e) -> None:
                                   f"suite again.")
         v = e[key]
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
-            raise FileFormatError(f"{path}: case {label} has {key} = {v!r}, not a "
+            raise FileFormatError(f"{path}: case {label} has {key} = {v!r}, not "
                                   f"{_TYPE_NAMES[typ]}; "
                                   f"export the suite again."[:400])
     if os.path.basename(e["file"]) != e["file"] or e["file"] in ("", ".", ".."):
