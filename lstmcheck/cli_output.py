@@ -50,7 +50,8 @@ class LstmcheckGroup(click.Group):
             rv = super().main(argv, "lstmcheck", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else EXIT_PASS
         except (KeyboardInterrupt, _Interrupted, click.Abort):
-            code = _fail(EXIT_INTERRUPTED, atomic.interrupted_message(written), debug)
+            code = _fail(EXIT_INTERRUPTED, atomic.interrupted_message(written), debug,
+                         keep_temp_names=True)   # it names a temporary folder on purpose
         except click.ClickException as exc:
             hint = ""
             if isinstance(exc, click.UsageError) and exc.ctx is not None:
@@ -76,9 +77,12 @@ class _Interrupted(BaseException):
     """Ctrl-C on its way out of click (which would print an empty line for a KeyboardInterrupt)."""
 
 
-def _fail(code: int, message: str, debug: bool) -> int:
+def _fail(code: int, message: str, debug: bool, keep_temp_names: bool = False) -> int:
     if debug:
         traceback.print_exc(file=sys.stderr)
+    if not keep_temp_names:
+        from .report.atomic import user_paths
+        message = user_paths(str(message))
     click.echo("lstmcheck: error: " + " ".join(str(message).split()), err=True)
     return code
 

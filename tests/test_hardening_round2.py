@@ -438,3 +438,21 @@ def test_concurrent_exports_to_one_folder(tmp_path):
     assert seed in [s for s, (code, _) in zip((1, 2), results) if code == 0]
     assert lc.vectors.verify(tmp_path / "suite", vectors_impl).passed
     assert temps(tmp_path) == []
+
+
+def test_an_error_inside_the_writing_names_the_users_folder_not_the_temporary_one(tmp_path,
+                                                                                   monkeypatch):
+    from lstmcheck.report import writer
+    from test_cli_errors import small_study
+
+    small_study(monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    def refuse(path, text):
+        raise FileFormatError(f"{path} cannot hold this text.")
+
+    monkeypatch.setattr(writer, "write_text", refuse)
+    r = CliRunner().invoke(cli, ["report", "--out", "rep"])
+    line = error_line(r, 2)
+    assert f"error: {tmp_path / 'rep'}{os.sep}" in line and "cannot hold" in line, line
+    assert ".partial-" not in line and temps(tmp_path) == []

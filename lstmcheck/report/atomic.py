@@ -51,6 +51,7 @@ _DEFERRED = tuple(getattr(signal, s) for s in ("SIGINT", "SIGTERM", "SIGHUP") if
 
 _TEMPS: list = []     # temporary folders this process made (for an honest Ctrl-C message)
 _WRITTEN: list = []   # destinations this process swapped a finished folder into
+_DESTINATIONS: dict = {}   # temporary folder -> the destination it was made for
 
 
 class OutputError(LstmcheckError, OSError):
@@ -223,7 +224,17 @@ def _remove(path) -> None:
 def _temp_name(out: Path, stage: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f".{out.name}.{stage}-{os.getpid()}-", dir=out.parent))
     _TEMPS.append(path)
+    _DESTINATIONS[path] = out
     return path
+
+
+def user_paths(message: str) -> str:
+    """``message`` with every temporary folder of this process replaced by the folder the user
+    asked for (an error deep inside the writing names a file under ``.X.partial-*``; the user
+    knows X)."""
+    for tmp, out in _DESTINATIONS.items():
+        message = message.replace(os.fspath(tmp), os.fspath(out))
+    return message
 
 
 def mark() -> tuple:
