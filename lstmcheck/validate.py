@@ -36,9 +36,8 @@ def integer(name: str, v, *, low: int = 1, high: int | None = None, allow_none: 
     if v is None and allow_none:
         return None
     if not is_int(v) or v < low or (high is not None and v > high):
-        span = f"in {low}..{high}" if high is not None else (
-            "a positive integer" if low == 1 else f"an integer >= {low}")
-        what = span if span.startswith("a") else f"an integer {span}"
+        what = (f"an integer in {low}..{high}" if high is not None else
+                "a positive integer" if low == 1 else f"an integer >= {low}")
         raise OptionError(f"{name} must be {what}" + (" or None" if allow_none else "")
                           + f", got {v!r}.")
     return int(v)
