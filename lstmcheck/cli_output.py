@@ -33,6 +33,14 @@ class LstmcheckGroup(click.Group):
                                    f"{', '.join(sorted(self.commands))}.", ctx)
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx):
+        # click's own main answers Ctrl-C by printing an empty line before our message; a
+        # private exception carries the interrupt past it (one line on stderr, nothing before)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or bool(os.environ.get("LSTMCHECK_DEBUG"))
@@ -41,8 +49,9 @@ class LstmcheckGroup(click.Group):
         try:  # the program's name, also in CliRunner (which would say 'cli')
             rv = super().main(argv, "lstmcheck", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else EXIT_PASS
-        except (KeyboardInterrupt, click.Abort):
-            code = _fail(EXIT_INTERRUPTED, atomic.interrupted_message(written), debug)
+        except (KeyboardInterrupt, _Interrupted, click.Abort):
+            code = _fail(EXIT_INTERRUPTED, atomic.interrupted_message(written), debug,
+                         keep_temp_names=True)   # it names a temporary folder on purpose
         except click.ClickException as exc:
             hint = ""
             if isinstance(exc, click.UsageError) and exc.ctx is not None:
@@ -64,9 +73,16 @@ class LstmcheckGroup(click.Group):
         return code
 
 
-def _fail(code: int, message: str, debug: bool) -> int:
+class _Interrupted(BaseException):
+    """Ctrl-C on its way out of click (which would print an empty line for a KeyboardInterrupt)."""
+
+
+def _fail(code: int, message: str, debug: bool, keep_temp_names: bool = False) -> int:
     if debug:
         traceback.print_exc(file=sys.stderr)
+    if not keep_temp_names:
+        from .report.atomic import user_paths
+        message = user_paths(str(message))
     click.echo("lstmcheck: error: " + " ".join(str(message).split()), err=True)
     return code
 
@@ -90,15 +106,38 @@ def note(text: str) -> None:
     if not flag_set("quiet"):
         click.echo(text, err=True)
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):   # replaced or closed stderr
+        return False
+
+
+# click's bar hides the cursor while drawing; after an error: erase the bar's line, show it again
+_ERASE_BAR = "\r\033[K\033[?25h"
+
+
 @contextlib.contextmanager
 def progress(total: int, label: str):
-    """A progress bar on stderr (silent with --quiet); yields ``advance(label)``."""
-    if flag_set("quiet") or total <= 0:
+    """A progress bar on stderr; yields ``advance(label)``.
+
+    Only a terminal gets one: elsewhere (a log file, a pipe, CI) click would print the bare label
+    once, which helps no one and before an error made stderr two lines. On a terminal an error
+    (or Ctrl-C) erases the bar, so the error line that follows stands alone."""
+    if flag_set("quiet") or total <= 0 or not _stderr_is_terminal():
         yield lambda item=None: None
         return
-    with click.progressbar(length=total, label=label, file=sys.stderr,
-                           item_show_func=lambda s: s, show_eta=False) as bar:
+    bar = click.progressbar(length=total, label=label, file=sys.stderr,
+                            item_show_func=lambda s: s, show_eta=False)
+    try:   # __enter__ draws the bar: a Ctrl-C while it draws must erase it too
+        bar.__enter__()
         yield lambda item=None: bar.update(1, item)
+    except BaseException:
+        bar.finished = True                       # nothing more is drawn
+        sys.stderr.write(_ERASE_BAR)
+        sys.stderr.flush()
+        raise
+    bar.__exit__(None, None, None)
 
 
 @contextlib.contextmanager

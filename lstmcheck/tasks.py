@@ -17,12 +17,14 @@ Every task returns a :class:`Workload` ``(x, targets)`` (unpackable as a pair) w
 """
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from . import backend as be
+from . import validate as V
 from .errors import OptionError
 
 
@@ -47,6 +49,7 @@ def _one_hot(symbols, n):
     return np.eye(n)[symbols]
 
 
+@V.keywords
 def noise(seq_len, batch, input_size, *, seed=0, scale=1.0, dtype="float64", backend="numpy"):
     """x ~ N(0, scale^2), i.i.d. over time, batch and features. No targets."""
     _check_sizes(seq_len, batch)
@@ -54,16 +57,17 @@ def noise(seq_len, batch, input_size, *, seed=0, scale=1.0, dtype="float64", bac
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real) \
             or not 0 <= scale < np.inf:
         raise OptionError(f"scale must be a finite number >= 0, got {scale!r}.")
-    x = be.rng(seed).standard_normal((seq_len, batch, input_size)) * scale
+    x = be.rng(V.seed(seed)).standard_normal((seq_len, batch, input_size)) * scale
     return Workload(_to(x, dtype, backend), None)
 
 
+@V.keywords
 def adding(seq_len, batch, *, seed=0, dtype="float64", backend="numpy"):
     """Adding problem: x[..., 0] ~ U(0, 1), x[..., 1] marks one step in the first half and one in
     the second half of the sequence; target (batch, 1) is the sum of the two marked values.
     A model that answers 1 (the mean) has MSE 1/6; the task needs memory over ~seq_len/2 steps."""
     _check_sizes(seq_len, batch, minimum=2)
-    rng = be.rng(seed)
+    rng = be.rng(V.seed(seed))
     values = rng.uniform(0.0, 1.0, (seq_len, batch))
     half = seq_len // 2
     first = rng.integers(0, half, batch)
@@ -76,6 +80,7 @@ def adding(seq_len, batch, *, seed=0, dtype="float64", backend="numpy"):
     return Workload(_to(np.stack([values, marks], axis=-1), dtype, backend), targets)
 
 
+@V.keywords
 def copy_memory(seq_len, batch, *, length=10, n_symbols=8, seed=0, dtype="float64",
                 backend="numpy"):
     """Copy memory: ``length`` symbols drawn from 1..n_symbols, then blanks (0), then a delimiter
@@ -88,7 +93,7 @@ def copy_memory(seq_len, batch, *, length=10, n_symbols=8, seed=0, dtype="float6
     _check_sizes(length, 1, what="length")
     _check_sizes(n_symbols, 1, what="n_symbols")
     _check_sizes(seq_len, batch, minimum=2 * length + 1)
-    rng = be.rng(seed)
+    rng = be.rng(V.seed(seed))
     data = rng.integers(1, n_symbols + 1, (length, batch))
     symbols = np.zeros((seq_len, batch), dtype=np.int64)
     symbols[:length] = data
@@ -101,13 +106,14 @@ def copy_memory(seq_len, batch, *, length=10, n_symbols=8, seed=0, dtype="float6
 TEMPORAL_SYMBOLS = ("a", "b", "c", "d", "X", "Y", "B", "E")
 
 
+@V.keywords
 def temporal_order(seq_len, batch, *, seed=0, dtype="float64", backend="numpy"):
     """Temporal order: a begin symbol B, noise symbols a-d, an end symbol E; at a step in
     [0.1, 0.2)*seq_len and one in [0.5, 0.6)*seq_len sit the relevant symbols X or Y. The class
     (targets, shape (batch,)) is the order seen: 0 = XX, 1 = XY, 2 = YX, 3 = YY.
     x: one-hot (seq_len, batch, 8) over the symbols ``TEMPORAL_SYMBOLS``."""
     _check_sizes(seq_len, batch, minimum=20)
-    rng = be.rng(seed)
+    rng = be.rng(V.seed(seed))
     symbols = rng.integers(0, 4, (seq_len, batch))          # noise a-d
     symbols[0], symbols[-1] = 6, 7                          # B ... E
     t1 = rng.integers(int(0.1 * seq_len), int(0.2 * seq_len), batch)
@@ -131,17 +137,22 @@ def features(name, *, input_size=None, n_symbols=8):
         if input_size is None:
             raise OptionError("task 'noise' needs input_size.")
         return input_size
-    if name not in fixed:
+    if not isinstance(name, str) or name not in fixed:
         raise OptionError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}.")
     return fixed[name]
 
 
+@V.keywords
 def make(name, seq_len, batch, *, input_size=None, seed=0, dtype="float64", backend="numpy",
          **options):
     """The task called ``name`` with its options; for fixed-width tasks ``input_size`` must be
     None or match the task's width (see :func:`features`)."""
-    if name not in TASKS:
+    if not isinstance(name, str) or name not in TASKS:
         raise OptionError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}.")
+    takes = [p for p in inspect.signature(TASKS[name]).parameters
+             if p not in ("seq_len", "batch", "input_size", "seed", "dtype", "backend")]
+    if set(options) - set(takes):   # TypeError would not say which task lacks the option
+        raise V.unknown_keyword(f"task {name!r}", options, takes)
     common = dict(seed=seed, dtype=dtype, backend=backend, **options)
     if name == "noise":
         if input_size is None:

@@ -49,6 +49,7 @@ from .audit import (AuditRow, GradientMap, _row, _row_phrase, _where_state, call
                     exposing_params, oracle_run, random_cotangents, random_inputs, read_dump,
                     tolerances)
 from .audit.tolerances import check_tolerance, output_dtype, real_output
+from . import validate as V
 from .errors import FileFormatError, OptionError, ShapeError
 from .jsonio import dumps, to_jsonable
 from .layouts import torch as torch_layout
@@ -160,6 +161,7 @@ def _build_case(case, seed):
     return entry, arrays
 
 
+@V.keywords
 def export(folder, *, cells=CELLS, seed=0, force=True) -> dict:
     """Write the suite into ``folder`` and return the manifest.
 
@@ -169,10 +171,15 @@ def export(folder, *, cells=CELLS, seed=0, force=True) -> dict:
     """
     from .report.atomic import atomic_folder
 
-    cells = tuple(cells)
+    try:
+        cells = tuple(V.names("cells", cells))     # "rnn" is one cell, not three letters
+    except OptionError:
+        raise OptionError(f"cells must be one or several of {', '.join(CELLS)}, got "
+                          f"{cells!r}.") from None
     bad = [c for c in cells if c not in CELLS]
-    if bad or not cells:
+    if bad:
         raise OptionError(f"cells must be chosen from {', '.join(CELLS)}, got {list(cells)!r}.")
+    seed = V.seed(seed)                            # before the temporary folder exists
     with atomic_folder(os.fspath(folder), force, kind="vectors") as tmp:
         cases = []
         for case in catalogue(cells):
@@ -195,8 +202,52 @@ def export(folder, *, cells=CELLS, seed=0, force=True) -> dict:
 
 
 # =============================================================================== verify
+def _suite_folder(folder) -> str:
+    """``folder`` as a path that names an existing folder (a file, or a path under one, is one
+    sentence naming it rather than NotADirectoryError on manifest.json)."""
+    if not isinstance(folder, (str, os.PathLike)):
+        raise OptionError(f"folder must be a path, got {type(folder).__name__}.")
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        what = "is a file" if os.path.exists(folder) else "does not exist"
+        parent = os.path.dirname(os.path.abspath(folder))
+        while parent and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if what == "does not exist" and os.path.exists(parent) and not os.path.isdir(parent):
+            what = f"is under {parent}, which is a file"
+        raise FileFormatError(f"the vectors folder {folder} {what}; give the folder "
+                              f"lc.vectors.export wrote.")
+    return folder
+
+
+# each manifest entry field and its type; a wrong one would fail later as a TypeError
+ENTRY_FIELDS = (("name", str), ("file", str), ("cell", str), ("layout", str),
+                ("layout_options", dict), ("config", dict), ("time_reversed", bool),
+                ("seq_len", int), ("batch", int))
+_TYPE_NAMES = {str: "a string", dict: "a JSON object", bool: "true or false", int: "an integer"}
+
+
+def _check_entry(path, n, e) -> None:
+    if not isinstance(e, dict):
+        raise FileFormatError(f"{path}: case {n} is a {type(e).__name__}, not an object; export "
+                              f"the suite again.")
+    label = e["name"] if isinstance(e.get("name"), str) else f"number {n}"
+    for key, typ in ENTRY_FIELDS:
+        if key not in e:
+            raise FileFormatError(f"{path}: case {label} lacks the field {key!r}; export the "
+                                  f"suite again.")
+        v = e[key]
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise FileFormatError(f"{path}: case {label} has {key} = {v!r}, not "
+                                  f"{_TYPE_NAMES[typ]}; "
+                                  f"export the suite again."[:400])
+    if os.path.basename(e["file"]) != e["file"] or e["file"] in ("", ".", ".."):
+        raise FileFormatError(f"{path}: case {label} names the file {e['file']!r}, which is not "
+                              f"a file name inside the suite.")
+
+
 def load_manifest(folder) -> dict:
-    path = os.path.join(os.fspath(folder), "manifest.json")
+    path = os.path.join(_suite_folder(folder), "manifest.json")
     try:
         with open(path) as fh:
             manifest = json.load(fh)
@@ -208,11 +259,11 @@ def load_manifest(folder) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise FileFormatError(f"{path} is not an lstmcheck vectors manifest.")
     cases = manifest.get("cases")
-    keys = ("name", "file", "cell", "layout", "layout_options", "config", "time_reversed")
-    if not isinstance(cases, list) or not all(isinstance(e, dict) and all(k in e for k in keys)
-                                              for e in cases):
-        raise FileFormatError(f"{path} lists its cases wrongly (each needs "
-                              f"{', '.join(keys)}); export the suite again.")
+    if not isinstance(cases, list):
+        raise FileFormatError(f"{path} lists its cases wrongly ('cases' must be a list); export "
+                              f"the suite again.")
+    for n, e in enumerate(cases):
+        _check_entry(path, n, e)
     return manifest
 
 
@@ -296,11 +347,13 @@ def _unpack(out, n_state, name):
     return y, fin, grads
 
 
+@V.keywords
 def verify(folder, impl, *, cases=None, rtol=None, atol=None) -> VectorsReport:
     """Run ``impl`` on every case of the suite in ``folder`` (or those named in ``cases``)."""
     if not callable(impl):
         raise OptionError(f"impl must be a callable, got {type(impl).__name__}.")
     rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
+    cases = V.names("cases", cases, allow_none=True)   # one name is one case, not its letters
     manifest = load_manifest(folder)
     entries = manifest["cases"]
     if cases is not None:

@@ -34,9 +34,7 @@ from lstmcheck.report import atomic, style
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--seq-len", "4", "--hidden-size", "3", "--batch", "1"]
 HUGE = "100000000"
-# Labels the progress bars print on a non-terminal stderr; everything else there is error text.
-PROGRESS = {"checking", "running study", "probing", "auditing", "exporting", "verifying",
-            "sweeping", "writing report"}
+# A non-terminal stderr gets no progress labels (issue 13): an error is exactly one line there.
 
 IMPL = textwrap.dedent('''
     def raises(*args, **kwargs):
@@ -565,7 +563,7 @@ def error_line(result, code: int) -> str:
     """The contract of a failed command; returns its one error line."""
     assert result.exit_code == code, (result.exit_code, result.output)
     assert result.stdout == "", result.stdout
-    text = [ln for ln in result.stderr.splitlines() if ln.strip() and ln.strip() not in PROGRESS]
+    text = result.stderr.splitlines()
     assert len(text) == 1, result.stderr
     assert text[0].startswith("lstmcheck: error: ")
     assert "Traceback" not in result.stderr and "internal error" not in text[0]
@@ -676,24 +674,42 @@ def test_json_output_on_a_full_disk_keeps_the_earlier_file(scratch, monkeypatch)
 
 
 def test_real_ctrl_c_during_the_study(scratch):
-    """SIGINT to the real process while it computes: exit 130, one line, no folder appears."""
+    """SIGINT to the real process while it computes: exit 130, one line, no folder appears.
+    stderr is a terminal (a pty) so that the progress bar shows when the work has begun (a
+    non-terminal gets none); after Ctrl-C the bar is erased and the error line stands alone."""
+    import pty
+    import re
     import signal
 
     before = snapshot(scratch)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),
                                                         os.environ.get("PYTHONPATH", "")])}
+    master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "lstmcheck.cli", "report", "--out", "fresh",
                              "--seq-len", "3000"], cwd=scratch, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
     try:
-        assert proc.stderr.readline().strip() == "running study"   # the work has begun
+        while b"running study" not in seen:    # the work has begun
+            seen += os.read(master, 4096)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=120)
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:                    # EIO: the child's end is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
     finally:
         proc.kill()    # only if something above failed: the process has ended otherwise
-    assert proc.returncode == 130, err
-    assert out == ""
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+        os.close(master)
+    assert proc.returncode == 130, seen
+    assert out == b""
+    after_bar = seen.decode().split("\033[K")[-1]          # what follows the erased bar
+    lines = re.sub(r"\033\[[?0-9;]*[A-Za-z]", "", after_bar).replace("\r", "").splitlines()
     assert lines == ["lstmcheck: error: interrupted; nothing half-written was left behind."]
     assert snapshot(scratch) == before
 

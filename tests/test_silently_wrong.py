@@ -356,14 +356,14 @@ IMPL = textwrap.dedent('''
         y, fin, _ = model.forward(p, x, state)
         return y, fin
 ''')
-PROGRESS = {"auditing", "verifying"}   # labels a non-terminal stderr may show (issue 13, part 4)
+# A non-terminal stderr gets no progress labels (issue 13): an error is exactly one line there.
 
 
 def error_line(result, code):
     """The contract of a failed command (as in test_cli_errors): its one error line."""
     assert result.exit_code == code, (result.exit_code, result.output)
     assert result.stdout == "", result.stdout
-    text = [ln for ln in result.stderr.splitlines() if ln.strip() and ln.strip() not in PROGRESS]
+    text = result.stderr.splitlines()
     assert len(text) == 1, result.stderr
     assert text[0].startswith("lstmcheck: error: ")
     assert "Traceback" not in result.stderr and "internal error" not in text[0]

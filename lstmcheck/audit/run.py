@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import backend
+from .. import validate as V
 from ..errors import OptionError, ShapeError
 from .diagnosis import diagnose_forward
 from .gradient_map import GradientMap
@@ -19,6 +20,7 @@ from .targets.base import _state_tuple
 from .tolerances import check_tolerance, compare, real_output, tolerances
 
 
+@V.keywords
 def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, state=None,
           dtype=None, seed=0, fd=True, options=None, vjp=None, seq_len=5, batch=2, dy=None,
           dstate=None, rtol=None, atol=None, diagnose=True, fd_elements=48,
@@ -40,6 +42,10 @@ def audit(target, *, layout=None, cell=None, model=None, params=None, x=None, st
     ``sequence_lens`` (or a dump's ``lengths`` array) fixes them, and the batch defaults to its
     size. A target that cannot take lengths refuses them."""
     rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
+    seq_len, batch = V.integer("seq_len", seq_len), V.integer("batch", batch)
+    fd_elements = V.integer("fd_elements", fd_elements)
+    options = V.mapping("options", options)
+    seed = V.seed(seed)
     tgt = make_target(target, layout, cell, options, model, params, dtype, vjp, seed)
     if tgt.kind != "callable" and model is not None and params is not None:
         # a reference to hold the file or module to (an exporter's output against its source)

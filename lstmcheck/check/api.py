@@ -7,6 +7,7 @@ import copy
 import numpy as np
 
 from .. import backend
+from .. import validate as V
 from ..errors import (DTypeError, FunctionError, LstmcheckError, NonFiniteError, OptionError,
                       ParameterError, ShapeError)
 from . import methods, tolerance as tol
@@ -485,6 +486,7 @@ def run_check(chk: _Check, method, elements, complex_trusted=False):
     return chk.report(f"{method}({mode})" if method == "auto" else f"directional({mode})")
 
 
+@V.keywords
 def check_gradients(fn, params, grads, *, method="auto", elements="all", seed=0, rtol=None,
                     atol=None, locate=None) -> GradcheckReport:
     """Verify analytic ``grads`` of a scalar ``fn(params)`` numerically (see issue/DESIGN)."""
@@ -606,6 +608,7 @@ def projection_weights(model, y_shape, state_shapes, seed, dtype):
     return w
 
 
+@V.keywords
 def gradcheck(model, params, x, state=None, *, method="auto", elements="all", seed=0, rtol=None,
               atol=None) -> GradcheckReport:
     """Check model.backward against numeric derivatives of a random projection of every output

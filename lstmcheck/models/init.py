@@ -10,6 +10,9 @@ from .. import backend
 from ..errors import OptionError
 
 SCHEMES = ("pytorch", "orthogonal", "gaussian")
+# 2**31 elements: 16 GiB in float64, beyond any model a gradient check is meant for, and below
+# the point where NumPy's drawing would fail with a MemoryError on most machines
+MAX_PARAM_ELEMENTS = 2**31
 OPTIONS = ("scheme", "gain", "spectral_radius", "forget_bias", "chrono", "scale")
 
 
@@ -29,6 +32,22 @@ def _seed(seed):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise OptionError(f"seed must be a non-negative integer or a numpy Generator, got {seed!r}.")
     return int(seed)
+
+
+def _refuse_huge(model) -> None:
+    """Refuse, before drawing anything, a model whose parameters exceed MAX_PARAM_ELEMENTS or
+    whose float64 draws (plus the copy in the model's dtype) would not fit in this machine's
+    memory: NumPy would otherwise fail with a MemoryError (or the OS kill the process) midway."""
+    from ..sweep.sizes import format_bytes, physical_memory
+
+    n = sum(int(np.prod(s, dtype=object)) for s in model.param_shapes().values())
+    need = n * (8 + np.dtype(model.dtype).itemsize)
+    have = physical_memory()
+    if n > MAX_PARAM_ELEMENTS or (have and need > have):
+        limit = (f"more than the 2**31 that init_params accepts" if
+                 n > MAX_PARAM_ELEMENTS else f"more than this machine's {format_bytes(have)}")
+        raise OptionError(f"{model.describe()} has {n:,} parameters, about {format_bytes(need)} to initialise, {limit}; "
+                          f"choose smaller sizes.")
 
 
 def _orthogonal(rng, rows, cols):
@@ -67,6 +86,7 @@ def init_params(model, seed=0, *, scheme="pytorch", gain=1.0, spectral_radius=No
             b_i = -b_f for LSTM; b_z ~ log U[1, T_max - 1] for GRU.
     scale: multiply every weight matrix (not biases), e.g. 4 to saturate the gates.
     """
+    _refuse_huge(model)
     if not isinstance(scheme, str) or scheme not in SCHEMES:
         raise OptionError(f"unknown init scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
     keep_gate = model.cell.memory_gate

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
 from ..errors import NonFiniteError, OptionError, ShapeError
 
 class Result:
@@ -169,11 +169,7 @@ def check_k(k, n, what="the state size"):
 
 
 def positive_int(name, v, allow_none=True):
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise OptionError(f"{name} must be a positive integer, got {v!r}.")
-    return int(v)
+    return validate.integer(name, v, allow_none=allow_none)
 
 
 def row_norms(xp, a):

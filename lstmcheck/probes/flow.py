@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
+from .. import validate as V
 from ..errors import OptionError, ShapeError
 from . import _common as C
 from . import regimes as R
@@ -102,6 +103,7 @@ class GradientNorms(C.Result):
     truncated_lag: int | None = None
 
 
+@V.keywords
 def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, clip_norm=None,
                    shares=(0.9, 0.99), tol=1e-2, segment=None, seed=0, layer=0, direction=None):
     """||dL/dh_t|| (and ||dL/dc_t||) for every lag, with decay rate, horizon and Pascanu's
@@ -121,11 +123,10 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
     xp = backend.array_module(x)
     T, B, _ = x.shape
     truncate = C.positive_int("truncate", truncate)
-    if clip_norm is not None and not (np.isscalar(clip_norm) and clip_norm > 0):
-        raise OptionError(f"clip_norm must be a positive number, got {clip_norm!r}.")
-    shares = tuple(float(s) for s in shares)
-    if not all(0 < s <= 1 for s in shares):
-        raise OptionError(f"shares must lie in (0, 1], got {shares!r}.")
+    clip_norm = V.real("clip_norm", clip_norm, low=0, low_open=True, allow_none=True)
+    shares = _shares(shares)
+    tol = V.real("tol", tol, low=0, high=1, low_open=True)
+    seed = V.seed(seed)
     segment = C.positive_int("segment", segment) or C.auto_segment(model, B, T)
     dy_of = _loss(model, loss, x, seed, reverse=view.direction == "reverse")
 
@@ -187,6 +188,17 @@ def _last_nonfinite_step(xp, dH, dC):
         ok = ok & xp.isfinite(dC.reshape(dC.shape[0], -1)).all(axis=1)
     ok = backend.to_host(ok)
     return None if ok.all() else int(np.nonzero(~ok)[0].max())
+
+
+def _shares(shares):
+    """One share or several, each in (0, 1] (the fraction of the total gradient a horizon holds)."""
+    if V.is_real(shares):
+        shares = (shares,)
+    if not isinstance(shares, (tuple, list)) or not shares or not all(
+            V.is_real(s) and 0 < s <= 1 for s in shares):
+        raise OptionError(f"shares must be a number or a non-empty tuple of numbers in (0, 1], "
+                          f"got {shares!r}.")
+    return tuple(float(s) for s in shares)
 
 
 def _loss(model, loss, x, seed, reverse=False):

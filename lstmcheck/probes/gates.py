@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
+from .. import validate as V
 from ..errors import OptionError
 from . import _common as C
 
@@ -62,10 +63,13 @@ class GateStatistics(C.Result):
     input_unit: np.ndarray | None = None
 
 
+@V.keywords
 def gate_statistics(model, params, x, state=None, *, low=0.05, high=0.95, segment=None,
                     layer=0, direction=None, derivative_tol=DERIVATIVE_TOL):
     """Saturation fractions, mean activations and forget-gate memory of every gate over time
     (of one layer-direction: default layer 0, the first direction)."""
+    low = V.real("low", low, low=0, high=1)
+    high = V.real("high", high, low=0, high=1)
     if not (0 <= low < high <= 1):
         raise OptionError(f"thresholds must satisfy 0 <= low < high <= 1, got low={low}, high={high}.")
     if not (np.isscalar(derivative_tol) and 0 < derivative_tol < 1):

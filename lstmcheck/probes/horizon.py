@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import tasks
+from .. import validate as V
 from ..errors import OptionError
 from ..models import build
 from . import _common as C
@@ -58,11 +59,23 @@ class HorizonStudy(C.Result):
     meta: dict = field(default_factory=dict)
 
 
+@V.keywords
 def horizon_study(seq_lens=(100, 1000, 10000), *, configs=DEFAULT_CONFIGS, hidden_size=64,
                   batch=4, input_size=8, share=0.9, tol=1e-2, seed=0, backend="numpy"):
     """Gradient horizons of each (cell, init) in ``configs`` at each T in ``seq_lens``.
 
     init: "default" (PyTorch's uniform init) or "chrono" (chrono=T, LSTM and GRU only)."""
+    share = V.real("share", share, low=0, high=1, low_open=True)
+    tol = V.real("tol", tol, low=0, high=1, low_open=True)
+    seed = V.seed(seed)
+    hidden_size = V.integer("hidden_size", hidden_size)
+    batch = V.integer("batch", batch)
+    input_size = V.integer("input_size", input_size)
+    if isinstance(seq_lens, (int, np.integer)):
+        seq_lens = (seq_lens,)
+    if isinstance(seq_lens, str) or not hasattr(seq_lens, "__iter__"):
+        raise OptionError(f"seq_lens must be a sequence length or a list of them, got "
+                          f"{seq_lens!r}.")
     seq_lens = sorted(C.positive_int("seq_len", T, allow_none=False) for T in seq_lens)
     if not seq_lens:
         raise OptionError("seq_lens must name at least one sequence length.")

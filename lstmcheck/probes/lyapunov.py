@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
+from .. import validate as V
 from ..errors import OptionError
 from . import _common as C
 from .jacobians import iter_jacobians
@@ -46,6 +47,7 @@ class LyapunovSpectrum(C.Result):
     meta: dict = field(default_factory=dict)
 
 
+@V.keywords
 def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=None,
                       reorth="auto", perturbation=1e-7, seed=0, method="auto", chunk=None,
                       layer=0, direction=None):
@@ -66,6 +68,11 @@ def lyapunov_spectrum(model, params, x, state=None, *, sample=0, k=None, warmup=
     sample = C.check_sample(sample, B)
     n = view.state_size
     k = C.check_k(k, n)
+    # a NaN or negative perturbation would surface later as "the network overflowed"
+    perturbation = V.real("perturbation", perturbation, low=0, high=1, low_open=True,
+                          high_open=True)
+    seed = V.seed(seed)
+    chunk = V.integer("chunk", chunk, allow_none=True)
     if reorth != "auto":
         reorth = C.positive_int("reorth", reorth, allow_none=False)
     warmup = T // 10 if warmup is None else warmup

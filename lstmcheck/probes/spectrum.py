@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
+from .. import validate as V
 from ..errors import OptionError
 from . import _common as C
 from .jacobians import iter_jacobians
@@ -44,6 +45,7 @@ class JacobianSpectrum(C.Result):
     underflow_lag: int | None = None
 
 
+@V.keywords
 def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k=None,
                       method="auto", chunk=None, layer=0, direction=None):
     """Singular values of ds_T/ds_t for lags 1..max_lag (default T) of sequence ``sample``.
@@ -58,6 +60,7 @@ def jacobian_spectrum(model, params, x, state=None, *, sample=0, max_lag=None, k
     sample = C.check_sample(sample, B)
     n = view.state_size
     k = C.check_k(k, n)
+    chunk = V.integer("chunk", chunk, allow_none=True)
     max_lag = T if max_lag is None else C.positive_int("max_lag", max_lag)
     if max_lag > T:
         raise OptionError(f"max_lag={max_lag} needs at least {max_lag} time steps, but x has T={T}.")

@@ -51,6 +51,7 @@ _DEFERRED = tuple(getattr(signal, s) for s in ("SIGINT", "SIGTERM", "SIGHUP") if
 
 _TEMPS: list = []     # temporary folders this process made (for an honest Ctrl-C message)
 _WRITTEN: list = []   # destinations this process swapped a finished folder into
+_DESTINATIONS: dict = {}   # temporary folder -> the destination it was made for
 
 
 class OutputError(LstmcheckError, OSError):
@@ -188,19 +189,52 @@ def recover(out: Path, kind: str) -> None:
         _remove(path)
 
 
+def _writable_and_retry(function, path, exc_info) -> None:
+    """rmtree's error handler: a read-only folder inside a folder lstmcheck owns (a user's
+    chmod 555 subfolder of a report replaced with force) is made writable and the deletion
+    retried, instead of leaving the whole temporary folder behind without a word."""
+    parent = os.path.dirname(path)
+    try:
+        os.chmod(parent, os.stat(parent).st_mode | 0o700)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, os.stat(path).st_mode | 0o700)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            function(path)
+    except OSError:
+        pass   # not ours to change: left for the next run's tidy-up
+
+
+def _rmtree(path) -> None:
+    shutil.rmtree(path, onerror=_writable_and_retry)   # onerror: Python 3.11 has no onexc
+
+
 def _remove(path) -> None:
     """Delete a folder; a Ctrl-C meanwhile still finishes the deletion, then counts."""
     try:
-        shutil.rmtree(path, ignore_errors=True)
+        _rmtree(path)
+    except FileNotFoundError:
+        pass
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            _rmtree(path)
         raise
 
 
 def _temp_name(out: Path, stage: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f".{out.name}.{stage}-{os.getpid()}-", dir=out.parent))
     _TEMPS.append(path)
+    _DESTINATIONS[path] = out
     return path
+
+
+def user_paths(message: str) -> str:
+    """``message`` with every temporary folder of this process replaced by the folder the user
+    asked for (an error deep inside the writing names a file under ``.X.partial-*``; the user
+    knows X)."""
+    for tmp, out in _DESTINATIONS.items():
+        message = message.replace(os.fspath(tmp), os.fspath(out))
+    return message
 
 
 def mark() -> tuple:

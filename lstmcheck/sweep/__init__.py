@@ -35,6 +35,12 @@ from .sizes import format_bytes, max_gates, memory_estimate, num_gates, physical
 
 def sweep(grid, measure="gradient_flow", **options) -> list[dict]:
     """``lc.sweep``: :func:`run_sweep` (see there for the options)."""
+    import inspect
+
+    from .. import validate
+    accepted = [n for n in inspect.signature(run_sweep).parameters if n not in ("grid", "measure")]
+    if set(options) - set(accepted):   # one sentence naming it, not run_sweep's TypeError
+        raise validate.unknown_keyword("sweep()", options, accepted)
     return run_sweep(grid, measure, **options)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
-from ..errors import LstmcheckError, OptionError
+from ..errors import FunctionError, LstmcheckError, OptionError
 from .grid import DEFAULTS, NOISE_FEATURES
 from ..jsonio import to_jsonable
 from .measures import MEASURES, _measure_parts
@@ -70,6 +70,34 @@ def setup_study(point: dict, **model_options) -> Study:
     return Study(p, model, params, x, dy, np.random.default_rng(measure_ss))
 
 
+class _UserMeasureFailed(Exception):
+    """Carries the FunctionError of a user's measure past run_point's per-point error record."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _measure(fn, study):
+    """``fn(study)``; a user's measure that raises (not a LstmcheckError: that is the point's
+    error, as for the built-in measures) is one FunctionError naming it and the point, as
+    check_gradients and audit wrap the user's code."""
+    if fn in MEASURES.values():
+        return fn(study)
+    try:
+        return fn(study)
+    except (LstmcheckError, MemoryError):
+        raise
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        text = " ".join(str(exc).split()) or "no message"
+        point = ", ".join(f"{k}={v!r}" for k, v in study.point.items()
+                          if DEFAULTS.get(k, object()) != v)
+        raise _UserMeasureFailed(FunctionError(
+            f"the measure {name} raised {type(exc).__name__}: {text} (at the grid point "
+            f"{point or 'of the defaults'}).")) from exc
+
+
 def run_point(job) -> dict:
     """Worker side: the record of one point. ``job`` is (measure, point). A user error at this
     point (an impossible combination, a missing GPU) becomes the record's ``error``."""
@@ -78,7 +106,9 @@ def run_point(job) -> dict:
     fns = [MEASURES[m] if isinstance(m, str) else m for m in _measure_parts(measure)]
     try:
         study = setup_study(point)
-        outs = [fn(study) for fn in fns]
+        outs = [_measure(fn, study) for fn in fns]
+    except _UserMeasureFailed as failed:   # a bug in the user's code: stop, do not record it
+        raise failed.error from None
     except LstmcheckError as exc:
         record["error"] = str(exc)
         return record

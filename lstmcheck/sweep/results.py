@@ -5,7 +5,7 @@ import json
 import os
 
 from .. import jsonio
-from ..errors import FileFormatError
+from ..errors import FileFormatError, OptionError
 
 RESULTS_FILE = "results.jsonl"
 
@@ -13,6 +13,24 @@ RESULTS_FILE = "results.jsonl"
 def point_key(point: dict, measure_name: str) -> str:
     """The identity of a record in the results file: the measure and the full point."""
     return jsonio.dumps({"measure": measure_name, **point}, sort_keys=True)
+
+
+def check_out(out) -> None:
+    """Refuse an ``out=`` that is a file, or lies under one, in one sentence naming it."""
+    if not isinstance(out, (str, os.PathLike)):
+        raise OptionError(f"out must be a folder path, got {type(out).__name__}.")
+    path = os.path.abspath(os.fspath(out))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OptionError(f"out={os.fspath(out)} is a file; a sweep writes a folder there.")
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise OptionError(f"cannot write the sweep to {os.fspath(out)}: {parent} is a file, not "
+                          f"a folder.")
+    if not os.path.isdir(path) and not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(f"cannot write the sweep to {os.fspath(out)}: the folder {parent} is "
+                          f"not writable.")
 
 
 class ResultsFile:

@@ -3,13 +3,15 @@ file as it finishes, finished points resumed."""
 from __future__ import annotations
 
 from .. import jsonio
+from .. import validate as V
 from .executors import make_executor
 from .grid import expand_grid
 from .measures import measure_name
 from .points import run_point
-from .results import ResultsFile, _NoFile, point_key
+from .results import ResultsFile, _NoFile, check_out, point_key
 
 
+@V.keywords
 def run_sweep(grid, measure="gradient_flow", *, executor=None, workers=None, scheduler=None,
               out=None, resume=True, progress=None, connect_timeout=5.0) -> list[dict]:
     """Run ``measure`` at every point of ``grid``; one record per point, in grid order.
@@ -29,6 +31,8 @@ def run_sweep(grid, measure="gradient_flow", *, executor=None, workers=None, sch
     """
     points = expand_grid(grid)
     name = measure_name(measure)
+    if out is not None:
+        check_out(out)          # a file, or a path under one, before any work
     ex = make_executor(executor, workers=workers, scheduler=scheduler,
                        connect_timeout=connect_timeout)   # bad options fail before any work
     keys = [point_key(p, name) for p in points]

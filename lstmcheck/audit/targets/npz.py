@@ -12,6 +12,13 @@ from ..oracle import load_layout
 from .base import Target
 
 
+META_FIELDS = (("layout", str, "a layout name such as \"torch\""),
+               ("cell", str, "a cell name such as \"lstm\""),
+               ("options", dict, "a JSON object of the layout's options"),
+               ("config", dict, "a JSON object"),
+               ("time_reversed", bool, "true or false"))
+
+
 def _read_meta(z, path):
     if "meta" not in z.files:
         return {}
@@ -24,6 +31,12 @@ def _read_meta(z, path):
     if not isinstance(meta, dict):
         raise FileFormatError(f"{path}: 'meta' must be a JSON object such as "
                               f'{{"layout": "torch", "cell": "lstm"}}.')
+    # each field of its own type: options as a list or a cell as a number would otherwise
+    # fail deep inside the layouts with a TypeError
+    for key, types, what in META_FIELDS:
+        if meta.get(key) is not None and not isinstance(meta[key], types):
+            raise FileFormatError(f"{path}: meta {key!r} must be {what}, got "
+                                  f"{type(meta[key]).__name__} {meta[key]!r}."[:400])
     return meta
 
 
