@@ -9,12 +9,12 @@ import numpy as np
 
 import lstmcheck as lc
 try:
-    from benchmarks.common import gemm_gflops, row, timeit, transcendental_seconds
+    from benchmarks.common import gemm_gflops, row, timeit
 except ImportError:       # run as a script: python scripts/benchmarks/check.py
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks.common import gemm_gflops, row, timeit, transcendental_seconds
+    from benchmarks.common import gemm_gflops, row, timeit
 
 
 def _case(quick):
@@ -105,15 +105,8 @@ def run(quick: bool) -> list:
     rows.append(row("  floor: the replica route's recurrent GEMMs alone", t_rec,
                     torch_est / t_rec if torch_est else None,
                     f"{rec_flops / 1e9:.0f} GFLOP at the numpy GEMM rate; ratio: torch / floor"))
-    # the floor of that audit: its GEMM flops at numpy's GEMM rate plus its 5 T B H gate
-    # transcendentals per forward at NumPy's best rate, both on every CPU thread
-    t_gemm = flops / 1e9 / gemm_gflops("float64")
-    t_tr = transcendental_seconds(5 * T * B * H * 1000) * 2 * P / 1000
-    rows.append(row("  floor: its GEMMs + transcendentals, nothing else", t_gemm + t_tr,
-                    torch_est / (t_gemm + t_tr) if torch_est else None,
-                    f"GEMMs {t_gemm:.2f}s + {2 * P * 5 * T * B * H:.3g} transcendentals "
-                    f"{t_tr:.2f}s; ratio: the most any NumPy audit gets over torch here; "
-                    f"GEMM share at the floor {t_gemm / (t_gemm + t_tr):.0%}"))
+    # (a floor with the gates' transcendentals added is not stated: counted at NumPy's rate on
+    # whole arrays it came out above the replica route's measured time, so it bounds nothing)
     return rows
 
 
