@@ -555,21 +555,32 @@ def _low_precision(fn, params, theta, g, dtype, method, elements, seed, rtol, at
     return report, None
 
 
+def _call_user(fn, *args, name, then, passthrough=False):
+    """fn(*args), a failure of the user's code turned into one FunctionError sentence: "{name}
+    raised X (...){then}". LstmcheckErrors pass as they are, and so does everything when
+    ``passthrough`` (on complex parameters the complex-step probe reads a failure as "does not
+    apply")."""
+    try:
+        return fn(*args)
+    except LstmcheckError:
+        raise
+    except Exception as exc:
+        if passthrough:
+            raise
+        raise FunctionError(f"{name} raised {type(exc).__name__} ({exc}){then}") from exc
+
+
+_AT_PARAMS = " at the parameters or a small perturbation of them; "
+
+
 def _guarded(fn):
     """fn with its failures on real parameters turned into one clear sentence. On complex
     parameters exceptions pass through: the complex-step probe reads them as "does not apply"."""
     def call(p):
         cplx = any(np.iscomplexobj(a) for a in p.values())
-        try:
-            out = fn(p)
-        except LstmcheckError:
-            raise
-        except Exception as exc:
-            if cplx:
-                raise
-            raise FunctionError(f"fn raised {type(exc).__name__} ({exc}) at the parameters or a "
-                                f"small perturbation of them; check_gradients needs fn(params) to "
-                                f"return the loss there.") from exc
+        out = _call_user(fn, p, name="fn", passthrough=cplx,
+                         then=_AT_PARAMS + "check_gradients needs fn(params) to return the loss "
+                                           "there.")
         if not cplx and np.iscomplexobj(out):
             if np.any(np.imag(out) != 0):
                 raise DTypeError(f"fn returned the complex number {complex(np.ravel(out)[0])!r} "

@@ -24,7 +24,8 @@ import numpy as np
 from .. import backend
 from ..errors import FunctionError, LstmcheckError, OptionError
 from . import tolerance as tol
-from .api import _check_number, _check_seed, _finite_max, _Rows, _validate
+from .api import (_AT_PARAMS, _call_user, _check_number, _check_seed, _finite_max, _Rows,
+                  _validate)
 from .report import GradcheckReport
 
 HVP_METHODS = ("auto", "complex", "richardson")
@@ -55,16 +56,9 @@ class _GradCalls:
         self.calls += 1
         cplx = np.iscomplexobj(s)
         p = self._point(v or {}, s)
-        try:
-            out = self.grad_fn(p)
-        except LstmcheckError:
-            raise
-        except Exception as exc:
-            if cplx:
-                raise
-            raise FunctionError(f"grad_fn raised {type(exc).__name__} ({exc}) at the parameters "
-                                f"or a small perturbation of them; check_hvp needs "
-                                f"grad_fn(params) to return the gradient there.") from exc
+        out = _call_user(self.grad_fn, p, name="grad_fn", passthrough=cplx,
+                         then=_AT_PARAMS + "check_hvp needs grad_fn(params) to return the "
+                                           "gradient there.")
         if not isinstance(out, dict):
             raise FunctionError(f"grad_fn must return a dict of arrays like params, got "
                                 f"{type(out).__name__}.")
@@ -74,15 +68,11 @@ class _GradCalls:
         return g
 
     def hvp(self, v):
-        try:
-            out = self.hvp_fn(self.params, {n: backend.asarray(a, backend.array_module(
-                self.params[n]), self.params[n].dtype) for n, a in v.items()})
-        except LstmcheckError:
-            raise
-        except Exception as exc:
-            raise FunctionError(f"hvp_fn raised {type(exc).__name__} ({exc}); check_hvp needs "
-                                f"hvp_fn(params, v) to return H v for a direction v like "
-                                f"params.") from exc
+        p = self.params
+        v = {n: backend.asarray(a, backend.array_module(p[n]), p[n].dtype) for n, a in v.items()}
+        out = _call_user(self.hvp_fn, self.params, v, name="hvp_fn",
+                         then="; check_hvp needs hvp_fn(params, v) to return H v for a direction "
+                              "v like params.")
         _, hv, _ = _validate(self.params, out, what="hvp_fn(params, v)")
         return hv
 
