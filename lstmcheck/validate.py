@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 import numbers
 
 import numpy as np
@@ -49,7 +50,10 @@ def real(name: str, v, *, low: float | None = None, high: float | None = None,
     (open at an end with ``low_open``/``high_open``)."""
     if v is None and allow_none:
         return None
-    ok = is_real(v) and np.isfinite(v)
+    try:
+        ok = is_real(v) and math.isfinite(v)
+    except OverflowError:        # an int beyond float range (10**400) is no finite float
+        ok = False
     if ok and low is not None:
         ok = v > low if low_open else v >= low
     if ok and high is not None:

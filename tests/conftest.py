@@ -6,7 +6,16 @@ import pytest
 # Keras 3 reads its backend once, at import; TensorFlow is not among the test extras, torch is.
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+from hypothesis import settings
+
 from lstmcheck import backend
+
+# On CI the property tests draw the same examples every run, so that a landing is not refused
+# by a draw that a local run did not make; locally they draw afresh, to keep finding new cases
+# (each one found becomes an @example).
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(config, items):
