@@ -23,7 +23,9 @@ COMBOS = list(itertools.product(kernels.ROUTES, kernels.ROUTES, ("split", "whole
 def fresh_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(kernels, "_cache", {})
-    return tmp_path / "lstmcheck" / "kernels.json"
+    kernels._machine_key_of.cache_clear()
+    yield tmp_path / "lstmcheck" / "kernels.json"
+    kernels._machine_key_of.cache_clear()      # a test may have named another CPU
 
 
 def _run(m, p, x, s0, dy, fused):
@@ -109,6 +111,8 @@ def test_the_faster_candidate_wins_whatever_the_cpu_is_called(fresh_cache, monke
     import time
     for cpu in ("Intel(R) Xeon(R) Platinum", "AMD EPYC"):
         monkeypatch.setattr(kernels, "_cpu_model", lambda: cpu)
+        kernels._machine_key_of.cache_clear()        # the key is computed once per process
+        assert cpu in kernels._machine_key(np)
         for slow in kernels.ROUTES:
             fast = [r for r in kernels.ROUTES if r != slow][0]
             cands = {r: (lambda: time.sleep(2e-3)) if r == slow else (lambda: None)
@@ -156,3 +160,22 @@ def test_blas_threads_context_sets_and_restores():
             assert [c.num_threads for c in libs] == list(parallel._blas_defaults())
         assert all(c.num_threads == 1 for c in libs)
     assert [c.num_threads for c in libs] == before
+
+
+def test_fused_or_step_is_judged_at_the_layers_own_length(fresh_cache):
+    """A prefix favours the execution with no fixed cost; the selector extrapolates each one's
+    cost per step to the real length instead (and times short layers whole)."""
+    import time
+
+    def candidates(fused_ms, step_ms):      # (fixed, per step) of each
+        def make(steps):
+            return {name: (lambda f=f, p=p: time.sleep((f + p * steps) / 1e3))
+                    for name, (f, p) in (("fused", fused_ms), ("step", step_ms))}
+        return make
+    # fused: 6 ms fixed + 0.05 ms a step; step: 0.25 ms a step, nothing fixed
+    cheap_steps = candidates((6.0, 0.05), (0.0, 0.25))
+    assert kernels.fused(np, np.float64, 64, 1024, 8, cheap_steps) is False     # 6.4 vs 2 ms
+    assert kernels.fused(np, np.float64, 64, 1024, 1000, cheap_steps) is True   # 56 vs 250 ms
+    # when the fused one is the slower per step, long layers keep the step path
+    dear_steps = candidates((6.0, 0.5), (0.0, 0.25))
+    assert kernels.fused(np, np.float32, 64, 1024, 1000, dear_steps) is False

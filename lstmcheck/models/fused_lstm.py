@@ -107,10 +107,11 @@ class FusedLSTM:
         T, rows, GH = act.shape
         H = c.shape[-1]
         sl = self._slices(H)
+        # the transposed view, not a contiguous copy: BLAS packs its panels either way, and the
+        # copy cost as much as one step's GEMM (0.86 ms at H = 256, float64), a fixed cost that
+        # lost short sequences to the step path (scripts/bench.py models)
         W_hh_T = p["weight_hh"].T
         plain = isinstance(W_hh_T, xp.ndarray)
-        if plain:                   # a contiguous copy: faster small GEMMs, once per forward
-            W_hh_T = xp.ascontiguousarray(W_hh_T)
         W_hr_T = p["weight_hr"].T if self.proj else None
         peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}
         gr = fl.gate_recurrence

@@ -24,6 +24,7 @@ one thread without measuring.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ from ..errors import OptionError
 ROUTES = ("tanh", "logistic")
 BUDGET_S = 0.004          # measurement time per choice, beyond the warm-up call
 MIN_ROUNDS, MAX_ROUNDS = 3, 15
+TIE = 0.05                # relative difference below which an extrapolated measurement is a tie
 SMALL_GEMM_FLOPS = 1 << 21   # below this a GEMM stays on one BLAS thread: waking workers costs more
 
 
@@ -47,12 +49,13 @@ SMALL_GEMM_FLOPS = 1 << 21   # below this a GEMM stays on one BLAS thread: wakin
 class Choice:
     env: str
     options: tuple       # the first is kept on a tie (and when nothing can be measured)
+    revision: int = 1    # raised when a candidate's code changes: older measurements are stale
 
 
 CHOICES = {
     "gate_route": Choice("LSTMCHECK_GATE_ROUTE", ROUTES),
     "cell_route": Choice("LSTMCHECK_CELL_ROUTE", ROUTES),
-    "fused": Choice("LSTMCHECK_FUSED", ("fused", "step")),
+    "fused": Choice("LSTMCHECK_FUSED", ("fused", "step"), revision=2),   # 2: no W_hh copy
     "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole")),
     "blas_threads": Choice("LSTMCHECK_BLAS_THREADS", ("1", "n")),
 }
@@ -96,8 +99,14 @@ def _blas_build() -> str:
 def _machine_key(xp) -> str:
     """A machine image can come back on another CPU: the CPU model is part of the key (as an
     identity for the cache, never a reason for a choice)."""
-    return f"{platform.machine()}|{_cpu_model()}|{os.cpu_count()}|{backend.backend_name(xp)}|" \
-           f"numpy-{np.__version__}|{_blas_build()}"
+    return _machine_key_of(backend.backend_name(xp), _blas_build())
+
+
+@functools.lru_cache(maxsize=None)
+def _machine_key_of(backend_name: str, blas: str) -> str:
+    # once per process: every select() needs the key, and /proc/cpuinfo costs 0.1 ms a read
+    return f"{platform.machine()}|{_cpu_model()}|{os.cpu_count()}|{backend_name}|" \
+           f"numpy-{np.__version__}|{blas}"
 
 
 def shape_class(rows: int, width: int) -> str:
@@ -134,14 +143,16 @@ def _measure(xp, candidates: dict, budget: float = BUDGET_S) -> str:
     return min(names, key=lambda n: (best[n], names.index(n)))
 
 
-def select(name: str, xp, dtype, shape: str, candidates) -> str:
+def select(name: str, xp, dtype, shape: str, candidates, measure=None) -> str:
     """The option of choice ``name`` for this machine, dtype and shape class: the override,
-    else the remembered measurement, else a new one. ``candidates()`` returns {option: fn}."""
+    else the remembered measurement, else a new one. ``candidates()`` returns {option: fn};
+    ``measure(candidates)``, when given, returns the winner instead of timing each fn once."""
     choice = CHOICES[name]
     value = forced(choice.env, choice.options)
     if value:
         return value
-    key = f"{name}|{_machine_key(xp)}|{np.dtype(dtype).name}|{shape}"
+    tag = name if choice.revision == 1 else f"{name}@{choice.revision}"
+    key = f"{tag}|{_machine_key(xp)}|{np.dtype(dtype).name}|{shape}"
     if key in _cache:
         return _cache[key]
     with _lock:                 # threads of one process measure once, not against each other
@@ -155,7 +166,7 @@ def select(name: str, xp, dtype, shape: str, candidates) -> str:
         stored = stored if isinstance(stored, dict) else {}
         value = stored.get(key)
         if value not in choice.options:
-            value = _measure(xp, candidates())
+            value = measure(candidates) if measure is not None else _measure(xp, candidates())
             stored[key] = value
             try:                              # a read-only home only costs a re-measurement
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,10 +213,43 @@ def cell_route(xp, dtype) -> str:
 
 
 def fused(xp, dtype, rows, width, steps, candidates) -> bool:
-    """True when the fused sequence execution is the faster one for this shape (the runner
-    passes forward + backward of ``steps`` steps of the real layer as ``candidates``)."""
-    shape = f"{shape_class(rows, width)}t{steps}"
-    return select("fused", xp, dtype, shape, candidates) == "fused"
+    """True when the fused sequence execution is the faster one for a layer of ``steps`` steps.
+
+    ``candidates(n)`` gives {"fused": fn, "step": fn}, forward + backward of the first n steps of
+    the real layer. Short layers are timed whole. For longer ones a prefix misleads: the fused
+    execution pays fixed costs (its buffers, its threads) once, and its cost per step keeps
+    falling with length where the step path's does not (at (B, H) = (64, 256) it lost 8 steps
+    and won 200 by 18-29%), so each is timed at s and 2s steps, s = min(steps // 2, 32), and
+    judged by its estimated time at the real length, t(s) + (t(2s) - t(s)) (steps - s) / s."""
+    shape = f"{shape_class(rows, width)}n{max(int(steps), 1).bit_length()}"   # lengths within 2x
+
+    def measured():
+        if steps < 16:
+            return _measure(xp, candidates(steps))
+        s = min(steps // 2, 32)
+        short, long_ = candidates(s), candidates(2 * s)
+        names = list(short)
+        for n in names:                      # warm-up at the short length
+            short[n]()
+        t_s = dict.fromkeys(names, float("inf"))
+        t_l = dict(t_s)
+        for r in range(MIN_ROUNDS):
+            for n in (names if r % 2 == 0 else names[::-1]):
+                t_s[n] = min(t_s[n], _seconds(xp, short[n]))
+                t_l[n] = min(t_l[n], _seconds(xp, long_[n]))
+        est = {n: t_s[n] + (t_l[n] - t_s[n]) * (steps - s) / s for n in names}
+        # within TIE of each other the first (fused) is kept: an extrapolation 6x beyond what
+        # was timed cannot resolve less, and the fused one's advantage grows with length
+        return "step" if est["step"] < (1 - TIE) * est["fused"] else "fused"
+    return select("fused", xp, dtype, shape, measured, measure=lambda c: c()) == "fused"
+
+
+def _seconds(xp, fn) -> float:
+    backend.synchronize(xp)
+    t0 = time.perf_counter()
+    fn()
+    backend.synchronize(xp)
+    return time.perf_counter() - t0
 
 
 def row_split(xp, dtype, rows, hidden, width) -> bool:

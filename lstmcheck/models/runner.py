@@ -104,16 +104,15 @@ def layer_forward(xp, cell, p, xin, state0, mask=None, fused=True, below=None):
 
 
 def _fused_pays(xp, cell, p, xin, state0):
-    """Whether the fused execution is the faster one for this layer's shape, as measured by
-    kernels.fused on forward + backward of the first (up to 8) steps of the real layer: both
-    compute the same numbers, the fused one with fixed costs (its buffers, its threads) that
-    only longer sequences repay, so the step count is part of the shape class."""
+    """Whether the fused execution is the faster one for this layer, as kernels.fused measures
+    it on forward + backward of prefixes of the real layer: both compute the same numbers, the
+    fused one with fixed costs that only longer sequences repay, so the length is part of the
+    shape class."""
     from . import kernels
     if not all(type(a) is xp.ndarray for a in p.values()):
         return True       # the checker's per-replica stand-ins: forward only, fused as always
-    steps = min(xin.shape[0], 8)
 
-    def candidates():
+    def candidates(steps):
         short = xin[:steps]
         dfinal = tuple(xp.zeros_like(a) for a in state0)
 
@@ -125,7 +124,8 @@ def _fused_pays(xp, cell, p, xin, state0):
             ys, _, caches, _ = _steps(xp, cell, p, project(xp, cell, p, short), state0, None)
             layer_backward(xp, cell, p, LayerTape(short, None, caches), xp.zeros_like(ys), dfinal)
         return {"fused": fused, "step": step}
-    return kernels.fused(xp, xin.dtype, xin.shape[1], p["weight_hh"].shape[0], steps, candidates)
+    return kernels.fused(xp, xin.dtype, xin.shape[1], p["weight_hh"].shape[0], xin.shape[0],
+                         candidates)
 
 
 def _steps(xp, cell, p, u, state0, mask, below=None):
