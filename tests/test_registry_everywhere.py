@@ -304,3 +304,25 @@ def test_no_hard_coded_cell_lists_outside_models_and_layouts():
 ])
 def test_the_cell_list_finder(text, hit):
     assert bool(cell_lists(text + "\n", {"rnn", "lstm", "gru"})) is hit
+
+
+@pytest.mark.parametrize("command", [
+    ["probe", "--cell", "brokencells:Broken", *TINY],
+    ["gradcheck", "--cell", "brokencells:Broken", "--seq-len", "3"],
+    ["sweep", "--param", "cell=brokencells:Broken", "--param", "seq_len=4",
+     "--param", "hidden_size=3"],
+])
+def test_a_user_cell_that_raises_is_the_users_error(cellmod, tmp_path, command):
+    """An exception from the user's own cell is exit 2 and one line naming where it came from,
+    not an 'internal error, please report it' (exit 3) that blames lstmcheck."""
+    folder, env = cellmod
+    (tmp_path / "brokencells.py").write_text(
+        "from usercells import MGU\n\n\nclass Broken(MGU):\n"
+        "    def step(self, xp, p, u, state):\n"
+        "        raise ValueError('my bug')\n", encoding="utf-8")
+    env = dict(env, PYTHONPATH=os.pathsep.join([str(tmp_path), env["PYTHONPATH"]]))
+    r = run_cli([*command, "--out", str(tmp_path / "out")], env, tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert "your code raised ValueError: my bug (brokencells.py:6, in step)" in lines[0]

@@ -54,7 +54,13 @@ def resolve(spec):
         raise OptionError(f"cannot load the cell {spec!r}: {exc}.") from None
     if not (isinstance(obj, type) and issubclass(obj, (Cell, Recurrent))):
         raise OptionError(f"{spec!r} is not a subclass of lc.Cell.")
+    USER_MODULES.add(obj.__module__)
     return obj
+
+
+# The modules of the users' own cells loaded so far: the CLI blames an exception raised there on
+# the user's code (exit 2) rather than on lstmcheck (exit 3).
+USER_MODULES: set = set()
 
 
 def canonical(spec) -> str:
