@@ -124,29 +124,37 @@ def load_class() -> str:
 
 
 def _measure(xp, candidates: dict, budget: float = BUDGET_S) -> str:
-    """The fastest candidate: interleaved rounds (order reversed every other round, so a load
-    change hits all), the minimum of each kept."""
+    """The fastest candidate (the first on a tie)."""
+    best = _best_times(xp, candidates, budget)
     names = list(candidates)
-    for n in names:                          # warm-up: first calls allocate and page in
-        candidates[n]()
-    best = dict.fromkeys(names, float("inf"))
+    return min(names, key=lambda n: (best[n], names.index(n)))
+
+
+def _best_times(xp, fns: dict, budget: float = BUDGET_S) -> dict:
+    """{key: the minimum of its timings} over interleaved rounds (order reversed every other
+    round, so a load change hits all), after a warm-up call of each."""
+    keys = list(fns)
+    for k in keys:                           # warm-up: first calls allocate and page in
+        fns[k]()
+    best = dict.fromkeys(keys, float("inf"))
     end = time.perf_counter() + budget
     rounds = 0
     while rounds < MIN_ROUNDS or (rounds < MAX_ROUNDS and time.perf_counter() < end):
-        for n in (names if rounds % 2 == 0 else names[::-1]):
+        for k in (keys if rounds % 2 == 0 else keys[::-1]):
             backend.synchronize(xp)
             t0 = time.perf_counter()
-            candidates[n]()
+            fns[k]()
             backend.synchronize(xp)
-            best[n] = min(best[n], time.perf_counter() - t0)
+            best[k] = min(best[k], time.perf_counter() - t0)
         rounds += 1
-    return min(names, key=lambda n: (best[n], names.index(n)))
+    return best
 
 
 def select(name: str, xp, dtype, shape: str, candidates, measure=None) -> str:
     """The option of choice ``name`` for this machine, dtype and shape class: the override,
-    else the remembered measurement, else a new one. ``candidates()`` returns {option: fn};
-    ``measure(candidates)``, when given, returns the winner instead of timing each fn once."""
+    else the remembered measurement, else a new one. ``candidates()`` returns {option: fn},
+    timed by _measure; ``measure(candidates)``, when given, times candidates of another form
+    and returns the winner."""
     choice = CHOICES[name]
     value = forced(choice.env, choice.options)
     if value:
@@ -223,33 +231,16 @@ def fused(xp, dtype, rows, width, steps, candidates) -> bool:
     judged by its estimated time at the real length, t(s) + (t(2s) - t(s)) (steps - s) / s."""
     shape = f"{shape_class(rows, width)}n{max(int(steps), 1).bit_length()}"   # lengths within 2x
 
-    def measured():
+    def by_length(candidates):
         if steps < 16:
             return _measure(xp, candidates(steps))
         s = min(steps // 2, 32)
-        short, long_ = candidates(s), candidates(2 * s)
-        names = list(short)
-        for n in names:                      # warm-up at the short length
-            short[n]()
-        t_s = dict.fromkeys(names, float("inf"))
-        t_l = dict(t_s)
-        for r in range(MIN_ROUNDS):
-            for n in (names if r % 2 == 0 else names[::-1]):
-                t_s[n] = min(t_s[n], _seconds(xp, short[n]))
-                t_l[n] = min(t_l[n], _seconds(xp, long_[n]))
-        est = {n: t_s[n] + (t_l[n] - t_s[n]) * (steps - s) / s for n in names}
+        t = _best_times(xp, {(n, k): fn for k in (s, 2 * s) for n, fn in candidates(k).items()})
+        est = {n: t[n, s] + (t[n, 2 * s] - t[n, s]) * (steps - s) / s for n in ("fused", "step")}
         # within TIE of each other the first (fused) is kept: an extrapolation 6x beyond what
         # was timed cannot resolve less, and the fused one's advantage grows with length
         return "step" if est["step"] < (1 - TIE) * est["fused"] else "fused"
-    return select("fused", xp, dtype, shape, measured, measure=lambda c: c()) == "fused"
-
-
-def _seconds(xp, fn) -> float:
-    backend.synchronize(xp)
-    t0 = time.perf_counter()
-    fn()
-    backend.synchronize(xp)
-    return time.perf_counter() - t0
+    return select("fused", xp, dtype, shape, candidates, measure=by_length) == "fused"
 
 
 def row_split(xp, dtype, rows, hidden, width) -> bool:
