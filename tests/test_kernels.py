@@ -96,7 +96,7 @@ def test_a_measurement_is_bounded_interleaved_and_remembered(fresh_cache, monkey
     assert calls[2:4] != calls[4:6]                           # the order alternates
     stored = json.loads(fresh_cache.read_text())
     (key, value), = stored.items()
-    assert value == first and key.endswith("|float64|r3w5") and kernels._cpu_model() in key
+    assert value == first and key.endswith("|float64|r3w5") and kernels._cpu_identity() in key
     # another process reads it back instead of measuring (and so makes the same choice)
     monkeypatch.setattr(kernels, "_cache", {})
     assert kernels.select("gate_route", np, np.float64, "r3w5",
@@ -110,7 +110,7 @@ def test_a_measurement_is_bounded_interleaved_and_remembered(fresh_cache, monkey
 def test_the_faster_candidate_wins_whatever_the_cpu_is_called(fresh_cache, monkeypatch):
     import time
     for cpu in ("Intel(R) Xeon(R) Platinum", "AMD EPYC"):
-        monkeypatch.setattr(kernels, "_cpu_model", lambda: cpu)
+        monkeypatch.setattr(kernels, "_cpuinfo", lambda: {"model name": cpu})
         kernels._machine_key_of.cache_clear()        # the key is computed once per process
         assert cpu in kernels._machine_key(np)
         for slow in kernels.ROUTES:
@@ -179,3 +179,21 @@ def test_fused_or_step_is_judged_at_the_layers_own_length(fresh_cache):
     # when the fused one is the slower per step, long layers keep the step path
     dear_steps = candidates((6.0, 0.5), (0.0, 0.25))
     assert kernels.fused(np, np.float32, 64, 1024, 1000, dear_steps) is False
+
+
+def test_cpus_of_one_name_but_another_make_or_feature_set_are_other_machines(monkeypatch):
+    base = {"model name": "AMD EPYC", "cpu family": "23", "model": "49", "stepping": "0",
+            "flags": "fpu sse2 avx avx2 fma"}
+    keys = set()
+    for info in (base, {**base, "model": "1"}, {**base, "cpu family": "25"},
+                 {**base, "flags": "fpu sse2 avx avx2 fma avx512f"}):
+        monkeypatch.setattr(kernels, "_cpuinfo", lambda info=info: info)
+        kernels._machine_key_of.cache_clear()
+        keys.add(kernels._machine_key(np))
+        assert "AMD EPYC" in kernels._cpu_identity()
+    assert len(keys) == 4
+    # the flags' order is no difference
+    monkeypatch.setattr(kernels, "_cpuinfo", lambda: {**base, "flags": "fma avx2 avx sse2 fpu"})
+    kernels._machine_key_of.cache_clear()
+    assert kernels._machine_key(np) in keys
+    kernels._machine_key_of.cache_clear()

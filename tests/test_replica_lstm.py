@@ -1,19 +1,22 @@
 """The audit's loss-only replica forward (models/replica_lstm.py) against the readable path."""
+import json
+import warnings
+
 import numpy as np
 import pytest
 
 import lstmcheck as lc
 from lstmcheck.check import api
 from lstmcheck.check.batched import ModelEvaluator
-from lstmcheck.models import replica_lstm
+from lstmcheck.models import kernels, replica_lstm
 
 TENSORS = replica_lstm.PERTURBABLE
 
 
-def _problem(D=3, H=5, T=6, B=3, seed=0):
+def _problem(D=3, H=5, T=6, B=3, seed=0, scale=2.0):
     m = lc.LSTM(D, H)
     rng = np.random.default_rng(seed)
-    theta = {**m.init_params(seed=seed, scale=2.0), "x": rng.standard_normal((T, B, D)),
+    theta = {**m.init_params(seed=seed, scale=scale), "x": rng.standard_normal((T, B, D)),
              "h0": rng.standard_normal((1, B, H)), "c0": rng.standard_normal((1, B, H))}
     w = {"y": rng.standard_normal((T, B, H)), "h0": rng.standard_normal((1, B, H)),
          "c0": rng.standard_normal((1, B, H))}
@@ -28,15 +31,23 @@ def _readable_loss(m, theta, w, name, flat, d):
     return float((w["y"] * y).sum() + (w["h0"] * h).sum() + (w["c0"] * c).sum())
 
 
+ROUTES = kernels.REPLICA_ROUTES
+
+
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("name", TENSORS)
-def test_each_replica_is_the_readable_loss_of_its_perturbed_model(name):
-    m, theta, w = _problem()
+@pytest.mark.parametrize("seed, scale", [(0, 2.0), (3, 0.5), (5, 12.0)])   # 12: saturated gates
+def test_each_replica_is_the_readable_loss_of_its_perturbed_model(name, route, seed, scale):
+    m, theta, w = _problem(seed=seed, scale=scale)
     shape = theta[name].shape
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(1 + seed)
     flat = rng.permutation(int(np.prod(shape)))[:7]
     d = rng.choice([-1.0, 1.0], 7) * rng.uniform(1e-6, 0.3, 7)   # small and large steps
     rc = np.unravel_index(flat, shape)
-    f = replica_lstm.replica_losses(theta, w, name, rc[0], rc[1] if len(rc) > 1 else None, d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # exp(-z) overflowing to inf is no warning
+        f = replica_lstm.replica_losses(theta, w, name, rc[0], rc[1] if len(rc) > 1 else None,
+                                        d, route=route)
     ref = np.array([_readable_loss(m, theta, w, name, j, dj) for j, dj in zip(flat, d)])
     scale = np.abs(w["y"]).sum() + np.abs(w["h0"]).sum() + 10 * np.abs(w["c0"]).sum()
     assert np.abs(f - ref).max() <= 1e-14 * scale
@@ -107,3 +118,48 @@ def test_an_unknown_audit_route_is_one_sentence(monkeypatch):
     m, theta, w = _problem()
     with pytest.raises(lc.LstmcheckError, match="LSTMCHECK_AUDIT_ROUTE must be one of"):
         ModelEvaluator(m, theta, w)
+
+
+def test_a_long_sequence_replica_is_the_readable_loss():
+    """200 steps: rounding the routes do differently does not build up along the sequence."""
+    m, theta, w = _problem(D=4, H=6, T=200, B=2, seed=7, scale=1.5)
+    flat, d = np.array([3, 40, 77]), np.array([1e-5, -0.2, 3e-3])
+    rc = np.unravel_index(flat, theta["weight_hh_l0"].shape)
+    ref = np.array([_readable_loss(m, theta, w, "weight_hh_l0", j, dj) for j, dj in zip(flat, d)])
+    scale = np.abs(w["y"]).sum() + np.abs(w["h0"]).sum() + 10 * np.abs(w["c0"]).sum()
+    for route in ROUTES:
+        f = replica_lstm.replica_losses(theta, w, "weight_hh_l0", *rc, d, route=route)
+        assert np.abs(f - ref).max() <= 1e-14 * scale, route
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_evaluator_runs_the_route_it_is_told(monkeypatch, route):
+    monkeypatch.setenv("LSTMCHECK_REPLICA_ROUTE", route)
+    used = []
+    real = replica_lstm.replica_losses
+    monkeypatch.setattr(replica_lstm, "replica_losses",
+                        lambda *a, route: used.append(route) or real(*a, route=route))
+    m, theta, w = _problem(T=4, B=2)
+    ev = ModelEvaluator(m, theta, w)
+    f = ev.elements("weight_hh_l0", np.arange(5), np.full(5, 1e-5))
+    assert set(used) == {route} and f.shape == (5,)
+
+
+def test_the_replica_route_is_measured_once_and_remembered(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("LSTMCHECK_REPLICA_ROUTE", raising=False)
+    monkeypatch.setattr(kernels, "_cache", {})
+    m, theta, w = _problem(T=6, B=2)
+    ev = ModelEvaluator(m, theta, w)
+    ev.elements("weight_ih_l0", np.arange(4), np.full(4, 1e-5))
+    stored = json.loads((tmp_path / "lstmcheck" / "kernels.json").read_text())
+    routes = [v for k, v in stored.items() if k.startswith("replica_route|")]
+    assert len(routes) == 1 and routes[0] in ROUTES
+
+
+def test_an_unknown_replica_route_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("LSTMCHECK_REPLICA_ROUTE", "fast")
+    m, theta, w = _problem()
+    ev = ModelEvaluator(m, theta, w)
+    with pytest.raises(lc.LstmcheckError, match="LSTMCHECK_REPLICA_ROUTE must be one of"):
+        ev.elements("bias_ih_l0", np.arange(3), np.full(3, 1e-5))

@@ -15,22 +15,25 @@ activations separately (two real GEMMs instead of one complex one).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import backend, parallel
-from ..models import replica_lstm
+from ..models import kernels, replica_lstm
 
 STATE_NAMES = ("h0", "c0")
 # rows of one replica batch on the loss-only path: a step's (rows, 4H) gate block stays in a
 # core's L2 for H up to 128; 256..1024 rows measured within a few percent of each other
 REPLICA_ROWS = 512
 AUDIT_ENV = "LSTMCHECK_AUDIT_ROUTE"
+REPLICA_TIMING_STEPS = 4      # steps of the replica batch its route is timed on (a step's cost
+                              # does not change along the sequence)
 
 
 def _audit_route():
     """'replicas' (the loss-only replica forward where it applies) or 'model' (the model's own
     forward with per-replica stand-ins); $LSTMCHECK_AUDIT_ROUTE overrides the default."""
-    from ..models import kernels
     return kernels.forced(AUDIT_ENV, ("replicas", "model")) or "replicas"
 
 
@@ -295,8 +298,15 @@ class ModelEvaluator:
     def _run_replicas(self, name, idx, deltas):
         """f for one-element perturbations of W_ih, W_hh, b_ih or b_hh (models/replica_lstm.py)."""
         rc = np.unravel_index(idx, self.theta[name].shape)
-        return replica_lstm.replica_losses(self.theta, self.w, name, rc[0],
-                                           rc[1] if len(rc) > 1 else None, deltas)
+        args = (name, rc[0], rc[1] if len(rc) > 1 else None, deltas)
+
+        def candidates():                   # the real replica batch, its first few steps
+            theta, w = replica_lstm.prefix(self.theta, self.w, REPLICA_TIMING_STEPS)
+            return {r: functools.partial(replica_lstm.replica_losses, theta, w, *args, route=r)
+                    for r in kernels.REPLICA_ROUTES}
+        route = kernels.replica_route(self.dtype, len(deltas) * self.B,
+                                      self.theta["weight_hh_l0"].shape[1], candidates)
+        return replica_lstm.replica_losses(self.theta, self.w, *args, route=route)
 
     def _run_sequences(self, name, idx, deltas, cplx, rest):
         """f for one-element perturbations of x, h0 or c0. Sequences never interact, so such a

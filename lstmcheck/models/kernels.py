@@ -7,8 +7,8 @@ dtype, the shape and how busy the machine is (NumPy's float64 tanh is SIMD on so
 not on others; scipy's expit the other way round; BLAS worker threads spin and lose severalfold
 on a loaded machine). So the first use times the candidates on a small block of the real shape:
 interleaved, repeated, the minimum of each kept, within a budget of a few milliseconds
-(``BUDGET_S``, at least ``MIN_ROUNDS`` rounds). The winner is remembered per machine (CPU model,
-core count, NumPy version and BLAS build), dtype and shape class in
+(``BUDGET_S``, at least ``MIN_ROUNDS`` rounds). The winner is remembered per machine (CPU model
+and identity, core count, NumPy version and BLAS build), dtype and shape class in
 ``$XDG_CACHE_HOME/lstmcheck/kernels.json``, so a machine keeps making the same choice and its
 results stay reproducible from run to run. Every choice has an environment override:
 
@@ -17,6 +17,7 @@ results stay reproducible from run to run. Every choice has an environment overr
     LSTMCHECK_FUSED        fused | step     the fused sequence execution or the readable step
     LSTMCHECK_ROW_THREADS  split | whole    batch rows split across CPU threads, or not
     LSTMCHECK_BLAS_THREADS 1 | n            BLAS threads for a model's whole-sequence GEMMs
+    LSTMCHECK_REPLICA_ROUTE tanh | logistic | exp  the audit's replica forward (replica_lstm.py)
 
 The BLAS choice is also keyed by the load (``load_class``): it is re-measured when the
 machine's other processes come to occupy its cores, and GEMMs too small to share are kept on
@@ -25,6 +26,7 @@ one thread without measuring.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -39,6 +41,7 @@ from .. import backend, parallel
 from ..errors import OptionError
 
 ROUTES = ("tanh", "logistic")
+REPLICA_ROUTES = ("tanh", "logistic", "exp")     # models/replica_lstm.py
 BUDGET_S = 0.004          # measurement time per choice, beyond the warm-up call
 MIN_ROUNDS, MAX_ROUNDS = 3, 15
 TIE = 0.05                # relative difference below which an extrapolated measurement is a tie
@@ -58,6 +61,7 @@ CHOICES = {
     "fused": Choice("LSTMCHECK_FUSED", ("fused", "step"), revision=2),   # 2: no W_hh copy
     "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole")),
     "blas_threads": Choice("LSTMCHECK_BLAS_THREADS", ("1", "n")),
+    "replica_route": Choice("LSTMCHECK_REPLICA_ROUTE", REPLICA_ROUTES),
 }
 
 _cache: dict = {}
@@ -80,14 +84,34 @@ def _cache_file() -> Path:
 
 
 def _cpu_model() -> str:
+    """The CPU's name as /proc/cpuinfo gives it (what the bench prints)."""
+    return _cpuinfo().get("model name") or platform.processor()
+
+
+def _cpu_identity() -> str:
+    """The CPU as the cache knows it: its name, and beside it the family/model/stepping and a
+    digest of the feature flags, since virtual machines name different CPUs alike ("AMD EPYC"
+    has been a Zen 2 with a scalar float64 tanh here, and a faster CPU elsewhere)."""
+    info = _cpuinfo()
+    ident = "/".join(info.get(k, "") for k in ("cpu family", "model", "stepping"))
+    flags = info.get("flags") or info.get("Features") or ""
+    digest = hashlib.sha1(" ".join(sorted(flags.split())).encode()).hexdigest()[:8]
+    return f"{_cpu_model()} [{ident} {digest}]"
+
+
+def _cpuinfo() -> dict:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    out = {}
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                out[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.processor()
+    return out
 
 
 def _blas_build() -> str:
@@ -97,15 +121,15 @@ def _blas_build() -> str:
 
 
 def _machine_key(xp) -> str:
-    """A machine image can come back on another CPU: the CPU model is part of the key (as an
-    identity for the cache, never a reason for a choice)."""
+    """A machine image can come back on another CPU: the CPU's identity is part of the key (as
+    an identity for the cache, never a reason for a choice)."""
     return _machine_key_of(backend.backend_name(xp), _blas_build())
 
 
 @functools.lru_cache(maxsize=None)
 def _machine_key_of(backend_name: str, blas: str) -> str:
     # once per process: every select() needs the key, and /proc/cpuinfo costs 0.1 ms a read
-    return f"{platform.machine()}|{_cpu_model()}|{os.cpu_count()}|{backend_name}|" \
+    return f"{platform.machine()}|{_cpu_identity()}|{os.cpu_count()}|{backend_name}|" \
            f"numpy-{np.__version__}|{blas}"
 
 
@@ -293,3 +317,9 @@ def blas_threads(xp, dtype, m, k, n) -> int | None:
         return {"1": gemm(1), "n": gemm(None)}
     shape = f"{shape_class(m, n)}k{max(k, 1).bit_length()}|{load_class()}"
     return 1 if select("blas_threads", xp, dtype, shape, candidates) == "1" else None
+
+
+def replica_route(dtype, rows, hidden, candidates) -> str:
+    """'tanh' or 'logistic' for the audit's replica forward of ``rows`` rows and ``hidden`` units;
+    ``candidates()`` gives {route: fn}, a few steps of the real replica batch by each route."""
+    return select("replica_route", np, dtype, shape_class(rows, 4 * hidden), candidates)

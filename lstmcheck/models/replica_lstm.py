@@ -6,17 +6,21 @@ of them as one batch of K*B rows and returns only each replica's loss
 
     f_k = sum_t w_y[t] . h_t  +  w_h . h_T  +  w_c . c_T          (replica k's h, c)
 
-with the LSTM step of lstm.py (gates i, f, g, o; sigma(z) = (tanh(z/2) + 1)/2, exactly the
-fused path's tanh route) rearranged for the shape of this work:
+with the LSTM step of lstm.py (gates i, f, g, o) rearranged for the shape of this work:
 
 - u_t = W_ih x_t + b is the same in every replica: it is computed once for the B sequences and
   rides the recurrent GEMM as B extra columns [h_{t-1} | onehot(b)] @ [W_hh^T ; U_t], so the
   K*B-row GEMM adds it for free and no (T, K*B, 4H) input projection exists;
 - replica k's own perturbation d of W_ih[j, m], W_hh[j, m], b_ih[j] or b_hh[j] changes only
   column j of its pre-activations, by d x_t[m], d h_{t-1}[m] or d: a K*B-element update a step;
-- the sigmoid gates' rows are halved in the weights (z/2 comes out of the GEMM) and the
-  recurrence carries h' = 2h (W_hh halved again, w_y and w_h halved): powers of two, exact, so
-  f is the same number as without the scalings and one elementwise pass a step goes away.
+- one transcendental pass a step covers all four gates, by one of two routes whose rows are
+  scaled in the weights by powers of two (exact, so f is the same number without them):
+  'tanh':     sigma(z) = (tanh(z/2) + 1)/2; the sigmoid rows are halved and the recurrence
+              carries h' = 2h (W_hh halved again, w_y and w_h halved);
+  'logistic': tanh(z) = 2 sigma(2z) - 1; the g rows are doubled and tanh(c) is 2 sigma(2c) - 1;
+  'exp':      the same with sigma(z) = 1/(1 + exp(-z)), the sign folded into the rows too.
+  Which is fastest depends on the build's float64 tanh, expit and exp (NumPy's are SIMD on some
+  CPUs and scalar on others): kernels.replica_route measures.
 
 The tests hold f_k to the readable path's loss of the perturbed model for every tensor
 (tests/test_replica_lstm.py). ``applies`` says when this path is the model's forward.
@@ -24,6 +28,8 @@ The tests hold f_k to the readable path's loss of the perturbed model for every 
 from __future__ import annotations
 
 import numpy as np
+
+from .. import backend
 
 PERTURBABLE = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
@@ -36,7 +42,12 @@ def applies(model) -> bool:
             and model.num_layers == 1 and model.direction == "forward")
 
 
-def replica_losses(theta, w, name, j, m, d):
+def prefix(theta, w, steps):
+    """theta and w cut to the first ``steps`` steps (to time a route on the real shapes)."""
+    return {**theta, "x": theta["x"][:steps]}, {**w, "y": w["y"][:steps]}
+
+
+def replica_losses(theta, w, name, j, m, d, route="tanh"):
     """f_k for K replicas; replica k adds d[k] to element (j[k], m[k]) of ``name`` (m ignored
     for a bias). theta: weight_ih_l0 ... bias_hh_l0, x (T, B, D), h0, c0 (1, B, H); w: the
     loss weights y (T, B, H), h0, c0 (1, B, H). Real float arrays on the host."""
@@ -48,17 +59,30 @@ def replica_losses(theta, w, name, j, m, d):
     K = len(d)
     R = K * B
     dt = np.result_type(W_ih, x, d)
-    s = np.ones(G, dt)                       # 1/2 on the sigmoid gates' rows (i, f, o)
-    s[:2 * H] = 0.5
-    s[3 * H:] = 0.5
-    # h' = 2h in the recurrence: the recurrent weights take another 1/2
-    Waug = np.empty((H + B, G), dt)
-    Waug[:H] = (W_hh * (0.5 * s)[:, None]).T
+    tanh = route == "tanh"
+    s = np.ones(G, dt)                       # the rows' scales (see the module docstring)
+    if tanh:
+        s[:2 * H] = s[3 * H:] = 0.5          # i, f, o: z/2
+    else:
+        s[2 * H:3 * H] = 2.0                 # g: 2z
+        s *= -1.0 if route == "exp" else 1.0     # exp(-z) comes out of one exp pass
+
+    def sigmoid(a, out):                     # sigma of the unscaled a (route logistic or exp)
+        if route == "exp":
+            with np.errstate(over="ignore"):     # exp(-a) = inf gives sigma = 0, exactly
+                np.exp(a, out=out)
+            out += 1.0
+            np.divide(1.0, out, out=out)
+        else:
+            expit(a, out=out)
+    hscale = 2.0 if tanh else 1.0            # the recurrence carries h' = hscale h
+    Waug = np.empty((H + B, G), dt)          # [W_hh^T / hscale ; U_t], see the docstring
+    Waug[:H] = (W_hh * (s / hscale)[:, None]).T
     U = (x.reshape(T * B, D) @ (W_ih * s[:, None]).T).reshape(T, B, G)
     U += (theta["bias_ih_l0"] + theta["bias_hh_l0"]) * s
     hs = np.empty((T + 1, K, B, H + B), dt)  # [h'_t | onehot(b)] for every step
     hs[..., H:] = np.eye(B, dtype=dt)
-    hs[0, :, :, :H] = 2 * h0
+    hs[0, :, :, :H] = hscale * h0
     c = np.empty((K, B, H), dt)
     c[...] = c0
     z = np.empty((R, G), dt)
@@ -68,10 +92,12 @@ def replica_losses(theta, w, name, j, m, d):
     j = np.asarray(j)
     sd = s[j] * d                           # the perturbation, scaled as its row is
     if name == "weight_hh_l0":
-        sd = sd * 0.5                       # it multiplies h' = 2h
+        sd = sd / hscale                    # it multiplies h'
     col = None if name.startswith("bias") else np.asarray(m)
     if name == "weight_ih_l0":
         dx = sd[None, :, None] * x[:, :, col].transpose(0, 2, 1)   # (T, K, B)
+    expit = backend.expit(np)
+    zi, zf, zg, zo = (z3[..., q * H:(q + 1) * H] for q in range(4))
     for t in range(T):
         Waug[H:] = U[t]
         np.matmul(hs[t].reshape(R, H + B), Waug, out=z)
@@ -81,18 +107,30 @@ def replica_losses(theta, w, name, j, m, d):
             z3[k, :, j] += dx[t]
         else:
             z3[k, :, j] += sd[:, None]
-        np.tanh(z, out=z)                   # i, f, o as tanh(z/2); g as tanh(z)
-        zi, zf, zg, zo = (z3[..., q * H:(q + 1) * H] for q in range(4))
-        zif = z3[..., :2 * H]
-        zif += 1.0                          # 2i, 2f
-        zi *= zg                            # 2 i g
-        c *= zf
-        c += zi
-        c *= 0.5                            # c = f c_prev + i g
-        np.tanh(c, out=tc)
-        zo += 1.0                           # 2o
-        np.multiply(zo, tc, out=hs[t + 1, :, :, :H])   # h' = 2 o tanh(c)
-    f = np.einsum("tkbh,tbh->k", hs[1:, :, :, :H], 0.5 * w["y"])
-    f += np.einsum("kbh,bh->k", hs[T, :, :, :H], 0.5 * w["h0"][0])
+        h_next = hs[t + 1, :, :, :H]
+        if tanh:
+            np.tanh(z, out=z)               # 2i-1, 2f-1, g, 2o-1
+            z3[..., :2 * H] += 1.0          # 2i, 2f
+            zi *= zg                        # 2 i g
+            c *= zf
+            c += zi
+            c *= 0.5                        # c = f c_prev + i g
+            np.tanh(c, out=tc)
+            zo += 1.0                       # 2o
+            np.multiply(zo, tc, out=h_next)     # h' = 2 o tanh(c)
+        else:
+            sigmoid(z, z)                   # i, f, (g + 1)/2, o
+            zg *= 2.0
+            zg -= 1.0                       # g
+            zi *= zg                        # i g
+            c *= zf
+            c += zi                         # c = f c_prev + i g
+            np.multiply(c, s[2 * H], out=tc)   # 2c (logistic) or -2c (exp)
+            sigmoid(tc, tc)
+            tc *= 2.0
+            tc -= 1.0                       # tanh(c)
+            np.multiply(zo, tc, out=h_next)     # h = o tanh(c)
+    f = np.einsum("tkbh,tbh->k", hs[1:, :, :, :H], w["y"] / hscale)
+    f += np.einsum("kbh,bh->k", hs[T, :, :, :H], w["h0"][0] / hscale)
     f += np.einsum("kbh,bh->k", c, w["c0"][0])
     return f

@@ -39,16 +39,21 @@ def timeit_pair(fn_a, fn_b, repeat: int = 3, xp=np) -> tuple:
     return tuple(best)
 
 
-def transcendental_seconds(n: int, dtype="float64") -> float:
-    """Best time of ``n`` evaluations of the LSTM's gate transcendental for ``dtype`` (the
-    logistic for float64, the SIMD tanh for float32; see models/lstm.py), on lstmcheck's CPU
-    threads: the elementwise floor no NumPy implementation of the cell gets under."""
+def transcendental_seconds(n: int, dtype="float64", sample: int = 1 << 22) -> float:
+    """Best time of ``n`` gate transcendentals for ``dtype`` on lstmcheck's CPU threads, at the
+    rate of the fastest of NumPy's tanh, scipy's expit and NumPy's exp (every formulation of a
+    gate costs at least one of them per element; which is fastest differs between machines):
+    the elementwise floor no NumPy implementation of the cell gets under. Timed on up to
+    ``sample`` elements and scaled to ``n``."""
     from scipy.special import expit
-    f = expit if np.dtype(dtype) == np.float64 else np.tanh
-    rows = max(1, n // 4096)
-    z = np.random.default_rng(0).standard_normal((rows, n // rows)).astype(dtype)
+    size = min(n, sample)
+    rows = max(1, size // 4096)
+    z = np.random.default_rng(0).standard_normal((rows, size // rows)).astype(dtype)
     out = np.empty_like(z)
-    return timeit(lambda: parallel.parallel_rows(f, out, z), repeat=5) * n / z.size
+    with np.errstate(over="ignore"):
+        best = min(timeit(lambda f=f: parallel.parallel_rows(f, out, z), repeat=5)
+                   for f in (np.tanh, expit, np.exp))
+    return best * n / z.size
 
 
 def gemm_gflops(dtype="float64", n: int = 1024, xp=np) -> float:
