@@ -197,3 +197,17 @@ def test_cpus_of_one_name_but_another_make_or_feature_set_are_other_machines(mon
     kernels._machine_key_of.cache_clear()
     assert kernels._machine_key(np) in keys
     kernels._machine_key_of.cache_clear()
+
+
+def test_a_fresh_worker_and_a_process_with_scipy_loaded_are_one_machine():
+    """Sweep workers read the parent's measurements: the key must not depend on which other
+    BLAS libraries a process happens to have loaded (scipy.linalg brings its own)."""
+    import subprocess
+    import sys
+    import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS beside NumPy's)
+    kernels._machine_key_of.cache_clear()
+    here = kernels._machine_key(np)
+    code = "import numpy as np; from lstmcheck.models import kernels; print(kernels._machine_key(np))"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert fresh == here

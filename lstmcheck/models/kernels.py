@@ -115,9 +115,14 @@ def _cpuinfo() -> dict:
 
 
 def _blas_build() -> str:
+    """NumPy's own BLAS (name, version, core type): the one its GEMMs run on. Other BLAS
+    libraries in the process (scipy's, once scipy.linalg is imported) are not part of it, or a
+    process that had loaded scipy and a fresh worker would see two machines, measure twice,
+    and could choose differently and so round differently."""
     libs = parallel._blas_controllers()
-    return ",".join(f"{c.internal_api}-{c.version}-{getattr(c, 'architecture', '')}"
-                    for c in libs) or "unknown-blas"
+    own = [c for c in libs if "numpy" in os.path.basename(os.path.dirname(c.filepath))]
+    return ",".join(sorted(f"{c.internal_api}-{c.version}-{getattr(c, 'architecture', '')}"
+                           for c in (own or libs))) or "unknown-blas"
 
 
 def _machine_key(xp) -> str:
