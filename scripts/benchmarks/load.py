@@ -14,8 +14,10 @@ import time
 
 
 def cpu_model() -> str:
-    from lstmcheck.models.kernels import _cpu_model
-    return _cpu_model() or "unknown CPU"
+    """The CPU's name with its family/model/stepping and flags digest (the kernel cache's
+    identity of it: two machines of one name can differ)."""
+    from lstmcheck.models.kernels import _cpu_identity
+    return _cpu_identity().strip() or "unknown CPU"
 
 
 def describe() -> str:
