@@ -168,3 +168,13 @@ def test_keras_on_the_jax_backend_in_a_subprocess():
     for name, (passed, checks, target) in out.items():
         assert passed, name
         assert checks == ["fd", "forward", "gradient"] and "jax backend" in target, (name, checks)
+
+
+@pytest.mark.parametrize("seed", [5, 0, 1])
+def test_a_relu_layer_whose_differences_straddle_a_kink_passes(seed):
+    """Seed 5: the float32 base step crossed relu kinks (bias[2], x[0, 0, 0] off by 7-30%) and
+    a correct layer failed; the smaller-step opinion (check/api.py, _past_kinks) resolves it."""
+    keras.utils.set_random_seed(seed)
+    layer = built(L.SimpleRNN(4, activation="relu"))
+    report = lc.audit(layer, lengths=[5, 3], seq_len=5, batch=2)
+    assert report.passed, report.to_text()

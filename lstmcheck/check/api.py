@@ -300,7 +300,39 @@ class _Check(_Rows):
             err[bad] = np.maximum(a.err, b.err) + np.abs(a.value - b.value)
             band = tol.element_tolerance(err, g, scale, dt, nd) + self._low_band(name, g)
             self.details.setdefault("second_opinions", {})[name] = int(bad.sum())
+            value, err, band = self._past_kinks(name, idx, theta, g, value, err, band, scale, nd)
         self._row(name, label or method, idx, g, value, err, band, n_total)
+
+    def _past_kinks(self, name, idx, theta, g, value, err, band, scale, nd):
+        """Elements still failing, re-measured by central differences at steps 10, 100 and 1000
+        times smaller. A step that straddles a kink of f (relu, clip, a mask) can miss the
+        derivative by a share of the jump: in float32 the base step is 5e-3 of the value, and
+        about one random Keras SimpleRNN(relu) in 30 failed so. A smaller step's estimate is
+        taken where it agrees with half that step (no kink between them) and its band is under
+        half the disagreement it re-measures: a wrong gradient, whose disagreement is the same
+        at every step, still fails, and by no less than before."""
+        dt = self.dtype
+        for k in (0.1, 0.01, 0.001):
+            bad = ~(np.abs(g - value) <= band)
+            if not bad.any():
+                break
+            a, b = (methods.element_derivatives(self.ev, name, idx[bad], theta[bad], "central",
+                                                dt, self.f0, self.F, self.nondet, step_scale=s)
+                    for s in (k, k / 2))
+            e = b.err + np.abs(a.value - b.value)
+            smooth = np.abs(a.value - b.value) <= a.err + b.err
+            gb = g[bad]
+            band_k = tol.element_tolerance(e, gb, scale, dt, nd[bad] if np.ndim(nd) else nd) \
+                + self._low_band(name, gb)
+            take = smooth & (band_k < np.abs(gb - value[bad]) / 2)
+            if take.any():
+                where = np.flatnonzero(bad)[take]
+                value, err = value.copy(), err.copy()
+                band = np.broadcast_to(band, value.shape).astype(float)
+                value[where], err[where], band[where] = b.value[take], e[take], band_k[take]
+                counts = self.details.setdefault("kink_opinions", {})
+                counts[name] = counts.get(name, 0) + int(take.sum())
+        return value, err, band
 
     # ---- directional screen + localisation
     def directional(self, names, mode, n_dirs=2, elements_method=None):
