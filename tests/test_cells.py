@@ -168,7 +168,7 @@ def test_the_gate_route_is_measured_and_can_be_forced(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(kernels, "_cache", {})
     route = kernels.gate_route(np, np.float64)
-    assert route in kernels.ROUTES
+    assert route in kernels.GATE_ROUTES
     assert (tmp_path / "lstmcheck" / "kernels.json").is_file()     # later processes reuse it
     monkeypatch.setenv("LSTMCHECK_GATE_ROUTE", "tanh")
     assert kernels.gate_route(np, np.float64) == "tanh"
@@ -177,8 +177,8 @@ def test_the_gate_route_is_measured_and_can_be_forced(monkeypatch, tmp_path):
         kernels.gate_route(np, np.float64)
 
 
-@pytest.mark.parametrize("route", ["tanh", "logistic"])
-def test_both_gate_routes_give_the_readable_result(route, monkeypatch):
+@pytest.mark.parametrize("route", ["tanh", "logistic", "exp"])
+def test_every_gate_route_gives_the_readable_result(route, monkeypatch):
     monkeypatch.setenv("LSTMCHECK_GATE_ROUTE", route)
     monkeypatch.setenv("LSTMCHECK_FUSED", "fused")
     m = lc.LSTM(3, 4)

@@ -5,7 +5,7 @@ lengths; the runner falls back to the readable step otherwise.
 
 - One transcendental call activates every gate of a step: tanh and the logistic are affine
   images of each other (tanh(z) = 2 sigma(2z) - 1), so the gate block runs through whichever
-  of the two ``kernels.gate_route`` measured faster on this machine for the dtype.
+  of tanh, expit and 1/(1 + exp(-z)) ``kernels.gate_route`` measured fastest here for the dtype.
 - tanh(c) runs as tanh or as 2 sigma(2c) - 1, whichever ``kernels.cell_route`` measured faster.
 - Batch rows never interact, so batches can run their whole recurrence in row blocks on CPU
   threads (parallel.parallel_blocks); ``kernels.row_split`` measures whether that pays for the
@@ -49,15 +49,16 @@ class FusedLSTM:
         Returns (n, F, runs): the first n columns of z (every gate but an o that waits for its
         peephole) become F(z), then each run (columns, k, b) of the gates F does not fit is
         mapped z -> k z before and F -> k F + b after. F is the dtype's faster transcendental:
-        the route kernels.gate_route measured faster for the dtype (tanh(z) = 2 sigma(2z) - 1,
+        the route kernels.gate_route measured fastest for the dtype (tanh(z) = 2 sigma(2z) - 1,
         sigma(z) = tanh(z/2)/2 + 1/2); scaling by powers of two is exact.
         None when the activations are not the standard sigmoid/tanh pair or z is complex.
         """
         if dtype.kind != "f" or self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
             return None
         gates = self._fused_gates()
-        logistic = kernels.gate_route(xp, dtype) == "logistic"
-        F = backend.expit(xp) if logistic else xp.tanh
+        route = kernels.gate_route(xp, dtype)
+        logistic = route != "tanh"               # F is sigma (by expit or by exp), or tanh
+        F = kernels.gate_sigmoid(xp, route)
         k, b = (2.0, -1.0) if logistic else (0.5, 0.5)
         runs, j = [], 0
         while j < len(gates):          # maximal runs of adjacent gates that need the mapping
