@@ -56,6 +56,18 @@ def transcendental_seconds(n: int, dtype="float64", sample: int = 1 << 22) -> fl
     return best * n / z.size
 
 
+def transcendental_ns(dtype="float64", n: int = 1 << 16) -> dict:
+    """Nanoseconds an element of NumPy's tanh, scipy's expit and NumPy's exp for ``dtype``, on
+    one thread, over an in-cache block of gate-sized values (which is fastest differs between
+    builds and CPUs: the kernels' routes are measured, never assumed)."""
+    from scipy.special import expit
+    z = (4 * np.random.default_rng(0).standard_normal(n)).astype(dtype)
+    out = np.empty_like(z)
+    with np.errstate(over="ignore"):
+        return {name: timeit(lambda f=f: f(z, out=out), repeat=20) / n * 1e9
+                for name, f in (("tanh", np.tanh), ("expit", expit), ("exp", np.exp))}
+
+
 def gemm_gflops(dtype="float64", n: int = 1024, xp=np) -> float:
     """This machine's square-GEMM throughput in GFLOP/s for ``dtype`` (cached per run)."""
     key = (np.dtype(dtype).name, n, backend.backend_name(xp))

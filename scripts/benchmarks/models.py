@@ -11,7 +11,8 @@ import numpy as np
 
 import lstmcheck as lc
 from lstmcheck import parallel
-from .common import gemm_gflops, row, timeit, timeit_pair, transcendental_seconds
+from .common import (gemm_gflops, row, timeit, timeit_pair, transcendental_ns,
+                     transcendental_seconds)
 
 SHAPES = [(64, 200, 128, 256), (32, 100, 64, 128)]   # (B, T, D, H)
 
@@ -91,6 +92,10 @@ def _snapshot(B, T, D, H, dtype):
 
 def run(quick: bool = False) -> list[dict]:
     rows = []
+    for dtype in ("float64", "float32"):
+        ns = transcendental_ns(dtype)
+        rows.append(row(f"NumPy's gate transcendentals, {dtype}, one thread", ns["tanh"] * 1e-9,
+                        None, "ns an element: " + ", ".join(f"{k} {v:.2f}" for k, v in ns.items())))
     shapes = SHAPES[1:] if quick else SHAPES
     for B, T, D, H in shapes:
         for dtype in ("float64", "float32"):
