@@ -139,6 +139,43 @@ def parallel_blocks(xp, n, fn, *, work=1, enabled=True, min_work=MIN_WORK, threa
                  blas_single=gemm)
 
 
+_SEQUENCE_THREADS = [1]    # threads of matmul() below, set by sequence_gemms
+
+
+@contextlib.contextmanager
+def sequence_gemms(n):
+    """Inside: a model's whole-sequence GEMMs (matmul below) on n threads of our own (None:
+    num_threads()), and every other GEMM on NumPy's BLAS at n threads (None: its own count)."""
+    before = _SEQUENCE_THREADS[0]
+    _SEQUENCE_THREADS[0] = num_threads() if n is None else n
+    try:
+        with blas_threads(n):
+            yield
+    finally:
+        _SEQUENCE_THREADS[0] = before
+
+
+def matmul(a, b):
+    """a @ b for a whole sequence's GEMM (an input projection, a weight gradient): under
+    sequence_gemms with more than one thread, row blocks of a on the pool's threads, BLAS at one
+    thread in each. Not BLAS's own threads: OpenBLAS's workers spin for a while after every call
+    and take the cores from the row-split recurrence that follows (100 steps of a (32, 128)
+    float64 recurrence on two threads: 38.6 ms right after a two-thread BLAS GEMM, 22.9 ms after
+    a one-thread one); ours wait asleep. As fast as BLAS's two threads here. BLAS may round the
+    rows at a block's edge differently (its kernels handle a remainder of rows their own way),
+    as with its own threads: within the bound tests/test_kernels.py states; the same blocks, so
+    the same numbers, on every run with the same thread count."""
+    xp = backend.array_module(a)
+    k = _SEQUENCE_THREADS[0]
+    if k <= 1 or not backend.is_host(xp) or type(a) is not xp.ndarray \
+            or type(b) is not xp.ndarray or a.ndim != 2 or b.ndim != 2:
+        return a @ b
+    out = xp.empty((a.shape[0], b.shape[1]), xp.result_type(a, b))
+    parallel_blocks(xp, a.shape[0], lambda lo, hi: xp.matmul(a[lo:hi], b, out=out[lo:hi]),
+                    work=a.shape[1] + b.shape[1], threads=k)
+    return out
+
+
 def parallel_rows(fn, out, *args, threads=None, min_size=MIN_WORK):
     """``fn(*args, out=out)`` with the rows (first axis) of ``out`` split across CPU threads.
 

@@ -1,5 +1,6 @@
 """backend.parallel_rows / parallel_blocks: the CPU thread pool gives the plain call's results
 bit for bit, covers every row exactly once, and hands worker errors back to the caller."""
+import json
 import threading
 
 import numpy as np
@@ -150,3 +151,93 @@ def test_lstm_split_across_threads_equals_one_thread(monkeypatch, variant, opts)
     (y1, h1, c1, g1), (y3, h3, c3, g3) = out
     for a, b in [(y1, y3), (h1, h3), (c1, c3)] + [(g1[n], g3[n]) for n in g1]:
         assert np.abs(a - b).max() <= 1e-14 * np.abs(a).max()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128"])
+@pytest.mark.parametrize("m,k,n,transposed", [(701, 33, 65, False), (300, 1024, 40, True),
+                                              (7, 5, 3, False), (1, 200, 100, False)])
+def test_sequence_matmul_equals_the_plain_product(threads, dtype, m, k, n, transposed):
+    """parallel.matmul under sequence_gemms: row blocks on our threads give the plain a @ b
+    within the kernels' bound (BLAS rounds a block's edge rows its own way), the same on every
+    call, transposed views included (a weight gradient is dz.T @ h); one thread is the plain
+    call."""
+    if not parallel._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: GEMM work is not split")
+    rng = np.random.default_rng(m + k)
+    a = rng.standard_normal((k, m) if transposed else (m, k)).astype(dtype)
+    a = a.T if transposed else a
+    if dtype.startswith("complex"):
+        a = a + 1j * rng.standard_normal(a.shape)
+    b = rng.standard_normal((k, n)).astype("float64" if dtype == "complex128" else dtype)
+    with parallel.blas_threads(1):
+        plain = a @ b
+    calls = []
+    real_blocks = parallel.parallel_blocks
+
+    def spy(*args, **kw):
+        calls.append(kw.get("threads"))
+        return real_blocks(*args, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "parallel_blocks", spy)
+        with parallel.sequence_gemms(threads):
+            got = parallel.matmul(a, b)
+            again = parallel.matmul(a, b)
+    assert got.dtype == plain.dtype and got.shape == plain.shape
+    bound = 2e-5 if dtype == "float32" else 1e-13
+    assert np.abs(got - plain).max() <= bound * np.abs(plain).max()
+    np.testing.assert_array_equal(got, again)
+    if threads == 1:
+        np.testing.assert_array_equal(got, plain)
+    assert calls == ([] if threads == 1 else [threads, threads])
+    assert parallel._SEQUENCE_THREADS == [1]              # outside the block: the plain call
+
+
+def test_sequence_matmul_leaves_stand_ins_to_their_own_product():
+    """The checker's per-replica weights are not arrays: they multiply themselves."""
+    class StandIn:
+        __array_ufunc__ = None
+
+        def __rmatmul__(self, a):
+            return "own product"
+    with parallel.sequence_gemms(2):
+        assert parallel.matmul(np.ones((100, 300)), StandIn()) == "own product"
+
+
+def test_the_row_split_is_timed_on_the_real_phase_per_load(monkeypatch, tmp_path):
+    """kernels.row_split times the fused layer's own forward (or backward) on its first steps,
+    split and whole, and keys the result by phase and load class."""
+    from lstmcheck.models import fused_lstm, kernels
+    if not parallel._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: GEMM work is not split")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(kernels, "_cache", {})
+    monkeypatch.setenv("LSTMCHECK_THREADS", "2")
+    monkeypatch.setenv("LSTMCHECK_FUSED", "fused")
+    monkeypatch.delenv("LSTMCHECK_ROW_THREADS", raising=False)
+    timed = []
+    real = fused_lstm.FusedLSTM.forward, fused_lstm.FusedLSTM.backward
+
+    def forward(self, xp, p, u, state0, *, split=None):
+        timed.append(("forward", len(u), split))
+        return real[0](self, xp, p, u, state0, split=split)
+
+    def backward(self, xp, p, tape, dy, dfinal, *, split=None, **kw):
+        timed.append(("backward", len(dy), split))
+        return real[1](self, xp, p, tape, dy, dfinal, split=split, **kw)
+    monkeypatch.setattr(fused_lstm.FusedLSTM, "forward", forward)
+    monkeypatch.setattr(fused_lstm.FusedLSTM, "backward", backward)
+    model = lc.LSTM(4, 16)
+    p = model.init_params(seed=0)
+    x = np.random.default_rng(0).standard_normal((40, 300, 4))
+    y, _, tape = model.forward(p, x)
+    model.backward(tape, np.ones_like(y))
+    s = fused_lstm.SPLIT_TIMING_STEPS
+    for phase in ("forward", "backward"):
+        assert {(ph, n, sp) for ph, n, sp in timed if ph == phase and sp is not None} == \
+            {(phase, s, True), (phase, s, False)}
+        assert (phase, 40, None) in timed                  # the real call, after the measurement
+    stored = json.loads((tmp_path / "lstmcheck" / "kernels.json").read_text())
+    keys = [k for k in stored if k.startswith("row_threads@")]
+    assert sorted(k.split("|")[-2] for k in keys) == ["backward", "forward"]
+    assert all(k.split("|")[-1] == kernels.load_class() for k in keys)

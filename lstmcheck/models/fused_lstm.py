@@ -44,36 +44,25 @@ class FusedLSTM:
         return [g for g in self.gates if not (g == "o" and self.flags.peephole)]
 
     def _fused(self, xp, dtype, H):
-        """How to activate the gate blocks of one step in a single transcendental call.
+        """How to activate the gate block of one step in a single transcendental call.
 
-        Returns (n, F, runs): the first n columns of z (every gate but an o that waits for its
-        peephole) become F(z), then each run (columns, k, b) of the gates F does not fit is
-        mapped z -> k z before and F -> k F + b after. F is the dtype's faster transcendental:
-        the route kernels.gate_route measured fastest for the dtype (tanh(z) = 2 sigma(2z) - 1,
-        sigma(z) = tanh(z/2)/2 + 1/2); scaling by powers of two is exact.
+        Returns (n, F, k, m, b): the first n columns of z (every gate but an o that waits for its
+        peephole) become m F(k z) + b, F the transcendental kernels.gate_route measured fastest
+        here for the dtype and k, m, b per-column constants (kernels.gate_block). Three passes
+        over the whole block: one over a gate's column slice costs more (its rows are strided).
         None when the activations are not the standard sigmoid/tanh pair or z is complex.
         """
         if dtype.kind != "f" or self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
             return None
         gates = self._fused_gates()
-        route = kernels.gate_route(xp, dtype)
-        logistic = route != "tanh"               # F is sigma (by expit or by exp), or tanh
-        F = kernels.gate_sigmoid(xp, route)
-        k, b = (2.0, -1.0) if logistic else (0.5, 0.5)
-        runs, j = [], 0
-        while j < len(gates):          # maximal runs of adjacent gates that need the mapping
-            if (gates[j] == "g") == logistic:
-                e = j
-                while e < len(gates) and (gates[e] == "g") == logistic:
-                    e += 1
-                runs.append((slice(j * H, e * H), k, b))
-                j = e
-            else:
-                j += 1
-        return len(gates) * H, F, runs
+        F, sig, tnh = kernels.gate_block(xp, kernels.gate_route(xp, dtype))
+        kmb = np.array([tnh if g == "g" else sig for g in gates])
+        k, m, b = (xp.asarray(np.repeat(kmb[:, j], H), dtype) for j in range(3))
+        return len(gates) * H, F, k, m, b
 
     # ---- forward
-    def forward(self, xp, p, u, state0):
+    def forward(self, xp, p, u, state0, *, split=None):
+        """split: batch rows across CPU threads or not (None: as kernels.row_split measures)."""
         fl = self.flags
         T, B, GH = u.shape
         h0, c0 = state0
@@ -98,7 +87,13 @@ class FusedLSTM:
         def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
             self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
                                        for k, v in tape.items()}, fused, logistic_h)
-        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=_split(xp, p, dt, B, H, GH))
+        if split is None:
+            def prefix(split_):              # the first steps of this very layer, either way
+                s = min(T, SPLIT_TIMING_STEPS)
+                buf = xp.empty_like(u[:s])
+                return lambda: self.forward(xp, p, _copy(xp, buf, u[:s]), state0, split=split_)
+            split = _split(xp, p, dt, B, GH, "forward", prefix)
+        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=split)
         hs, c = tape["hs"], tape["c"]
         return hs[1:], (hs[T], c[T]), tape
 
@@ -138,17 +133,14 @@ class FusedLSTM:
             if "f" in peep:
                 z[:, sl["f"]] += peep["f"] * c_prev
             if fused is not None:
-                _, F, runs = fused
+                _, F, k_in, k_out, b_out = fused
                 zf = z[:, :nf]
                 if zmask is not None:
                     self._clip(xp, zf, zmask[t][:, :nf])
-                for cols, k, b in runs:
-                    z[:, cols] *= k
+                zf *= k_in
                 F(zf, out=zf)
-                for cols, k, b in runs:
-                    zr = z[:, cols]
-                    zr *= k
-                    zr += b
+                zf *= k_out
+                zf += b_out
             for g in self.gates:
                 if g == "o" or sl[g].stop <= nf:
                     continue  # fused above, or o: it may see c_t through its peephole (below)
@@ -206,7 +198,7 @@ class FusedLSTM:
                 xp.multiply(o, a_h, out=hs[t + 1])
 
     # ---- backward
-    def backward(self, xp, p, tape, dy, dfinal, *, truncate=None, trace=False):
+    def backward(self, xp, p, tape, dy, dfinal, *, truncate=None, trace=False, split=None):
         fl = self.flags
         act, c, hs, m = tape["act"], tape["c"], tape["hs"], tape["m"]
         T, B, GH = act.shape
@@ -223,14 +215,21 @@ class FusedLSTM:
             views = {k: (v[:, lo:hi] if v is not None else None) for k, v in bufs.items()}
             self._backward_rows(xp, p, views, {k: v[lo:hi] for k, v in carry.items()},
                                 truncate, deriv)
-        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=_split(xp, p, dt, B, H, GH))
+        if split is None:
+            def prefix(split_):              # the first steps of this very tape, either way
+                s = min(T, SPLIT_TIMING_STEPS)
+                part = {k: (v[:s + 1] if k in ("c", "hs") else v[:s]) if v is not None else None
+                        for k, v in tape.items()}
+                return lambda: self.backward(xp, p, part, dy[:s], dfinal, split=split_)
+            split = _split(xp, p, dt, B, GH, "backward", prefix)
+        parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=split)
         dz_all, dH = bufs["dz"], bufs["dH"]
         # weight gradients: one GEMM each over all time steps
         sl = self._slices(H)
         pg = [sl[g] for g in self.peep_gates]
         TB = T * B
         dz2 = dz_all.reshape(TB, GH)
-        grads = {"weight_hh": dz2.T @ hs[:T].reshape(TB, -1)}
+        grads = {"weight_hh": parallel.matmul(dz2.T, hs[:T].reshape(TB, -1))}
         if fl.peephole:
             rows_ = []
             for gname in self.peep_gates:
@@ -241,9 +240,9 @@ class FusedLSTM:
             rows_pg = ((T - 1) * B, len(pg) * H)     # explicit: T = 1 leaves no rows to infer -1 from
             dpg = xp.concatenate([dz_all[1:, :, s] for s in pg], axis=2).reshape(rows_pg)
             apg = xp.concatenate([act[:-1, :, s] for s in pg], axis=2).reshape(rows_pg)
-            grads["weight_gr"] = dpg.T @ apg
+            grads["weight_gr"] = parallel.matmul(dpg.T, apg)
         if self.proj:
-            grads["weight_hr"] = dH.reshape(TB, -1).T @ m.reshape(TB, H)
+            grads["weight_hr"] = parallel.matmul(dH.reshape(TB, -1).T, m.reshape(TB, H))
         return dz_all, (carry["dh"], carry["dc"]), grads, (dH, bufs["dC"])
 
     def _fused_derivative(self, xp, dt, H):
@@ -351,10 +350,20 @@ class FusedLSTM:
                 da_next = dz_pg @ p["weight_gr"] if t > 0 else None
 
 
-def _split(xp, p, dt, B, H, GH):
+SPLIT_TIMING_STEPS = 16     # steps of the real layer its row split is timed on
+
+
+def _split(xp, p, dt, B, GH, phase, prefix):
     """Batch rows split across threads: shared parameters, and kernels.row_split measured that
-    it pays for this shape and dtype."""
-    return _shared(xp, p) and kernels.row_split(xp, dt, B, H, GH)
+    it pays for this phase of this shape and dtype (prefix(split) runs the phase on the first
+    steps of the real layer)."""
+    return _shared(xp, p) and kernels.row_split(
+        xp, dt, B, GH, phase, lambda: {"split": prefix(True), "whole": prefix(False)})
+
+
+def _copy(xp, dst, src):
+    xp.copyto(dst, src)
+    return dst
 
 
 def _shared(xp, p):

@@ -16,10 +16,11 @@ results stay reproducible from run to run. Every choice has an environment overr
     LSTMCHECK_CELL_ROUTE   tanh | logistic  tanh(c) as tanh, or as 2 sigma(2c) - 1
     LSTMCHECK_FUSED        fused | step     the fused sequence execution or the readable step
     LSTMCHECK_ROW_THREADS  split | whole    batch rows split across CPU threads, or not
-    LSTMCHECK_BLAS_THREADS 1 | n            BLAS threads for a model's whole-sequence GEMMs
+    LSTMCHECK_BLAS_THREADS 1 | n            threads for a model's whole-sequence GEMMs (n: the
+                                            CPU threads', each running BLAS on one)
     LSTMCHECK_REPLICA_ROUTE tanh | logistic | exp  the audit's replica forward (replica_lstm.py)
 
-The BLAS choice is also keyed by the load (``load_class``): it is re-measured when the
+The thread choices are also keyed by the load (``load_class``): they are re-measured when the
 machine's other processes come to occupy its cores, and GEMMs too small to share are kept on
 one thread without measuring.
 """
@@ -41,7 +42,7 @@ from .. import backend, parallel
 from ..errors import OptionError
 
 ROUTES = ("tanh", "logistic")
-GATE_ROUTES = ("tanh", "logistic", "exp")        # fused_lstm.py: exp is sigma = 1/(1 + e^-z)
+GATE_ROUTES = ("tanh", "logistic", "exp")        # fused_lstm.py (kernels.gate_block)
 REPLICA_ROUTES = ("tanh", "logistic", "exp")     # models/replica_lstm.py
 BUDGET_S = 0.004          # measurement time per choice, beyond the warm-up call
 REPLICA_BUDGET_S = 0.15   # the audit's replica route (see replica_route)
@@ -58,11 +59,11 @@ class Choice:
 
 
 CHOICES = {
-    "gate_route": Choice("LSTMCHECK_GATE_ROUTE", GATE_ROUTES, revision=2),   # 2: exp, runs
+    "gate_route": Choice("LSTMCHECK_GATE_ROUTE", GATE_ROUTES, revision=3),   # 3: whole-block passes
     "cell_route": Choice("LSTMCHECK_CELL_ROUTE", ROUTES),
     "fused": Choice("LSTMCHECK_FUSED", ("fused", "step"), revision=2),   # 2: no W_hh copy
-    "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole")),
-    "blas_threads": Choice("LSTMCHECK_BLAS_THREADS", ("1", "n")),
+    "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole"), revision=2),  # 2: real steps
+    "blas_threads": Choice("LSTMCHECK_BLAS_THREADS", ("1", "n"), revision=2),  # 2: our threads
     "replica_route": Choice("LSTMCHECK_REPLICA_ROUTE", REPLICA_ROUTES, revision=2),  # 2: longer
 }
 
@@ -223,45 +224,49 @@ def _block(xp, dtype, n=16384):
     return backend.asarray(np.linspace(-4, 4, n), xp, dtype)
 
 
-def exp_sigmoid(xp):
-    """sigma(z) = 1/(1 + exp(-z)) in four passes, for builds whose exp is faster than their
-    expit and tanh (NumPy's float32 exp is SIMD where its tanh is not). exp(-z) = inf gives 0."""
-    def f(z, out):
-        xp.negative(z, out=out)
+def exp_reciprocal(xp):
+    """F(y) = 1/(1 + exp(y)) in three passes: sigma(z) = F(-z), for builds whose exp is faster
+    than their expit and tanh (NumPy's float32 exp is SIMD where its tanh is not). exp(y) = inf
+    gives 0."""
+    def f(y, out):
         with np.errstate(over="ignore"):
-            xp.exp(out, out=out)
+            xp.exp(y, out=out)
         out += 1.0
         xp.reciprocal(out, out=out)
         return out
     return f
 
 
-def gate_sigmoid(xp, route):
-    """The transcendental of a gate block for a route: tanh, scipy's expit, or exp_sigmoid."""
-    return xp.tanh if route == "tanh" else (backend.expit(xp) if route == "logistic"
-                                            else exp_sigmoid(xp))
+def gate_block(xp, route):
+    """(F, sigmoid_kmb, tanh_kmb) for a gate-block route: a column's activation is m F(k z) + b
+    with (k, m, b) its gate's constants. tanh(z) = 2 sigma(2z) - 1, sigma(z) = tanh(z/2)/2 + 1/2,
+    and the exp route's F takes -z (scaling by a power of two or a sign is exact)."""
+    if route == "tanh":
+        return xp.tanh, (0.5, 0.5, 0.5), (1.0, 1.0, 0.0)
+    if route == "logistic":
+        return backend.expit(xp), (1.0, 1.0, 0.0), (2.0, 2.0, -1.0)
+    return exp_reciprocal(xp), (-1.0, 1.0, 0.0), (-2.0, 2.0, -1.0)
 
 
 def gate_route(xp, dtype) -> str:
-    """'tanh', 'logistic' or 'exp': how a fused gate block of i, f, g, o is activated
-    (tanh(z) = 2 sigma(2z) - 1, sigma(z) = (tanh(z/2) + 1)/2). Each candidate is timed as the
-    block costs it: its transcendental over the block, plus the rescaling passes of the gates it
-    does not fit (three of four for tanh, g alone for the others, fused_lstm._fused)."""
+    """'tanh', 'logistic' or 'exp': how a fused gate block of i, f, g, o is activated (see
+    gate_block). Each candidate is timed as fused_lstm._fused runs it: z -> k z, F, then m F + b,
+    each one pass over the whole block."""
     def candidates():
         z = _block(xp, dtype).reshape(16, -1)
         out = xp.empty_like(z)
         q = z.shape[1] // 4
 
         def route(name):
-            F = gate_sigmoid(xp, name)
-            cols = slice(0, 3 * q) if name == "tanh" else slice(2 * q, 3 * q)
+            F, sig, tnh = gate_block(xp, name)
+            k, m, b = (backend.asarray(np.repeat([sig[j], sig[j], tnh[j], sig[j]], q), xp, dtype)
+                       for j in range(3))
 
             def go():
-                zr = out[:, cols]
-                xp.multiply(z[:, cols], 2.0, out=zr)
+                xp.multiply(z, k, out=out)
                 F(out, out=out)
-                zr *= 2.0
-                zr += 1.0
+                xp.multiply(out, m, out=out)
+                xp.add(out, b, out=out)
             return go
         return {n: route(n) for n in GATE_ROUTES}
     return select("gate_route", xp, dtype, "any", candidates)
@@ -307,35 +312,27 @@ def fused(xp, dtype, rows, width, steps, candidates) -> bool:
     return select("fused", xp, dtype, shape, candidates, measure=by_length) == "fused"
 
 
-def row_split(xp, dtype, rows, hidden, width) -> bool:
-    """True when batch rows split across CPU threads beat one block for a recurrence of this
-    shape. Blocks under parallel.MIN_WORK elements, one thread or a GPU: never split."""
+def row_split(xp, dtype, rows, width, phase, candidates) -> bool:
+    """True when batch rows split across CPU threads beat one block for this phase ('forward' or
+    'backward') of a recurrence of this shape, per load class. ``candidates()`` gives
+    {"split": fn, "whole": fn}: the phase over the first steps of the real layer each way. The
+    real work, not a stand-in: the threads share the GEMMs but take turns at the interpreter
+    lock around every elementwise call, so which wins depends on a step's calls (at (B, H) =
+    (32, 128) float64 one block was 16% faster than two threads, where a GEMM-and-tanh stand-in
+    had timed the threads faster). Under parallel.MIN_WORK elements, one thread or a GPU: never
+    split."""
     threads = min(parallel.num_threads(), rows)
     if threads <= 1 or rows * width < parallel.MIN_WORK or not backend.is_host(xp) \
             or not parallel._blas_controllers():
         return False
-
-    def candidates():
-        r = np.random.default_rng(0)
-        h = backend.asarray(r.standard_normal((rows, hidden)), xp, dtype)
-        W = backend.asarray(r.standard_normal((hidden, width)) / hidden, xp, dtype)
-        z = xp.empty((rows, width), dtype)
-
-        def steps(lo, hi):                  # a recurrence's step: GEMM, then its gate block
-            for _ in range(3):
-                xp.matmul(h[lo:hi], W, out=z[lo:hi])
-                xp.tanh(z[lo:hi], out=z[lo:hi])
-
-        def run(split):
-            return lambda: parallel.parallel_blocks(xp, rows, steps, work=width, min_work=0,
-                                                    enabled=split)
-        return {"split": run(True), "whole": run(False)}
-    return select("row_threads", xp, dtype, shape_class(rows, width), candidates) == "split"
+    shape = f"{shape_class(rows, width)}|{phase}|{load_class()}"
+    return select("row_threads", xp, dtype, shape, candidates) == "split"
 
 
 def blas_threads(xp, dtype, m, k, n) -> int | None:
-    """BLAS threads for an (m x k) @ (k x n) GEMM: 1, or None for BLAS's own count. Small GEMMs
-    stay on one thread; larger ones are measured, per load class (see load_class)."""
+    """Threads for a model's whole-sequence (m x k) @ (k x n) GEMMs (parallel.sequence_gemms): 1,
+    or None for all of them. Small GEMMs stay on one thread; larger ones are measured, per load
+    class (see load_class)."""
     if not backend.is_host(xp) or not parallel._blas_controllers():
         return None
     if 2 * m * k * n < SMALL_GEMM_FLOPS or parallel.num_threads() <= 1:
@@ -349,10 +346,10 @@ def blas_threads(xp, dtype, m, k, n) -> int | None:
         b = backend.asarray(r.standard_normal((k, n)), xp, dtype)
         out = xp.empty((mm, n), dtype)
 
-        def gemm(threads):
+        def gemm(threads):                  # as the model runs it: parallel.matmul
             def go():
-                with parallel.blas_threads(threads):
-                    xp.matmul(a, b, out=out)
+                with parallel.sequence_gemms(threads):
+                    parallel.matmul(a, b)
             return go
         return {"1": gemm(1), "n": gemm(None)}
     shape = f"{shape_class(m, n)}k{max(k, 1).bit_length()}|{load_class()}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import parallel
 from .cell import Outer
 
 
@@ -71,7 +72,7 @@ class Trace:
 def project(xp, cell, p, xin):
     """u = x W_ih^T + b_ih (+ b_hh when the cell folds it in), all time steps in one GEMM."""
     T, B, D = xin.shape
-    u = (xin.reshape(T * B, D) @ p["weight_ih"].T).reshape(T, B, -1)
+    u = parallel.matmul(xin.reshape(T * B, D), p["weight_ih"].T).reshape(T, B, -1)
     u += p["bias_ih"]
     if cell.fold_bias_hh:
         u += p["bias_hh"]
@@ -254,17 +255,16 @@ def layer_params(model, params, suffix):
 
 
 def _gemm_policy(model, x):
-    """BLAS threads for the model's whole-sequence GEMMs (the input projection, the weight
-    gradients), chosen by kernels.blas_threads for the largest of them; per-step GEMMs run in
-    parallel.parallel_blocks, which holds BLAS at one thread."""
-    import contextlib
-    from .. import backend, parallel
+    """Threads for the model's whole-sequence GEMMs (the input projection, the weight gradients:
+    parallel.matmul) and NumPy's BLAS, chosen by kernels.blas_threads for the largest of them;
+    per-step GEMMs run in parallel.parallel_blocks, which holds BLAS at one thread."""
+    from .. import backend
     from . import kernels
     xp = backend.array_module(x)
     T, B, D = x.shape
     G = model.num_gates * model.hidden_size
     n = kernels.blas_threads(xp, x.dtype, T * B, max(D, model.hidden_size), G)
-    return parallel.blas_threads(n) if n is not None else contextlib.nullcontext()
+    return parallel.sequence_gemms(n)
 
 
 def stack_forward(model, params, x, state0, lengths=None, fused=True, flip=()):
@@ -358,13 +358,13 @@ def _stack_backward(model, tape, dy, dfinal, truncate, trace):
             G = du.shape[-1]
             du2 = du.reshape(T * B, G)
             db = du2.sum(axis=0)
-            _add(grads, "weight_ih" + s, du2.T @ lt.xin.reshape(T * B, -1))
+            _add(grads, "weight_ih" + s, parallel.matmul(du2.T, lt.xin.reshape(T * B, -1)))
             _add(grads, "bias_ih" + s, db)
             if model.cell.fold_bias_hh:
                 _add(grads, "bias_hh" + s, db.copy())
             for n, g in dp.items():
                 _add(grads, n + s, g)
-            dxin = (du2 @ p["weight_ih"]).reshape(T, B, -1)
+            dxin = parallel.matmul(du2, p["weight_ih"]).reshape(T, B, -1)
             if rev:
                 dxin = dxin[::-1]
             d_in = dxin if d_in is None else d_in + dxin
