@@ -46,6 +46,7 @@ GATE_ROUTES = ("tanh", "logistic", "exp")        # fused_lstm.py (kernels.gate_b
 REPLICA_ROUTES = ("tanh", "logistic", "exp")     # models/replica_lstm.py
 BUDGET_S = 0.004          # measurement time per choice, beyond the warm-up call
 REPLICA_BUDGET_S = 0.15   # the audit's replica route (see replica_route)
+ROW_SPLIT_BUDGET_S = 0.1  # the fused recurrence's row split (see row_split)
 MIN_ROUNDS, MAX_ROUNDS = 3, 15
 TIE = 0.05                # relative difference below which an extrapolated measurement is a tie
 SMALL_GEMM_FLOPS = 1 << 21   # below this a GEMM stays on one BLAS thread: waking workers costs more
@@ -61,8 +62,8 @@ class Choice:
 CHOICES = {
     "gate_route": Choice("LSTMCHECK_GATE_ROUTE", GATE_ROUTES, revision=3),   # 3: whole-block passes
     "cell_route": Choice("LSTMCHECK_CELL_ROUTE", ROUTES),
-    "fused": Choice("LSTMCHECK_FUSED", ("fused", "step"), revision=2),   # 2: no W_hh copy
-    "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole"), revision=2),  # 2: real steps
+    "fused": Choice("LSTMCHECK_FUSED", ("fused", "step"), revision=4),   # 4: grouped, no spin
+    "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole"), revision=4),  # 4: real steps
     "blas_threads": Choice("LSTMCHECK_BLAS_THREADS", ("1", "n"), revision=2),  # 2: our threads
     "replica_route": Choice("LSTMCHECK_REPLICA_ROUTE", REPLICA_ROUTES, revision=2),  # 2: longer
 }
@@ -147,38 +148,86 @@ def shape_class(rows: int, width: int) -> str:
 
 
 def load_class() -> str:
-    """'loaded' when the other processes' 1-minute load fills the cores, else 'quiet'."""
+    """'loaded' when other threads ready to run fill the cores, else 'quiet'. Counted now
+    (_runnable_others), not by the 1-minute load average where the kernel gives the count: that
+    average counts lstmcheck's own work of the last minute too, and a bench that had kept both
+    cores busy read 'loaded' on an otherwise idle machine. Read at most once a LOAD_TTL_S (a
+    read costs about 0.3 ms)."""
+    now = time.monotonic()
+    if now - _LOAD[0] < LOAD_TTL_S:
+        return _LOAD[1]
+    _LOAD[:] = [now, _load_class()]
+    return _LOAD[1]
+
+
+LOAD_TTL_S = 1.0
+_LOAD = [float("-inf"), "quiet"]
+
+
+def _load_class() -> str:
+    others = _runnable_others()
+    if others is None:
+        try:
+            others = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return "quiet"
+    return "loaded" if others >= parallel.num_threads() else "quiet"
+
+
+def _runnable_others():
+    """Threads of other processes ready to run: the median of five reads of /proc/loadavg's
+    runnable count, less this process's own running threads (the one asking, and BLAS workers
+    still spinning after a call); None without /proc."""
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return "quiet"
-    return "loaded" if load >= parallel.num_threads() else "quiet"
+        counts = []
+        for _ in range(5):
+            with open("/proc/loadavg") as fh:
+                counts.append(int(fh.read().split()[3].split("/")[0]))
+        own = _own_running()
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, sorted(counts)[2] - own)
 
 
-def _measure(xp, candidates: dict, budget: float = BUDGET_S) -> str:
+def _own_running() -> int:
+    n = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat") as fh:
+                n += fh.read().rpartition(")")[2].split()[0] == "R"
+        except OSError:               # a thread that ended meanwhile
+            pass
+    return max(n, 1)
+
+
+def _measure(xp, candidates: dict, budget: float = BUDGET_S, grouped: bool = False) -> str:
     """The fastest candidate (the first on a tie)."""
-    best = _best_times(xp, candidates, budget)
+    best = _best_times(xp, candidates, budget, grouped)
     names = list(candidates)
     return min(names, key=lambda n: (best[n], names.index(n)))
 
 
-def _best_times(xp, fns: dict, budget: float = BUDGET_S) -> dict:
+def _best_times(xp, fns: dict, budget: float = BUDGET_S, grouped: bool = False) -> dict:
     """{key: the minimum of its timings} over interleaved rounds (order reversed every other
-    round, so a load change hits all), after a warm-up call of each."""
+    round, so a load change hits all), after a warm-up call of each. ``grouped``: each key's
+    warm-up and rounds in turn instead, in the given order, for candidates that leave BLAS's
+    workers spinning (OpenBLAS's spin for about 0.1 s after a multithreaded call) and would
+    slow whichever candidate came next."""
     keys = list(fns)
-    for k in keys:                           # warm-up: first calls allocate and page in
-        fns[k]()
     best = dict.fromkeys(keys, float("inf"))
-    end = time.perf_counter() + budget
-    rounds = 0
-    while rounds < MIN_ROUNDS or (rounds < MAX_ROUNDS and time.perf_counter() < end):
-        for k in (keys if rounds % 2 == 0 else keys[::-1]):
-            backend.synchronize(xp)
-            t0 = time.perf_counter()
+    for group in ([[k] for k in keys] if grouped else [keys]):
+        for k in group:                       # warm-up: first calls allocate and page in
             fns[k]()
-            backend.synchronize(xp)
-            best[k] = min(best[k], time.perf_counter() - t0)
-        rounds += 1
+        end = time.perf_counter() + budget / (len(keys) if grouped else 1)
+        rounds = 0
+        while rounds < MIN_ROUNDS or (rounds < MAX_ROUNDS and time.perf_counter() < end):
+            for k in (group if rounds % 2 == 0 else group[::-1]):
+                backend.synchronize(xp)
+                t0 = time.perf_counter()
+                fns[k]()
+                backend.synchronize(xp)
+                best[k] = min(best[k], time.perf_counter() - t0)
+            rounds += 1
     return best
 
 
@@ -199,14 +248,10 @@ def select(name: str, xp, dtype, shape: str, candidates, measure=None) -> str:
         if key in _cache:
             return _cache[key]
         path = _cache_file()
-        try:
-            stored = json.loads(path.read_text())
-        except (OSError, ValueError):
-            stored = {}
-        stored = stored if isinstance(stored, dict) else {}
-        value = stored.get(key)
+        value = _stored(path).get(key)
         if value not in choice.options:
             value = measure(candidates) if measure is not None else _measure(xp, candidates())
+            stored = _stored(path)       # again: a nested choice measured meanwhile wrote it
             stored[key] = value
             try:                              # a read-only home only costs a re-measurement
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +262,14 @@ def select(name: str, xp, dtype, shape: str, candidates, measure=None) -> str:
                 pass
         _cache[key] = value
         return value
+
+
+def _stored(path) -> dict:
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
 
 
 # ------------------------------------------------------------------ the choices
@@ -301,10 +354,14 @@ def fused(xp, dtype, rows, width, steps, candidates) -> bool:
     shape = f"{shape_class(rows, width)}n{max(int(steps), 1).bit_length()}"   # lengths within 2x
 
     def by_length(candidates):
+        # grouped, the fused first: the step path's GEMMs run on BLAS's own threads, whose
+        # spinning after it would slow the fused one's row threads if it came next
         if steps < 16:
-            return _measure(xp, candidates(steps))
+            return _measure(xp, candidates(steps), grouped=True)
         s = min(steps // 2, 32)
-        t = _best_times(xp, {(n, k): fn for k in (s, 2 * s) for n, fn in candidates(k).items()})
+        c = {k: candidates(k) for k in (s, 2 * s)}
+        t = _best_times(xp, {(n, k): c[k][n] for n in ("fused", "step") for k in (s, 2 * s)},
+                        grouped=True)
         est = {n: t[n, s] + (t[n, 2 * s] - t[n, s]) * (steps - s) / s for n in ("fused", "step")}
         # within TIE of each other the first (fused) is kept: an extrapolation 6x beyond what
         # was timed cannot resolve less, and the fused one's advantage grows with length
@@ -326,7 +383,9 @@ def row_split(xp, dtype, rows, width, phase, candidates) -> bool:
             or not parallel._blas_controllers():
         return False
     shape = f"{shape_class(rows, width)}|{phase}|{load_class()}"
-    return select("row_threads", xp, dtype, shape, candidates) == "split"
+    # the longer budget: three rounds of a few steps flipped the choice from run to run here
+    return select("row_threads", xp, dtype, shape, candidates,
+                  measure=lambda c: _measure(xp, c(), ROW_SPLIT_BUDGET_S)) == "split"
 
 
 def blas_threads(xp, dtype, m, k, n) -> int | None:

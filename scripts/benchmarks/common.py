@@ -39,6 +39,49 @@ def timeit_pair(fn_a, fn_b, repeat: int = 3, xp=np) -> tuple:
     return tuple(best)
 
 
+SETTLE_S = 0.3     # idle BLAS/OpenMP workers spin this long at most before they sleep
+
+
+def timeit_pair_isolated(make_a, make_b, repeat: int = 3) -> tuple:
+    """timeit_pair with each call built and run in a process of its own, alternating, after a
+    pause of SETTLE_S: a library's idle worker threads (OpenBLAS's, OpenMP's) spin for a while
+    after each call and would take the cores from the other library's next call, in one process
+    or across two. ``make_a``, ``make_b``: (module-level function, args) returning the callable
+    to time."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    try:
+        for make in (make_a, make_b):         # one at a time: a process starting up (imports,
+            parent, child = ctx.Pipe()          # a first call that measures its kernels) is
+            proc = ctx.Process(target=_serve_timing, args=(child, make), daemon=True)
+            proc.start()                        # load beside the other's
+            pipes.append(parent)
+            procs.append(proc)
+            parent.send(True)                   # the warm-up call, not timed
+            parent.recv()
+        best = [float("inf"), float("inf")]
+        for _ in range(repeat):
+            for j, conn in enumerate(pipes):
+                time.sleep(SETTLE_S)
+                conn.send(True)
+                best[j] = min(best[j], conn.recv())
+        return tuple(best)
+    finally:
+        for conn in pipes:
+            conn.send(False)
+        for proc in procs:
+            proc.join(timeout=30)
+
+
+def _serve_timing(conn, make):
+    fn = make[0](*make[1])
+    while conn.recv():
+        t0 = time.perf_counter()
+        fn()
+        conn.send(time.perf_counter() - t0)
+
+
 def transcendental_seconds(n: int, dtype="float64", sample: int = 1 << 22) -> float:
     """Best time of ``n`` gate transcendentals for ``dtype`` on lstmcheck's CPU threads, at the
     rate of the fastest of NumPy's tanh, scipy's expit and NumPy's exp (every formulation of a

@@ -1,7 +1,9 @@
-"""Forward+backward of a one-layer LSTM against PyTorch on the CPU (issue 2's speed target).
+"""Forward+backward of a one-layer LSTM against PyTorch on the CPU (issue 2's speed target),
+each in a process of its own, timed alternately.
 
 Each shape also gets two floors measured in the same run: the same GEMMs with nothing else
-(per-step GEMMs split over the CPU threads as the model does, all-step GEMMs on BLAS threads),
+(per-step GEMMs split over the CPU threads as the model does, all-step GEMMs as parallel.matmul
+runs them),
 and those GEMMs plus the 5 T B H gate transcendentals at NumPy's best rate. A floor's ratio to
 PyTorch is the best any NumPy implementation of the cell can reach on this machine.
 """
@@ -11,8 +13,8 @@ import numpy as np
 
 import lstmcheck as lc
 from lstmcheck import parallel
-from .common import (gemm_gflops, row, timeit, timeit_pair, transcendental_ns,
-                     transcendental_seconds)
+from .common import (gemm_gflops, row, timeit, timeit_pair, timeit_pair_isolated,
+                     transcendental_ns, transcendental_seconds)
 
 SHAPES = [(64, 200, 128, 256), (32, 100, 64, 128)]   # (B, T, D, H)
 
@@ -53,20 +55,23 @@ def _gemms(B, T, D, H, dtype):
             np.matmul(dz[t, lo:hi], W_hh, out=dh[lo:hi])
 
     def step():
-        X @ W_ih.T
-        parallel.parallel_blocks(np, B, recurrent, work=4 * H * T)
-        dz2 = dz.reshape(T * B, -1)
-        dz2.T @ hs.reshape(T * B, -1)
-        dz2.T @ X
-        dz2 @ W_ih
+        with parallel.sequence_gemms(None):       # as the model runs them (parallel.matmul)
+            parallel.matmul(X, W_ih.T)
+            parallel.parallel_blocks(np, B, recurrent, work=4 * H * T)
+            dz2 = dz.reshape(T * B, -1)
+            parallel.matmul(dz2.T, hs.reshape(T * B, -1))
+            parallel.matmul(dz2.T, X)
+            parallel.matmul(dz2, W_ih)
     return step
 
 
+def _has_torch():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
 def _torch(B, T, D, H, dtype):
-    try:
-        import torch
-    except ImportError:
-        return None
+    import torch
     tdt = getattr(torch, dtype)
     mod = torch.nn.LSTM(D, H).to(tdt)
     x = torch.randn(T, B, D, dtype=tdt, generator=torch.Generator().manual_seed(0), requires_grad=True)
@@ -101,12 +106,11 @@ def run(quick: bool = False) -> list[dict]:
         for dtype in ("float64", "float32"):
             repeat = 1 if quick else 5
             name = f"LSTM fwd+bwd {dtype} (B,T,D,H)=({B},{T},{D},{H})"
-            tstep = _torch(B, T, D, H, dtype)
-            ours = _ours(B, T, D, H, dtype)
-            if tstep is not None:
-                t_ours, t_torch = timeit_pair(ours, tstep, repeat)
+            args = (B, T, D, H, dtype)
+            if _has_torch():            # each in its own process, alternating (common.py)
+                t_ours, t_torch = timeit_pair_isolated((_ours, args), (_torch, args), repeat)
             else:
-                t_ours, t_torch = timeit(ours, repeat), None
+                t_ours, t_torch = timeit(_ours(*args), repeat), None
             t_gemm = timeit(_gemms(B, T, D, H, dtype), repeat)
             t_tr = transcendental_seconds(5 * T * B * H, dtype)
             frac = lstm_flops(B, T, D, H) / t_ours / 1e9 / gemm_gflops(dtype)
