@@ -1,13 +1,17 @@
 """BLAS threads under load: the model's GEMM shapes on 1 thread and on BLAS's own count, and what
 lstmcheck's policy (models/kernels.blas_threads) picks for them now. Run it with and without
-``--load`` to see the policy hold: on a loaded machine idle BLAS workers spin and lose."""
+``--load`` to see the policy hold: on a loaded machine idle BLAS workers spin and lose. Last, what
+a GEMM leaves behind: a row-split recurrence timed right after the projection GEMM on BLAS's own
+threads, on one, and as the model runs it (parallel.matmul, on lstmcheck's threads)."""
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from lstmcheck import parallel
 from lstmcheck.models import kernels
-from .common import row, timeit_pair
+from .common import row, timeit, timeit_pair
 from .models import SHAPES
 
 
@@ -40,4 +44,50 @@ def run(quick: bool = False) -> list[dict]:
                                 f"n threads / 1 thread; policy picks "
                                 f"{'1' if pick == 1 else 'n'} ({kernels.load_class()}): "
                                 f"{min(t1, tn) / chosen:.2f} of the better"))
+    B, T, D, H = SHAPES[1]
+    rows += _aftermath(B, T, D, H, "float64", repeat=3 if quick else 10)
     return rows
+
+
+def _aftermath(B, T, D, H, dtype, repeat):
+    """The recurrence (a step: h W_hh^T, then tanh; rows split over the CPU threads) right after
+    the input projection by each of three executions: OpenBLAS's idle workers spin after a
+    multithreaded call (about 0.1 s) and take cores from what follows."""
+    r = np.random.default_rng(0)
+    X = r.standard_normal((T * B, D)).astype(dtype)
+    W_ih = r.standard_normal((D, 4 * H)).astype(dtype)
+    h = r.standard_normal((B, H)).astype(dtype)
+    W_hh = (r.standard_normal((H, 4 * H)) / H).astype(dtype)
+    z = np.empty((B, 4 * H), dtype)
+
+    def steps(lo, hi):
+        for _ in range(T):
+            np.matmul(h[lo:hi], W_hh, out=z[lo:hi])
+            np.tanh(z[lo:hi], out=z[lo:hi])
+
+    def after(project):
+        t = [float("inf")]
+
+        def go():
+            project()
+            t0 = time.perf_counter()
+            parallel.parallel_blocks(np, B, steps, work=4 * H, min_work=0)
+            t[0] = min(t[0], time.perf_counter() - t0)
+        timeit(go, repeat)
+        return t[0]
+
+    def blas(n):
+        def project():
+            with parallel.blas_threads(n):
+                X @ W_ih
+        return project
+
+    def ours():
+        with parallel.sequence_gemms(None):
+            parallel.matmul(X, W_ih)
+    t_n, t_1, t_ours = after(blas(None)), after(blas(1)), after(ours)
+    label = f"split recurrence {dtype} (B,H,T)=({B},{H},{T}) after a GEMM"
+    return [row(f"{label} on BLAS's threads", t_n, t_n / t_1, "/ the time after a one-thread GEMM"),
+            row(f"{label} on one BLAS thread", t_1, 1.0, ""),
+            row(f"{label} on lstmcheck's threads", t_ours, t_ours / t_1,
+                "/ the time after a one-thread GEMM (parallel.matmul, as the model runs it)")]
