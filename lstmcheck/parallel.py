@@ -161,10 +161,11 @@ def matmul(a, b):
     thread in each. Not BLAS's own threads: OpenBLAS's workers spin for a while after every call
     and take the cores from the row-split recurrence that follows (scripts/bench.py blas: 100
     steps of a (32, 128) float64 recurrence on two threads took 1.39x as long right after a
-    two-thread BLAS GEMM as after a one-thread one); ours wait asleep. As fast as BLAS's two threads here. BLAS may round the
-    rows at a block's edge differently (its kernels handle a remainder of rows their own way),
-    as with its own threads: within the bound tests/test_kernels.py states; the same blocks, so
-    the same numbers, on every run with the same thread count."""
+    two-thread BLAS GEMM as after a one-thread one); ours wait asleep. As fast as BLAS's two
+    threads here. BLAS may round the rows at a block's edge differently (its kernels handle a
+    remainder of rows their own way), as with its own threads: within the bound
+    tests/test_kernels.py states; the same blocks, so the same numbers, on every run with the
+    same thread count."""
     xp = backend.array_module(a)
     k = _SEQUENCE_THREADS[0]
     if k <= 1 or not backend.is_host(xp) or type(a) is not xp.ndarray \

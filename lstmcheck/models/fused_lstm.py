@@ -55,10 +55,8 @@ class FusedLSTM:
         if dtype.kind != "f" or self.f_act.name != "sigmoid" or self.g_act.name != "tanh":
             return None
         gates = self._fused_gates()
-        F, sig, tnh = kernels.gate_block(xp, kernels.gate_route(xp, dtype))
-        kmb = np.array([tnh if g == "g" else sig for g in gates])
-        k, m, b = (xp.asarray(np.repeat(kmb[:, j], H), dtype) for j in range(3))
-        return len(gates) * H, F, k, m, b
+        route = kernels.gate_route(xp, dtype)
+        return (len(gates) * H, *kernels.gate_block(xp, dtype, route, gates, H))
 
     # ---- forward
     def forward(self, xp, p, u, state0, *, split=None):
@@ -89,9 +87,8 @@ class FusedLSTM:
                                        for k, v in tape.items()}, fused, logistic_h)
         if split is None:
             def prefix(split_):              # the first steps of this very layer, either way
-                s = min(T, SPLIT_TIMING_STEPS)
-                buf = xp.empty_like(u[:s])
-                return lambda: self.forward(xp, p, _copy(xp, buf, u[:s]), state0, split=split_)
+                s = min(T, SPLIT_TIMING_STEPS)   # (a copy: forward overwrites u in place)
+                return lambda: self.forward(xp, p, u[:s].copy(), state0, split=split_)
             split = _split(xp, p, dt, B, GH, "forward", prefix)
         parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=split)
         hs, c = tape["hs"], tape["c"]
@@ -361,10 +358,6 @@ def _split(xp, p, dt, B, GH, phase, prefix):
         xp, dt, B, GH, phase, lambda: {"split": prefix(True), "whole": prefix(False)})
 
 
-def _copy(xp, dst, src):
-    xp.copyto(dst, src)
-    return dst
-
 
 def _shared(xp, p):
     """True when every parameter is one plain array shared by all batch rows (the checker's
@@ -378,5 +371,3 @@ def _apply(activation, xp, z):
     if r is not z:
         z[...] = r
     return z
-
-

@@ -290,15 +290,19 @@ def exp_reciprocal(xp):
     return f
 
 
-def gate_block(xp, route):
-    """(F, sigmoid_kmb, tanh_kmb) for a gate-block route: a column's activation is m F(k z) + b
-    with (k, m, b) its gate's constants. tanh(z) = 2 sigma(2z) - 1, sigma(z) = tanh(z/2)/2 + 1/2,
-    and the exp route's F takes -z (scaling by a power of two or a sign is exact)."""
+def gate_block(xp, dtype, route, gates, H):
+    """(F, k, m, b) for a gate block of ``gates`` (H columns each) by a route: a column's
+    activation is m F(k z) + b, with k, m, b per-column constants. tanh(z) = 2 sigma(2z) - 1,
+    sigma(z) = tanh(z/2)/2 + 1/2, and the exp route's F takes -z (scaling by a power of two or a
+    sign is exact)."""
     if route == "tanh":
-        return xp.tanh, (0.5, 0.5, 0.5), (1.0, 1.0, 0.0)
-    if route == "logistic":
-        return backend.expit(xp), (1.0, 1.0, 0.0), (2.0, 2.0, -1.0)
-    return exp_reciprocal(xp), (-1.0, 1.0, 0.0), (-2.0, 2.0, -1.0)
+        F, sig, tnh = xp.tanh, (0.5, 0.5, 0.5), (1.0, 1.0, 0.0)
+    elif route == "logistic":
+        F, sig, tnh = backend.expit(xp), (1.0, 1.0, 0.0), (2.0, 2.0, -1.0)
+    else:
+        F, sig, tnh = exp_reciprocal(xp), (-1.0, 1.0, 0.0), (-2.0, 2.0, -1.0)
+    kmb = np.array([tnh if g == "g" else sig for g in gates])
+    return (F, *(backend.asarray(np.repeat(kmb[:, j], H), xp, dtype) for j in range(3)))
 
 
 def gate_route(xp, dtype) -> str:
@@ -311,9 +315,7 @@ def gate_route(xp, dtype) -> str:
         q = z.shape[1] // 4
 
         def route(name):
-            F, sig, tnh = gate_block(xp, name)
-            k, m, b = (backend.asarray(np.repeat([sig[j], sig[j], tnh[j], sig[j]], q), xp, dtype)
-                       for j in range(3))
+            F, k, m, b = gate_block(xp, dtype, name, ("i", "f", "g", "o"), q)
 
             def go():
                 xp.multiply(z, k, out=out)
