@@ -56,6 +56,24 @@ def test_each_replica_is_the_readable_loss_of_its_perturbed_model(name, route, s
     assert np.all(np.abs(ref - f0) > 0)
 
 
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("T, B", [(1, 1), (1, 3), (4, 1), (3, 7)])
+def test_edge_shapes_give_the_readable_loss(T, B, route):
+    """One step (f's terms of h_t ride the next step's GEMM, so the last step is added
+    separately), one sequence, and more sequences than hidden units."""
+    m, theta, w = _problem(D=2, H=3, T=T, B=B, seed=11)
+    scale = np.abs(w["y"]).sum() + np.abs(w["h0"]).sum() + 10 * np.abs(w["c0"]).sum()
+    for name in TENSORS:
+        shape = theta[name].shape
+        flat = np.arange(0, int(np.prod(shape)), 2)
+        d = np.linspace(-0.2, 0.3, len(flat))
+        rc = np.unravel_index(flat, shape)
+        f = replica_lstm.replica_losses(theta, w, name, rc[0], rc[1] if len(rc) > 1 else None,
+                                        d, route=route)
+        ref = np.array([_readable_loss(m, theta, w, name, j, dj) for j, dj in zip(flat, d)])
+        assert np.abs(f - ref).max() <= 1e-14 * scale, name
+
+
 def test_the_replica_path_is_chosen_for_vanilla_lstms_only():
     assert replica_lstm.applies(lc.LSTM(3, 4))
     for other in (lc.LSTM(3, 4, variant="peephole"), lc.LSTM(3, 4, num_layers=2),

@@ -13,6 +13,9 @@ with the LSTM step of lstm.py (gates i, f, g, o) rearranged for the shape of thi
   K*B-row GEMM adds it for free and no (T, K*B, 4H) input projection exists;
 - replica k's own perturbation d of W_ih[j, m], W_hh[j, m], b_ih[j] or b_hh[j] changes only
   column j of its pre-activations, by d x_t[m], d h_{t-1}[m] or d: a K*B-element update a step;
+- everything is transposed, a column per row of the batch, so each gate's block and h, c are
+  contiguous (passes over a gate's strided column slice ran at a third of the rate here), and
+  f's terms of h_t come out of the next step's GEMM as B extra rows;
 - one transcendental pass a step covers all four gates, by one of two routes whose rows are
   scaled in the weights by powers of two (exact, so f is the same number without them):
   'tanh':     sigma(z) = (tanh(z/2) + 1)/2; the sigmoid rows are halved and the recurrence
@@ -76,18 +79,26 @@ def replica_losses(theta, w, name, j, m, d, route="tanh"):
         else:
             expit(a, out=out)
     hscale = 2.0 if tanh else 1.0            # the recurrence carries h' = hscale h
-    Waug = np.empty((H + B, G), dt)          # [W_hh^T / hscale ; U_t], see the docstring
-    Waug[:H] = (W_hh * (s / hscale)[:, None]).T
+    # Transposed: a column per replica row (replica-major, then sequence), so that every gate's
+    # block z[q H:(q+1) H] and h, c are contiguous. In (rows, G) a gate is a strided column
+    # slice, and NumPy's passes over 64-wide slices ran at a third of the contiguous rate here.
+    # [W_hh / hscale | U_t^T] (see the docstring), and below it B rows [w_y[t-1] / hscale | 0]:
+    # the GEMM of step t also gives f's term of h_t, while h_t is in cache (a pass over every
+    # step's h after the loop cost 12% of the time, an einsum each step 6%)
+    WaugT = np.zeros((G + B, H + B), dt)
+    WaugT[:G, :H] = W_hh * (s / hscale)[:, None]
     U = (x.reshape(T * B, D) @ (W_ih * s[:, None]).T).reshape(T, B, G)
     U += (theta["bias_ih_l0"] + theta["bias_hh_l0"]) * s
-    hs = np.empty((T + 1, K, B, H + B), dt)  # [h'_t | onehot(b)] for every step
-    hs[..., H:] = np.eye(B, dtype=dt)
-    hs[0, :, :, :H] = hscale * h0
-    c = np.empty((K, B, H), dt)
-    c[...] = c0
-    z = np.empty((R, G), dt)
-    z3 = z.reshape(K, B, G)
-    tc = np.empty((K, B, H), dt)
+    UT = U.transpose(0, 2, 1)                # (T, G, B)
+    hs = np.empty((T + 1, H + B, R), dt)     # [h'_t ; onehot(b)] for every step, transposed
+    hs[:, H:] = np.tile(np.eye(B, dtype=dt), K)
+    hs[0, :H] = np.tile(hscale * h0.T, K)
+    c = np.tile(c0.T.astype(dt), K)          # (H, R)
+    zw = np.empty((G + B, R), dt)
+    z, fw = zw[:G], zw[G:].reshape(B, K, B)  # the gates; f's terms (b', k, b), used at b' = b
+    z3 = z.reshape(G, K, B)
+    diag = np.arange(B)
+    tc = np.empty((H, R), dt)
     k = np.arange(K)
     j = np.asarray(j)
     sd = s[j] * d                           # the perturbation, scaled as its row is
@@ -97,20 +108,26 @@ def replica_losses(theta, w, name, j, m, d, route="tanh"):
     if name == "weight_ih_l0":
         dx = sd[None, :, None] * x[:, :, col].transpose(0, 2, 1)   # (T, K, B)
     expit = backend.expit(np)
-    zi, zf, zg, zo = (z3[..., q * H:(q + 1) * H] for q in range(4))
+    zi, zf, zg, zo = (z[q * H:(q + 1) * H] for q in range(4))
+    wy = w["y"] / hscale                    # f's weights of h'
+    f = np.zeros(K, dt)
     for t in range(T):
-        Waug[H:] = U[t]
-        np.matmul(hs[t].reshape(R, H + B), Waug, out=z)
+        WaugT[:G, H:] = UT[t]
+        if t:
+            WaugT[G:, :H] = wy[t - 1]
+        np.matmul(WaugT, hs[t], out=zw)
+        if t:
+            f += fw[diag, :, diag].sum(axis=0)
         if name == "weight_hh_l0":
-            z3[k, :, j] += sd[:, None] * hs[t, k, :, col]
+            z3[j, k] += sd[:, None] * hs[t].reshape(H + B, K, B)[col, k]
         elif name == "weight_ih_l0":
-            z3[k, :, j] += dx[t]
+            z3[j, k] += dx[t]
         else:
-            z3[k, :, j] += sd[:, None]
-        h_next = hs[t + 1, :, :, :H]
+            z3[j, k] += sd[:, None]
+        h_next = hs[t + 1, :H]
         if tanh:
             np.tanh(z, out=z)               # 2i-1, 2f-1, g, 2o-1
-            z3[..., :2 * H] += 1.0          # 2i, 2f
+            z[:2 * H] += 1.0                # 2i, 2f
             zi *= zg                        # 2 i g
             c *= zf
             c += zi
@@ -130,7 +147,6 @@ def replica_losses(theta, w, name, j, m, d, route="tanh"):
             tc *= 2.0
             tc -= 1.0                       # tanh(c)
             np.multiply(zo, tc, out=h_next)     # h = o tanh(c)
-    f = np.einsum("tkbh,tbh->k", hs[1:, :, :, :H], w["y"] / hscale)
-    f += np.einsum("kbh,bh->k", hs[T, :, :, :H], w["h0"][0] / hscale)
-    f += np.einsum("kbh,bh->k", c, w["c0"][0])
+    f += np.einsum("hkb,bh->k", hs[T, :H].reshape(H, K, B), wy[T - 1] + w["h0"][0] / hscale)
+    f += np.einsum("hkb,bh->k", c.reshape(H, K, B), w["c0"][0])
     return f
