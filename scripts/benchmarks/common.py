@@ -42,12 +42,15 @@ def timeit_pair(fn_a, fn_b, repeat: int = 3, xp=np) -> tuple:
 SETTLE_S = 0.3     # idle BLAS/OpenMP workers spin this long at most before they sleep
 
 
-def timeit_pair_isolated(make_a, make_b, repeat: int = 3) -> tuple:
+def timeit_pair_isolated(make_a, make_b, repeat: int = 3) -> dict:
     """timeit_pair with each call built and run in a process of its own, alternating, after a
     pause of SETTLE_S: a library's idle worker threads (OpenBLAS's, OpenMP's) spin for a while
     after each call and would take the cores from the other library's next call, in one process
-    or across two. ``make_a``, ``make_b``: (module-level function, args) returning the callable
-    to time."""
+    or across two. Each turn makes two calls in a row, since the first after a pause and one
+    right after another differ (a training loop or an audit makes the second kind; threads that
+    wait for each other start slowly after an idle spell on some virtual machines).
+    ``make_a``, ``make_b``: (module-level function, args) returning the callable to time.
+    Returns {"after_pause": (a, b), "back_to_back": (a, b)}, the best of each."""
     import multiprocessing as mp
     ctx = mp.get_context("spawn")
     pipes, procs = [], []
@@ -58,15 +61,17 @@ def timeit_pair_isolated(make_a, make_b, repeat: int = 3) -> tuple:
             proc.start()                        # load beside the other's
             pipes.append(parent)
             procs.append(proc)
-            parent.send(True)                   # the warm-up call, not timed
+            parent.send(True)                   # the warm-up calls, not timed
             parent.recv()
-        best = [float("inf"), float("inf")]
+        first = [float("inf"), float("inf")]
+        second = [float("inf"), float("inf")]
         for _ in range(repeat):
             for j, conn in enumerate(pipes):
                 time.sleep(SETTLE_S)
                 conn.send(True)
-                best[j] = min(best[j], conn.recv())
-        return tuple(best)
+                t1, t2 = conn.recv()
+                first[j], second[j] = min(first[j], t1), min(second[j], t2)
+        return {"after_pause": tuple(first), "back_to_back": tuple(second)}
     finally:
         for conn in pipes:
             conn.send(False)
@@ -77,9 +82,12 @@ def timeit_pair_isolated(make_a, make_b, repeat: int = 3) -> tuple:
 def _serve_timing(conn, make):
     fn = make[0](*make[1])
     while conn.recv():
-        t0 = time.perf_counter()
-        fn()
-        conn.send(time.perf_counter() - t0)
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        conn.send(times)
 
 
 def transcendental_seconds(n: int, dtype="float64", sample: int = 1 << 22) -> float:
