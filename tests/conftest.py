@@ -1,10 +1,19 @@
 """Shared test configuration: GPU tests skip cleanly where CuPy or a GPU is missing."""
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 # Keras 3 reads its backend once, at import; TensorFlow is not among the test extras, torch is.
 os.environ.setdefault("KERAS_BACKEND", "torch")
+
+# Kernel choices measured while the suite loads the machine go to a folder of the run's own
+# (subprocesses inherit it), never into the user's cache, where later real runs would use them.
+_KERNEL_CACHE = tempfile.mkdtemp(prefix="lstmcheck-test-kernels-")
+os.environ["LSTMCHECK_CACHE_DIR"] = _KERNEL_CACHE
+atexit.register(shutil.rmtree, _KERNEL_CACHE, ignore_errors=True)
 
 from hypothesis import settings
 

@@ -211,6 +211,7 @@ def test_the_row_split_is_timed_on_the_real_phase_per_load(monkeypatch, tmp_path
     if not parallel._blas_controllers():
         pytest.skip("threadpoolctl is not installed: GEMM work is not split")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("LSTMCHECK_CACHE_DIR", raising=False)
     monkeypatch.setattr(kernels, "_cache", {})
     monkeypatch.setenv("LSTMCHECK_THREADS", "2")
     monkeypatch.setenv("LSTMCHECK_FUSED", "fused")

@@ -166,6 +166,7 @@ def test_fused_lstm_equals_the_readable_step(variant, dtype, direction, monkeypa
 def test_the_gate_route_is_measured_and_can_be_forced(monkeypatch, tmp_path):
     from lstmcheck.models import kernels
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("LSTMCHECK_CACHE_DIR", raising=False)
     monkeypatch.setattr(kernels, "_cache", {})
     route = kernels.gate_route(np, np.float64)
     assert route in kernels.GATE_ROUTES

@@ -3,6 +3,7 @@ readable cell path computes, within the bound stated here; measurements are boun
 machine, dtype, shape class (and load for BLAS threads), and every choice can be forced."""
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ COMBOS = list(itertools.product(kernels.GATE_ROUTES, kernels.ROUTES, ("split", "
 @pytest.fixture
 def fresh_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("LSTMCHECK_CACHE_DIR", raising=False)
     monkeypatch.setattr(kernels, "_cache", {})
     kernels._machine_key_of.cache_clear()
     yield tmp_path / "lstmcheck" / "kernels.json"
@@ -105,6 +107,20 @@ def test_a_measurement_is_bounded_interleaved_and_remembered(fresh_cache, monkey
     calls.clear()
     kernels.select("gate_route", np, np.float32, "r3w5", candidates)
     assert calls
+
+
+def test_lstmcheck_cache_dir_takes_the_choices_and_the_suite_keeps_its_own(monkeypatch, tmp_path):
+    """LSTMCHECK_CACHE_DIR holds kernels.json where set (the suite sets it, so its measurements,
+    made on a busy machine, never reach the user's cache); XDG_CACHE_HOME is the fallback."""
+    assert os.environ.get("LSTMCHECK_CACHE_DIR")                 # conftest's folder
+    assert str(kernels._cache_file().parent) == os.environ["LSTMCHECK_CACHE_DIR"]
+    monkeypatch.setenv("LSTMCHECK_CACHE_DIR", str(tmp_path / "own"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(kernels, "_cache", {})
+    kernels.select("gate_route", np, np.float64, "r3w5",
+                   lambda: {"tanh": lambda: None, "logistic": lambda: None})
+    assert (tmp_path / "own" / "kernels.json").exists()
+    assert not (tmp_path / "xdg").exists()
 
 
 def test_the_faster_candidate_wins_whatever_the_cpu_is_called(fresh_cache, monkeypatch):

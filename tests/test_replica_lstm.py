@@ -165,6 +165,7 @@ def test_the_evaluator_runs_the_route_it_is_told(monkeypatch, route):
 
 def test_the_replica_route_is_measured_once_and_remembered(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("LSTMCHECK_CACHE_DIR", raising=False)
     monkeypatch.delenv("LSTMCHECK_REPLICA_ROUTE", raising=False)
     monkeypatch.setattr(kernels, "_cache", {})
     m, theta, w = _problem(T=6, B=2)

@@ -9,8 +9,9 @@ on a loaded machine). So the first use times the candidates on a small block of 
 interleaved, repeated, the minimum of each kept, within a budget of a few milliseconds
 (``BUDGET_S``, at least ``MIN_ROUNDS`` rounds). The winner is remembered per machine (CPU model
 and identity, core count, NumPy version and BLAS build), dtype and shape class in
-``$XDG_CACHE_HOME/lstmcheck/kernels.json``, so a machine keeps making the same choice and its
-results stay reproducible from run to run. Every choice has an environment override:
+``$XDG_CACHE_HOME/lstmcheck/kernels.json`` (``$LSTMCHECK_CACHE_DIR/kernels.json`` where that is
+set), so a machine keeps making the same choice and its results stay reproducible from run to
+run. Every choice has an environment override:
 
     LSTMCHECK_GATE_ROUTE   tanh | logistic | exp  the transcendental of a fused LSTM gate block
     LSTMCHECK_CELL_ROUTE   tanh | logistic  tanh(c) as tanh, or as 2 sigma(2c) - 1
@@ -82,7 +83,16 @@ def forced(env: str, options) -> str | None:
     return value
 
 
+CACHE_DIR_ENV = "LSTMCHECK_CACHE_DIR"
+
+
 def _cache_file() -> Path:
+    """$LSTMCHECK_CACHE_DIR/kernels.json, else $XDG_CACHE_HOME/lstmcheck/kernels.json (the test
+    suite points the first at a folder of its own: choices measured while it loads the machine
+    are no guide to a user's runs)."""
+    own = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if own:
+        return Path(own) / "kernels.json"
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(root) / "lstmcheck" / "kernels.json"
 
