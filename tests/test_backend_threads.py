@@ -190,7 +190,35 @@ def test_sequence_matmul_equals_the_plain_product(threads, dtype, m, k, n, trans
     if threads == 1:
         np.testing.assert_array_equal(got, plain)
     assert calls == ([] if threads == 1 else [threads, threads])
-    assert parallel._SEQUENCE_THREADS == [1]              # outside the block: the plain call
+    assert parallel._sequence_threads() == 1              # outside the block: the plain call
+
+
+def test_sequence_gemms_inside_a_block_keep_blas_at_one_thread(monkeypatch):
+    """A model run inside a block of parallel_blocks (the audit runs replica chunks so) keeps
+    its GEMMs on its own thread: BLAS's thread count is process-wide, and raising it there put
+    BLAS workers beside the other blocks (the model-forward audit of an LSTM took 1.9x as
+    long). Outside a block, sequence_gemms still sets both."""
+    if not parallel._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: GEMM work is not split")
+    from lstmcheck.models import kernels
+    libs = parallel._blas_controllers()
+    monkeypatch.setattr(parallel, "_BLAS_DEFAULTS", [3] * len(libs))   # as on a bigger machine
+    seen = {}
+
+    def block(lo, hi):
+        with parallel.sequence_gemms(None):
+            seen[lo] = (parallel.in_block(), parallel._sequence_threads(),
+                        [c.num_threads for c in libs],
+                        kernels.blas_threads(np, np.float64, 4096, 512, 2048))
+    parallel.parallel_blocks(np, 4, block, threads=2, work=parallel.MIN_WORK)
+    assert len(seen) == 2
+    for inside, threads, blas, chosen in seen.values():
+        assert inside and threads == 1 and blas == [1] * len(libs) and chosen == 1
+    assert not parallel.in_block()
+    with parallel.sequence_gemms(None):                  # outside: our threads and BLAS's
+        assert parallel._sequence_threads() == parallel.num_threads()
+        assert [c.num_threads for c in libs] == [3] * len(libs)
+    assert parallel._sequence_threads() == 1
 
 
 def test_sequence_matmul_leaves_stand_ins_to_their_own_product():

@@ -406,8 +406,8 @@ def blas_threads(xp, dtype, m, k, n) -> int | None:
     class (see load_class)."""
     if not backend.is_host(xp) or not parallel._blas_controllers():
         return None
-    if 2 * m * k * n < SMALL_GEMM_FLOPS or parallel.num_threads() <= 1:
-        return 1
+    if 2 * m * k * n < SMALL_GEMM_FLOPS or parallel.num_threads() <= 1 or parallel.in_block():
+        return 1     # (in a block of parallel_blocks the other blocks hold the other cores)
 
     def candidates():
         r = np.random.default_rng(0)
