@@ -66,6 +66,7 @@ class LstmcheckGroup(click.Group):
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             code = _fail(EXIT_INPUT, f"{exc.strerror or exc}{where}.", debug)
         except Exception as exc:  # a bug: still one line unless --debug
+            from .models.registry import user_code_frame
             where = user_code_frame(exc)
             if where is not None:   # raised in the user's own code (a module:Class cell)
                 code = _fail(EXIT_INPUT, f"your code raised {type(exc).__name__}: {exc} "
@@ -76,21 +77,6 @@ class LstmcheckGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
-
-
-def user_code_frame(exc: BaseException) -> str | None:
-    """'file.py:line, in name' when the exception was raised in the module of a user's own
-    module:Class cell, else None: from the innermost frame outwards (numpy called by the cell
-    is passed over), the first frame of lstmcheck or of such a module decides."""
-    from .models.registry import USER_MODULES
-
-    for frame, line in reversed(list(traceback.walk_tb(exc.__traceback__))):
-        module = frame.f_globals.get("__name__", "")
-        if module == "lstmcheck" or module.startswith("lstmcheck."):
-            return None
-        if module in USER_MODULES:
-            return f"{os.path.basename(frame.f_code.co_filename)}:{line}, in {frame.f_code.co_name}"
-    return None
 
 
 class _Interrupted(BaseException):

@@ -311,6 +311,8 @@ def test_the_cell_list_finder(text, hit):
     ["gradcheck", "--cell", "brokencells:Broken", "--seq-len", "3"],
     ["sweep", "--param", "cell=brokencells:Broken", "--param", "seq_len=4",
      "--param", "hidden_size=3"],
+    ["sweep", "--param", "cell=brokencells:Broken", "--param", "seq_len=4",
+     "--param", "hidden_size=3", "--param", "seed=0:2", "--workers", "2"],   # in worker processes
 ])
 def test_a_user_cell_that_raises_is_the_users_error(cellmod, tmp_path, command):
     """An exception from the user's own cell is exit 2 and one line naming where it came from,
@@ -326,3 +328,24 @@ def test_a_user_cell_that_raises_is_the_users_error(cellmod, tmp_path, command):
     assert r.returncode == 2, r.stderr
     assert len(lines) == 1 and "Traceback" not in r.stderr
     assert "your code raised ValueError: my bug (brokencells.py:6, in step)" in lines[0]
+
+
+@pytest.mark.parametrize("workers", [None, 2])
+def test_a_raising_user_cell_in_lc_sweep_is_a_function_error(cellmod, tmp_path, monkeypatch,
+                                                              workers):
+    """lc.sweep names the user's code in one FunctionError, here and in worker processes (whose
+    traceback never reaches this process: the sentence is made where it is raised)."""
+    import lstmcheck as lc
+    from lstmcheck.errors import FunctionError
+    folder, env = cellmod
+    (tmp_path / "brokencells2.py").write_text(
+        "from usercells import MGU\n\n\nclass Broken(MGU):\n"
+        "    def step(self, xp, p, u, state):\n"
+        "        raise ValueError('my bug')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), env["PYTHONPATH"]]))
+    with pytest.raises(FunctionError,
+                       match=r"your code raised ValueError: my bug \(brokencells2.py:6, in step\)"):
+        lc.sweep({"cell": ["brokencells2:Broken"], "seq_len": [4], "hidden_size": [3],
+                  "seed": [0, 1]}, workers=workers, out=str(tmp_path / "out"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import traceback
 
 from ..errors import OptionError
 from .cell import Cell
@@ -61,6 +63,19 @@ def resolve(spec):
 # The modules of the users' own cells loaded so far: the CLI blames an exception raised there on
 # the user's code (exit 2) rather than on lstmcheck (exit 3).
 USER_MODULES: set = set()
+
+
+def user_code_frame(exc: BaseException) -> str | None:
+    """'file.py:line, in name' when the exception was raised in the module of a user's own
+    module:Class cell, else None: from the innermost frame outwards (numpy called by the cell
+    is passed over), the first frame of lstmcheck or of such a module decides."""
+    for frame, line in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        module = frame.f_globals.get("__name__", "")
+        if module == "lstmcheck" or module.startswith("lstmcheck."):
+            return None
+        if module in USER_MODULES:
+            return f"{os.path.basename(frame.f_code.co_filename)}:{line}, in {frame.f_code.co_name}"
+    return None
 
 
 def canonical(spec) -> str:

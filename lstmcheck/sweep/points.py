@@ -10,6 +10,7 @@ from .. import backend
 from ..errors import FunctionError, LstmcheckError, OptionError
 from .grid import DEFAULTS, NOISE_FEATURES
 from ..jsonio import to_jsonable
+from ..models.registry import user_code_frame
 from .measures import MEASURES, _measure_parts
 
 
@@ -112,6 +113,14 @@ def run_point(job) -> dict:
     except LstmcheckError as exc:
         record["error"] = str(exc)
         return record
+    except Exception as exc:
+        # raised in a user's module:Class cell: the user's error, said here, where the
+        # traceback still shows it (a sweep worker's traceback does not reach the parent)
+        where = user_code_frame(exc)
+        if where is None:
+            raise
+        raise FunctionError(f"your code raised {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split()) or 'no message'} ({where}).") from exc
     # A measure that breaks the record format is a bug in the measure: raise, do not record.
     for out in outs:
         if not isinstance(out, dict):
