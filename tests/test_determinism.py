@@ -85,6 +85,9 @@ def _clean_env():
     """A bare environment, but the BLAS's own settings kept: OPENBLAS_CORETYPE (set on some
     machines) picks another kernel, and a different kernel rounds differently."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "MKL_", "GOTO"))}
+    # and the same kernel choices (the suite's own cache folder, see conftest.py): a choice made
+    # afresh could be the other of two near-equal candidates, which rounds differently
+    env["LSTMCHECK_CACHE_DIR"] = os.environ["LSTMCHECK_CACHE_DIR"]
     env.update({"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"})
     return env
 

@@ -287,3 +287,52 @@ def test_a_choice_measured_inside_another_is_kept_on_disk(fresh_cache):
     kernels.select("gate_route", np, np.float64, "outer", outer)
     keys = json.loads(fresh_cache.read_text())
     assert sorted(k.split("|")[0] for k in keys) == ["cell_route", "gate_route@3"]
+
+
+@pytest.mark.parametrize("dtype, ulps", [("float64", 2.0), ("float32", 3.0)])
+@pytest.mark.parametrize("route", kernels.SIGMOID_ROUTES)
+def test_both_sigmoid_routes_are_the_logistic_to_a_few_ulps(route, dtype, ulps, monkeypatch):
+    """activations.sigmoid by either route (expit, 1/(1 + exp(-z))) against the logistic in
+    extended precision: relative to sigma, through saturation (exp(-z) = inf gives 0, with no
+    warning), in place and into a new array."""
+    import warnings
+
+    from lstmcheck.models import activations
+    monkeypatch.setenv("LSTMCHECK_SIGMOID_ROUTE", route)
+    assert kernels.sigmoid_route(np, np.dtype(dtype)) == route
+    lim = 800 if dtype == "float64" else 100
+    z = np.concatenate([np.linspace(-lim, lim, 40001),
+                        np.random.default_rng(0).standard_normal(4000) * 6]).astype(dtype)
+    ref = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = activations.sigmoid(np, z)
+        inplace = z.copy()
+        assert activations.sigmoid(np, inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(new, inplace)
+    assert new.dtype == z.dtype
+    tiny = np.finfo(dtype).tiny
+    normal = ref > tiny
+    rel = np.abs(new[normal] - ref[normal]) / ref[normal]
+    assert rel.max() <= ulps * np.finfo(dtype).eps
+    assert np.all(np.abs(new[~normal]) <= tiny)          # below the normal range: 0 or tiny
+
+
+@pytest.mark.parametrize("model", ["gru", "lstm", "lstm_peephole"])
+def test_cells_agree_under_both_sigmoid_routes(model, monkeypatch):
+    """The readable path (GRU, LSTM, an LSTM whose o waits for its peephole) computes the same
+    numbers by either sigmoid route, within the kernels' bound, and the routes do differ."""
+    m = {"gru": lambda: lc.GRU(3, 5), "lstm": lambda: lc.LSTM(3, 5),
+         "lstm_peephole": lambda: lc.LSTM(3, 5, variant="peephole")}[model]()
+    rng = np.random.default_rng(4)
+    p = m.init_params(seed=2, scale=3.0)              # saturated gates included
+    x = rng.standard_normal((6, 4, 3))
+    s0 = tuple(0.5 * rng.standard_normal(s) for s in m.state_shapes(4))
+    dy = rng.standard_normal((6, 4, m.output_size))
+    out = {}
+    for route in kernels.SIGMOID_ROUTES:
+        monkeypatch.setenv("LSTMCHECK_SIGMOID_ROUTE", route)
+        out[route] = _run(m, p, x, s0, dy, fused=False)
+    for a, b in zip(*out.values()):
+        assert np.abs(a - b).max() <= BOUND["float64"] * max(1.0, np.abs(b).max())
+    assert any(not np.array_equal(a, b) for a, b in zip(*out.values()))   # both really ran

@@ -11,13 +11,15 @@ import re
 from dataclasses import dataclass, field
 
 from .. import backend
+from . import kernels
 from ..errors import OptionError
 
 
 def sigmoid(xp, z, out=None):
     if z.dtype.kind == "c":  # expit has no complex loop; tanh is stable for large |Re z|
         return xp.multiply(xp.tanh(z * 0.5), 0.5, out=out).__iadd__(0.5)
-    return backend.expit(xp)(z, out=out) if out is not None else backend.expit(xp)(z)
+    f = kernels.logistic(xp, z.dtype)     # expit or 1/(1 + exp(-z)), as measured fastest here
+    return f(z, out=out) if out is not None else f(z)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ run. Every choice has an environment override:
     LSTMCHECK_BLAS_THREADS 1 | n            threads for a model's whole-sequence GEMMs (n: the
                                             CPU threads', each running BLAS on one)
     LSTMCHECK_REPLICA_ROUTE tanh | logistic | exp  the audit's replica forward (replica_lstm.py)
+    LSTMCHECK_SIGMOID_ROUTE expit | exp     every other logistic sigmoid (activations.sigmoid):
+                                            scipy's expit, or 1/(1 + exp(-z))
 
 The thread choices are also keyed by the load (``load_class``): they are re-measured when the
 machine's other processes come to occupy its cores, and GEMMs too small to share are kept on
@@ -45,6 +47,7 @@ from ..errors import OptionError
 ROUTES = ("tanh", "logistic")
 GATE_ROUTES = ("tanh", "logistic", "exp")        # fused_lstm.py (kernels.gate_block)
 REPLICA_ROUTES = ("tanh", "logistic", "exp")     # models/replica_lstm.py
+SIGMOID_ROUTES = ("expit", "exp")                # models/activations.py (logistic below)
 BUDGET_S = 0.004          # measurement time per choice, beyond the warm-up call
 REPLICA_BUDGET_S = 0.15   # the audit's replica route (see replica_route)
 ROW_SPLIT_BUDGET_S = 0.1  # the fused recurrence's row split (see row_split)
@@ -67,6 +70,7 @@ CHOICES = {
     "row_threads": Choice("LSTMCHECK_ROW_THREADS", ("split", "whole"), revision=4),  # 4: real steps
     "blas_threads": Choice("LSTMCHECK_BLAS_THREADS", ("1", "n"), revision=2),  # 2: our threads
     "replica_route": Choice("LSTMCHECK_REPLICA_ROUTE", REPLICA_ROUTES, revision=2),  # 2: longer
+    "sigmoid_route": Choice("LSTMCHECK_SIGMOID_ROUTE", SIGMOID_ROUTES),
 }
 
 _cache: dict = {}
@@ -434,3 +438,42 @@ def replica_route(dtype, rows, hidden, candidates) -> str:
     each other, and an audit this serves takes seconds."""
     return select("replica_route", np, dtype, shape_class(rows, 4 * hidden), candidates,
                   measure=lambda c: _measure(np, c(), REPLICA_BUDGET_S))
+
+
+def logistic(xp, dtype):
+    """The logistic sigmoid f(z, out=None) for real arrays of ``dtype``, by whichever of scipy's
+    expit and 1/(1 + exp(-z)) (four passes) sigmoid_route measured faster here. Both are
+    accurate relative to sigma everywhere (the second's exp(-z) = inf gives 0, exactly), and
+    differ by at most 1.4 float64 ulps (2.3 in float32) of sigma. On a GPU: expit."""
+    route = sigmoid_route(xp, dtype) if backend.is_host(xp) else "expit"
+    if route == "expit":
+        return backend.expit(xp)
+    F = exp_reciprocal(xp)
+
+    def f(z, out=None):
+        out = xp.negative(z, out=out)
+        return F(out, out=out)
+    return f
+
+
+def sigmoid_route(xp, dtype) -> str:
+    """'expit' or 'exp': see logistic. Remembered per process too (one call a step asks)."""
+    env = os.environ.get(CHOICES["sigmoid_route"].env, "")
+    key = (backend.backend_name(xp), np.dtype(dtype).str, env)
+    route = _SIGMOID.get(key)
+    if route is None:
+        def candidates():
+            z = _block(xp, dtype)
+            out = xp.empty_like(z)
+            F = exp_reciprocal(xp)
+            expit = backend.expit(xp)
+
+            def exp_route():
+                xp.negative(z, out=out)
+                F(out, out=out)
+            return {"expit": lambda: expit(z, out=out), "exp": exp_route}
+        route = _SIGMOID[key] = select("sigmoid_route", xp, dtype, "any", candidates)
+    return route
+
+
+_SIGMOID: dict = {}
