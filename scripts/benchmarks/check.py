@@ -9,6 +9,7 @@ import numpy as np
 
 import lstmcheck as lc
 from lstmcheck import parallel
+from lstmcheck.models import kernels
 try:
     from benchmarks.common import gemm_gflops, row, timeit, transcendental_seconds
 except ImportError:       # run as a script: python scripts/benchmarks/check.py
@@ -106,6 +107,28 @@ def run(quick: bool) -> list:
     rows.append(row("  the same on the model's own forward (LSTMCHECK_AUDIT_ROUTE=model)",
                     best["model"], best["model"] / full,
                     f"/ the replica route's time; verdict {verdicts['model']}"))
+    # a cell the replica route does not cover (the model's own forward), by each sigmoid route
+    g = lc.GRU(D, H)
+    gp = g.init_params(seed=0)
+    saved = os.environ.get("LSTMCHECK_SIGMOID_ROUTE")
+    t_gru = dict.fromkeys(kernels.SIGMOID_ROUTES, float("inf"))
+    try:
+        for _ in range(1 if quick else 2):          # alternating, the machine is shared
+            for route in t_gru:
+                os.environ["LSTMCHECK_SIGMOID_ROUTE"] = route
+                t0 = time.perf_counter()
+                lc.gradcheck(g, gp, x, method="central")
+                t_gru[route] = min(t_gru[route], time.perf_counter() - t0)
+    finally:
+        if saved is None:
+            os.environ.pop("LSTMCHECK_SIGMOID_ROUTE", None)
+        else:
+            os.environ["LSTMCHECK_SIGMOID_ROUTE"] = saved
+    first = kernels.SIGMOID_ROUTES[0]
+    for route, t in t_gru.items():
+        rows.append(row(f"  GRU, the same shape, central (sigmoid by {route})", t,
+                        t / t_gru[first], f"/ the {first} route's time; chosen here: "
+                        f"{kernels.sigmoid_route(np, np.float64)}"))
     # what the replica route really does: the recurrent GEMM of every perturbed forward (the
     # input projection is shared), and 5 transcendentals per unit, row and step
     n_fwd = 2 * (m.num_params())                   # the weight replicas; x, h0, c0 aside
