@@ -17,7 +17,8 @@ from lstmcheck.models import LSTM_VARIANTS, kernels, runner
 # logistic, row blocks of a GEMM), never by more than this relative to the largest value.
 BOUND = {"float64": 1e-13, "float32": 2e-5}
 VARIANTS = [v for v in LSTM_VARIANTS if v != "noaf"] + ["noaf", "peephole+cifg", "peephole+fgr"]
-COMBOS = list(itertools.product(kernels.GATE_ROUTES, kernels.ROUTES, ("split", "whole"), ("1", "n")))
+COMBOS = list(itertools.product(kernels.GATE_ROUTES, kernels.ROUTES, ("split", "whole"), ("1", "n"),
+                                ("view", "copy")))
 
 
 @pytest.fixture
@@ -40,8 +41,8 @@ def _run(m, p, x, s0, dy, fused):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_choice_gives_the_readable_result(variant, dtype, monkeypatch):
-    """All 24 combinations of gate route, cell route, row threads and BLAS threads, forward and
-    backward, on a batch large enough to be split across threads."""
+    """All 48 combinations of gate route, cell route, row threads, BLAS threads and W_hh^T's
+    layout, forward and backward, on a batch large enough to be split across threads."""
     m = lc.LSTM(4, 16, variant=variant, dtype=dtype, clip=2.0 if variant == "nog" else None)
     rng = np.random.default_rng(3)
     p = m.init_params(seed=1, scale=2.0)
@@ -51,14 +52,15 @@ def test_every_choice_gives_the_readable_result(variant, dtype, monkeypatch):
     dy = rng.standard_normal((T, B, m.output_size)).astype(dtype)
     readable = _run(m, p, x, s0, dy, fused=False)
     monkeypatch.setenv("LSTMCHECK_FUSED", "fused")
-    for gate, cell, rows, blas in COMBOS:
+    for gate, cell, rows, blas, layout in COMBOS:
         for env, v in (("LSTMCHECK_GATE_ROUTE", gate), ("LSTMCHECK_CELL_ROUTE", cell),
-                       ("LSTMCHECK_ROW_THREADS", rows), ("LSTMCHECK_BLAS_THREADS", blas)):
+                       ("LSTMCHECK_ROW_THREADS", rows), ("LSTMCHECK_BLAS_THREADS", blas),
+                       ("LSTMCHECK_HH_LAYOUT", layout)):
             monkeypatch.setenv(env, v)
         for a, b in zip(_run(m, p, x, s0, dy, fused=True), readable):
             assert a.dtype == b.dtype
             assert np.abs(a - b).max() <= BOUND[dtype] * max(1.0, np.abs(b).max()), \
-                (gate, cell, rows, blas)
+                (gate, cell, rows, blas, layout)
 
 
 def test_the_step_choice_is_the_readable_path(monkeypatch):

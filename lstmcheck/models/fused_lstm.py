@@ -82,28 +82,39 @@ class FusedLSTM:
                       and fl.act_h != "identity" and kernels.cell_route(xp, dt) == "logistic"
                       else None)
 
-        def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
-            self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
-                                       for k, v in tape.items()}, fused, logistic_h)
         if split is None:
             def prefix(split_):              # the first steps of this very layer, either way
                 s = min(T, SPLIT_TIMING_STEPS)   # (a copy: forward overwrites u in place)
                 return lambda: self.forward(xp, p, u[:s].copy(), state0, split=split_)
             split = _split(xp, p, dt, B, GH, "forward", prefix)
+        W_hh_T = self._hh_transposed(xp, p, dt, B, split)
+
+        def rows(lo, hi):     # batch rows never interact: each block runs the whole recurrence
+            self._forward_rows(xp, p, {k: (v[:, lo:hi] if v is not None else None)
+                                       for k, v in tape.items()}, fused, logistic_h, W_hh_T)
         parallel.parallel_blocks(xp, B, rows, work=GH, min_work=0, enabled=split)
         hs, c = tape["hs"], tape["c"]
         return hs[1:], (hs[T], c[T]), tape
 
-    def _forward_rows(self, xp, p, tp, fused, logistic_h):
+    def _hh_transposed(self, xp, p, dt, B, split):
+        """W_hh^T for the per-step GEMMs: the transposed view or a contiguous copy, whichever
+        kernels.hh_layout measured faster for a block's rows (BLAS packs its panels either way,
+        but its kernels for the two layouts differ; the copy costs one pass over W_hh)."""
+        W = p["weight_hh"]
+        if not isinstance(W, xp.ndarray):
+            return W.T                                 # the checker's stand-ins
+        G, H = W.shape
+        k = min(parallel.num_threads(), B) if split else 1
+        if kernels.hh_layout(xp, dt, -(-B // max(k, 1)), H, G) == "copy":
+            return xp.ascontiguousarray(W.T)
+        return W.T
+
+    def _forward_rows(self, xp, p, tp, fused, logistic_h, W_hh_T):
         fl = self.flags
         act, c, hs, ah, m, zmask, cmask = (tp[k] for k in ("act", "c", "hs", "ah", "m", "zmask", "cmask"))
         T, rows, GH = act.shape
         H = c.shape[-1]
         sl = self._slices(H)
-        # the transposed view, not a contiguous copy: BLAS packs its panels either way, and the
-        # copy cost as much as one step's GEMM (0.86 ms at H = 256, float64), a fixed cost that
-        # lost short sequences to the step path (scripts/bench.py models)
-        W_hh_T = p["weight_hh"].T
         plain = isinstance(W_hh_T, xp.ndarray)
         W_hr_T = p["weight_hr"].T if self.proj else None
         peep = {g: p["weight_peep"][j] for j, g in enumerate(self.peep_gates)} if fl.peephole else {}

@@ -2,7 +2,8 @@
 lstmcheck's policy (models/kernels.blas_threads) picks for them now. Run it with and without
 ``--load`` to see the policy hold: on a loaded machine idle BLAS workers spin and lose. Last, what
 a GEMM leaves behind: a row-split recurrence timed right after the projection GEMM on BLAS's own
-threads, on one, and as the model runs it (parallel.matmul, on lstmcheck's threads)."""
+threads, on one, and as the model runs it (parallel.matmul, on lstmcheck's threads). Between
+them, the per-step GEMM with W_hh^T as a transposed view and as a contiguous copy."""
 from __future__ import annotations
 
 import time
@@ -44,8 +45,30 @@ def run(quick: bool = False) -> list[dict]:
                                 f"n threads / 1 thread; policy picks "
                                 f"{'1' if pick == 1 else 'n'} ({kernels.load_class()}): "
                                 f"{min(t1, tn) / chosen:.2f} of the better"))
+    rows += _hh_layouts(shapes, repeat=3 if quick else 30)
     B, T, D, H = SHAPES[1]
     rows += _aftermath(B, T, D, H, "float64", repeat=3 if quick else 10)
+    return rows
+
+
+def _hh_layouts(shapes, repeat):
+    """The fused recurrence's per-step GEMM on one BLAS thread, for a whole batch and for one of
+    two row blocks, with W_hh^T as the transposed view or a contiguous copy (kernels.hh_layout):
+    OpenBLAS's kernels for the two layouts are not equally fast, and not alike by dtype."""
+    rows = []
+    r = np.random.default_rng(1)
+    for B, T, D, H in shapes:
+        for dtype in ("float64", "float32"):
+            for m in (B, B // 2):
+                W = r.standard_normal((4 * H, H)).astype(dtype)
+                h = r.standard_normal((m, H)).astype(dtype)
+                out = np.empty((m, 4 * H), dtype)
+                tv, tc = timeit_pair(_gemm(h, W.T, out, 1),
+                                     _gemm(h, np.ascontiguousarray(W.T), out, 1), repeat)
+                pick = kernels.hh_layout(np, np.dtype(dtype), m, H, 4 * H)
+                rows.append(row(f"h W_hh^T {dtype} ({m}x{H})@({H}x{4 * H}), view / copy", tv,
+                                tv / tc, f"view time / copy time (copy {tc * 1e6:.1f} us); "
+                                         f"kernels.hh_layout picks {pick}"))
     return rows
 
 
