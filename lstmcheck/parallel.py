@@ -80,7 +80,8 @@ class _Pool:
                     q.put(job)
                 error = None
                 try:
-                    with _inside_block():
+                    # one job alone (parallel_blocks' single block) is no block beside others
+                    with _inside_block() if len(jobs) > 1 else contextlib.nullcontext():
                         jobs[0]()
                 except BaseException as exc:
                     error = exc
@@ -146,8 +147,9 @@ _LOCAL = threading.local()   # per thread: in_block, and sequence_threads (matmu
 
 
 def in_block() -> bool:
-    """True in a job of parallel_blocks (on the pool's threads or the caller's): its GEMMs are
-    its own, on one BLAS thread, beside the other blocks' on the other cores."""
+    """True in a job of parallel_blocks that runs beside others (on the pool's threads or the
+    caller's), or nested in one: its GEMMs are its own, on one BLAS thread, beside the other
+    blocks' on the other cores. A single block (the work too small to split) is not."""
     return getattr(_LOCAL, "in_block", False)
 
 

@@ -215,6 +215,9 @@ def test_sequence_gemms_inside_a_block_keep_blas_at_one_thread(monkeypatch):
     for inside, threads, blas, chosen in seen.values():
         assert inside and threads == 1 and blas == [1] * len(libs) and chosen == 1
     assert not parallel.in_block()
+    alone = []                                           # a single block has the cores to itself
+    parallel.parallel_blocks(np, 4, lambda lo, hi: alone.append(parallel.in_block()))
+    assert alone == [False]
     with parallel.sequence_gemms(None):                  # outside: our threads and BLAS's
         assert parallel._sequence_threads() == parallel.num_threads()
         assert [c.num_threads for c in libs] == [3] * len(libs)
