@@ -338,3 +338,19 @@ def test_cells_agree_under_both_sigmoid_routes(model, monkeypatch):
     for a, b in zip(*out.values()):
         assert np.abs(a - b).max() <= BOUND["float64"] * max(1.0, np.abs(b).max())
     assert any(not np.array_equal(a, b) for a, b in zip(*out.values()))   # both really ran
+
+
+def test_the_checker_measures_elementwise_choices_before_its_threads_start(fresh_cache,
+                                                                          monkeypatch):
+    """ModelEvaluator measures the gate, cell and sigmoid routes when it is made, not from inside
+    a replica block where the other block would load the timing."""
+    from lstmcheck.check.batched import ModelEvaluator
+    m = lc.GRU(3, 4)
+    rng = np.random.default_rng(0)
+    theta = {**m.init_params(seed=0), "x": rng.standard_normal((3, 2, 3)),
+             "h0": rng.standard_normal((1, 2, 4))}
+    w = {"y": rng.standard_normal((3, 2, 4)), "h0": rng.standard_normal((1, 2, 4))}
+    monkeypatch.setattr(kernels, "_SIGMOID", {})
+    ModelEvaluator(m, theta, w)
+    names = {k.split("|")[0].split("@")[0] for k in json.loads(fresh_cache.read_text())}
+    assert {"gate_route", "cell_route", "sigmoid_route"} <= names

@@ -157,6 +157,7 @@ class ModelEvaluator:
                          and not n.startswith("weight_peep")}
         # one-element perturbations of a vanilla LSTM's weights: the loss-only replica forward
         self.replicas = replica_lstm.applies(model) and _audit_route() == "replicas"
+        kernels.prepare(np, self.dtype)    # before the replica chunks share the cores
 
     # ---- loss of each replica
     def _loss(self, y, final, K):

@@ -505,3 +505,13 @@ def hh_layout(xp, dtype, rows, H, G) -> str:
         return {"view": gemm(W.T), "copy": gemm(Wc)}
     return select("hh_layout", xp, dtype, f"{shape_class(rows, G)}h{max(H, 1).bit_length()}",
                   candidates)
+
+
+def prepare(xp, dtype) -> None:
+    """Measure now the elementwise choices a forward may ask for (gate_route, cell_route,
+    sigmoid_route), before work split across threads asks for them from inside a block, where
+    the other blocks would load the measurement."""
+    if backend.is_host(xp) and np.dtype(dtype).kind == "f":
+        gate_route(xp, dtype)
+        cell_route(xp, dtype)
+        sigmoid_route(xp, dtype)
