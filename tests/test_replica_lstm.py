@@ -74,6 +74,39 @@ def test_edge_shapes_give_the_readable_loss(T, B, route):
         assert np.abs(f - ref).max() <= 1e-14 * scale, name
 
 
+def _readable_sequence_loss(m, theta, w, name, flat, d):
+    """The perturbed model's loss terms of the sequence holding element ``flat`` of x, h0 or c0,
+    through the readable step."""
+    v = {n: theta[n].copy() for n in ("x", "h0", "c0")}
+    v[name].reshape(-1)[flat] += d
+    b = np.unravel_index(flat, theta[name].shape)[1]
+    p = {n: theta[n] for n in m.param_names}
+    y, (h, c), _ = m.run_forward(p, v["x"][:, b:b + 1], (v["h0"][:, b:b + 1], v["c0"][:, b:b + 1]),
+                                 fused=False)
+    return float((w["y"][:, b:b + 1] * y).sum() + (w["h0"][:, b:b + 1] * h).sum()
+                 + (w["c0"][:, b:b + 1] * c).sum())
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", ["x", "h0", "c0"])
+@pytest.mark.parametrize("seed, scale, T", [(0, 2.0, 6), (3, 0.5, 1), (5, 12.0, 6)])
+def test_each_sequence_replica_is_its_sequences_readable_loss(name, route, seed, scale, T):
+    """sequence_losses: a column per replica, running only the sequence it perturbs, gives that
+    sequence's terms of the perturbed model's loss (saturated gates and one step included)."""
+    m, theta, w = _problem(T=T, seed=seed, scale=scale)
+    size = theta[name].size
+    rng = np.random.default_rng(1 + seed)
+    flat = rng.permutation(size)[:min(9, size)]
+    d = rng.choice([-1.0, 1.0], len(flat)) * rng.uniform(1e-6, 0.3, len(flat))
+    lead, b, col = np.unravel_index(flat, theta[name].shape)
+    f = replica_lstm.sequence_losses(theta, w, name, lead, b, col, d, route=route)
+    ref = np.array([_readable_sequence_loss(m, theta, w, name, j, dj) for j, dj in zip(flat, d)])
+    scale_ = np.abs(w["y"]).sum() + np.abs(w["h0"]).sum() + 10 * np.abs(w["c0"]).sum()
+    assert np.abs(f - ref).max() <= 1e-14 * scale_
+    f0 = np.array([_readable_sequence_loss(m, theta, w, name, j, 0.0) for j in flat])
+    assert np.all(np.abs(ref - f0) > 0)       # each perturbation is visible
+
+
 def test_the_replica_path_is_chosen_for_vanilla_lstms_only():
     assert replica_lstm.applies(lc.LSTM(3, 4))
     for other in (lc.LSTM(3, 4, variant="peephole"), lc.LSTM(3, 4, num_layers=2),
@@ -85,14 +118,15 @@ def test_the_replica_path_is_chosen_for_vanilla_lstms_only():
 def test_the_evaluator_gives_the_same_numbers_on_both_routes(monkeypatch):
     m, theta, w = _problem(T=4, B=2)
     rng = np.random.default_rng(2)
-    deltas = {n: 1e-5 * rng.standard_normal(theta[n].size) for n in TENSORS}
+    deltas = {n: 1e-5 * rng.standard_normal(theta[n].size) for n in (*TENSORS, "x", "h0", "c0")}
     res = {}
     for route in ("replicas", "model"):
         monkeypatch.setenv("LSTMCHECK_AUDIT_ROUTE", route)
         ev = ModelEvaluator(m, theta, w)
         assert ev.replicas == (route == "replicas")
-        res[route] = {n: ev.elements(n, np.arange(theta[n].size), deltas[n]) for n in TENSORS}
-    for n in TENSORS:
+        res[route] = {n: ev.elements(n, np.arange(theta[n].size), deltas[n])
+                      for n in (*TENSORS, "x", "h0", "c0")}
+    for n in (*TENSORS, "x", "h0", "c0"):
         a, b = res["replicas"][n], res["model"][n]
         assert np.abs(a - b).max() <= 1e-13 * max(1.0, np.abs(b).max())
 

@@ -286,8 +286,12 @@ class ModelEvaluator:
         if name in ("x", *self.states):      # one sequence per replica (see _run_sequences)
             f0, rows = self._unperturbed()   # once, before the threads share it
             rest = f0 - rows                 # f(theta) without each sequence's own term
-            f = self._chunked(len(idx), lambda lo, hi: self._run_sequences(
-                name, idx[lo:hi], deltas[lo:hi], cplx, rest), K_max=self.K_max * self.B)
+            if self.replicas and not cplx:   # the loss-only forward, a column per replica
+                f = self._chunked(len(idx), lambda lo, hi: self._run_sequence_replicas(
+                    name, idx[lo:hi], deltas[lo:hi], rest), K_max=REPLICA_ROWS)
+            else:
+                f = self._chunked(len(idx), lambda lo, hi: self._run_sequences(
+                    name, idx[lo:hi], deltas[lo:hi], cplx, rest), K_max=self.K_max * self.B)
         elif self.replicas and not cplx and name in replica_lstm.PERTURBABLE:
             f = self._chunked(len(idx), lambda lo, hi: self._run_replicas(
                 name, idx[lo:hi], deltas[lo:hi]), K_max=max(1, REPLICA_ROWS // self.B))
@@ -308,6 +312,20 @@ class ModelEvaluator:
         route = kernels.replica_route(self.dtype, len(deltas) * self.B,
                                       self.theta["weight_hh_l0"].shape[1], candidates)
         return replica_lstm.replica_losses(self.theta, self.w, *args, route=route)
+
+    def _run_sequence_replicas(self, name, idx, deltas, rest):
+        """f for one-element perturbations of x, h0 or c0 by the loss-only replica forward: one
+        column per replica, running only the sequence it perturbs (see _run_sequences)."""
+        lead, b, col = np.unravel_index(idx, self.theta[name].shape)
+        route = kernels.replica_route(self.dtype, len(deltas), self.theta["weight_hh_l0"].shape[1],
+                                      lambda: self._route_candidates(name, lead, b, col, deltas))
+        return rest[b] + replica_lstm.sequence_losses(self.theta, self.w, name, lead, b, col,
+                                                      deltas, route=route)
+
+    def _route_candidates(self, name, lead, b, col, deltas):
+        theta, w = replica_lstm.prefix(self.theta, self.w, REPLICA_TIMING_STEPS)
+        return {r: functools.partial(replica_lstm.sequence_losses, theta, w, name, lead, b, col,
+                                     deltas, route=r) for r in kernels.REPLICA_ROUTES}
 
     def _run_sequences(self, name, idx, deltas, cplx, rest):
         """f for one-element perturbations of x, h0 or c0. Sequences never interact, so such a
