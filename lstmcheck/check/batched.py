@@ -155,7 +155,8 @@ class ModelEvaluator:
         self.matrices = {n for n in model.param_names if n.partition("_l")[0] in base
                          and len(model.param_shapes()[n]) == 2
                          and not n.startswith("weight_peep")}
-        # one-element perturbations of a vanilla LSTM's weights: the loss-only replica forward
+        # one-element perturbations of a vanilla LSTM (weights, x, h0, c0): the loss-only
+        # replica forward
         self.replicas = replica_lstm.applies(model) and _audit_route() == "replicas"
         kernels.prepare(np, self.dtype)    # before the replica chunks share the cores
 
@@ -318,11 +319,12 @@ class ModelEvaluator:
         column per replica, running only the sequence it perturbs (see _run_sequences)."""
         lead, b, col = np.unravel_index(idx, self.theta[name].shape)
         route = kernels.replica_route(self.dtype, len(deltas), self.theta["weight_hh_l0"].shape[1],
-                                      lambda: self._route_candidates(name, lead, b, col, deltas))
+                                      lambda: self._sequence_candidates(name, lead, b, col, deltas))
         return rest[b] + replica_lstm.sequence_losses(self.theta, self.w, name, lead, b, col,
                                                       deltas, route=route)
 
-    def _route_candidates(self, name, lead, b, col, deltas):
+    def _sequence_candidates(self, name, lead, b, col, deltas):
+        """{route: fn}: the real sequence replicas' first steps by each route (to time them)."""
         theta, w = replica_lstm.prefix(self.theta, self.w, REPLICA_TIMING_STEPS)
         return {r: functools.partial(replica_lstm.sequence_losses, theta, w, name, lead, b, col,
                                      deltas, route=r) for r in kernels.REPLICA_ROUTES}
