@@ -354,3 +354,14 @@ def test_the_checker_measures_elementwise_choices_before_its_threads_start(fresh
     ModelEvaluator(m, theta, w)
     names = {k.split("|")[0].split("@")[0] for k in json.loads(fresh_cache.read_text())}
     assert {"gate_route", "cell_route", "sigmoid_route"} <= names
+
+
+def test_sigmoid_of_integers_is_expits_float64(monkeypatch):
+    """Integers are no dtype to time a route on: they go to expit, as before (float64 out)."""
+    from scipy.special import expit
+
+    from lstmcheck.models import activations
+    monkeypatch.setattr(kernels, "_SIGMOID", {})
+    got = activations.sigmoid(np, np.array([-3, 0, 2]))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expit(np.array([-3, 0, 2])))

@@ -447,8 +447,10 @@ def logistic(xp, dtype):
     """The logistic sigmoid f(z, out=None) for real arrays of ``dtype``, by whichever of scipy's
     expit and 1/(1 + exp(-z)) (four passes) sigmoid_route measured faster here. Both are
     accurate relative to sigma everywhere (the second's exp(-z) = inf gives 0, exactly): within
-    2 float64 ulps (3 in float32) of it, tests/test_kernels.py states. On a GPU: expit."""
-    route = sigmoid_route(xp, dtype) if backend.is_host(xp) else "expit"
+    2 float64 ulps (3 in float32) of it, tests/test_kernels.py states. On a GPU, and for arrays
+    that are not floating point: expit."""
+    floating = np.dtype(dtype).kind == "f"    # (expit takes integers too, to float64)
+    route = sigmoid_route(xp, dtype) if backend.is_host(xp) and floating else "expit"
     if route == "expit":
         return backend.expit(xp)
     F = exp_reciprocal(xp)
