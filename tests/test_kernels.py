@@ -356,12 +356,17 @@ def test_the_checker_measures_elementwise_choices_before_its_threads_start(fresh
     assert {"gate_route", "cell_route", "sigmoid_route"} <= names
 
 
-def test_sigmoid_of_integers_is_expits_float64(monkeypatch):
-    """Integers are no dtype to time a route on: they go to expit, as before (float64 out)."""
+@pytest.mark.parametrize("dtype", ["int64", "float16"])
+def test_sigmoid_of_other_dtypes_is_expits(dtype, monkeypatch):
+    """Only float32 and float64 take a measured route: other dtypes go to expit as before (its
+    float64 result for integers and float16), whatever a machine would measure."""
     from scipy.special import expit
 
     from lstmcheck.models import activations
     monkeypatch.setattr(kernels, "_SIGMOID", {})
-    got = activations.sigmoid(np, np.array([-3, 0, 2]))
-    assert got.dtype == np.float64
-    np.testing.assert_array_equal(got, expit(np.array([-3, 0, 2])))
+    monkeypatch.setenv("LSTMCHECK_SIGMOID_ROUTE", "exp")
+    z = np.array([-3, 0, 2], dtype)
+    got = activations.sigmoid(np, z)
+    want = expit(z)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

@@ -447,10 +447,11 @@ def logistic(xp, dtype):
     """The logistic sigmoid f(z, out=None) for real arrays of ``dtype``, by whichever of scipy's
     expit and 1/(1 + exp(-z)) (four passes) sigmoid_route measured faster here. Both are
     accurate relative to sigma everywhere (the second's exp(-z) = inf gives 0, exactly): within
-    2 float64 ulps (3 in float32) of it, tests/test_kernels.py states. On a GPU, and for arrays
-    that are not floating point: expit."""
-    floating = np.dtype(dtype).kind == "f"    # (expit takes integers too, to float64)
-    route = sigmoid_route(xp, dtype) if backend.is_host(xp) and floating else "expit"
+    2 float64 ulps (3 in float32) of it, tests/test_kernels.py states. On a GPU, and for other
+    dtypes: expit."""
+    # float32 and float64 only: expit gives float64 for integers and float16, as it always has
+    timed = np.dtype(dtype) in (np.float32, np.float64)
+    route = sigmoid_route(xp, dtype) if backend.is_host(xp) and timed else "expit"
     if route == "expit":
         return backend.expit(xp)
     F = exp_reciprocal(xp)
