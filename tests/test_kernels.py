@@ -340,8 +340,7 @@ def test_cells_agree_under_both_sigmoid_routes(model, monkeypatch):
     assert any(not np.array_equal(a, b) for a, b in zip(*out.values()))   # both really ran
 
 
-def test_the_checker_measures_elementwise_choices_before_its_threads_start(fresh_cache,
-                                                                          monkeypatch):
+def test_the_checker_measures_elementwise_choices_before_its_threads_start(fresh_cache):
     """ModelEvaluator measures the gate, cell and sigmoid routes when it is made, not from inside
     a replica block where the other block would load the timing."""
     from lstmcheck.check.batched import ModelEvaluator
@@ -350,7 +349,6 @@ def test_the_checker_measures_elementwise_choices_before_its_threads_start(fresh
     theta = {**m.init_params(seed=0), "x": rng.standard_normal((3, 2, 3)),
              "h0": rng.standard_normal((1, 2, 4))}
     w = {"y": rng.standard_normal((3, 2, 4)), "h0": rng.standard_normal((1, 2, 4))}
-    monkeypatch.setattr(kernels, "_SIGMOID", {})
     ModelEvaluator(m, theta, w)
     names = {k.split("|")[0].split("@")[0] for k in json.loads(fresh_cache.read_text())}
     assert {"gate_route", "cell_route", "sigmoid_route"} <= names
@@ -363,7 +361,6 @@ def test_sigmoid_of_other_dtypes_is_expits(dtype, monkeypatch):
     from scipy.special import expit
 
     from lstmcheck.models import activations
-    monkeypatch.setattr(kernels, "_SIGMOID", {})
     monkeypatch.setenv("LSTMCHECK_SIGMOID_ROUTE", "exp")
     z = np.array([-3, 0, 2], dtype)
     got = activations.sigmoid(np, z)

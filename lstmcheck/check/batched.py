@@ -305,29 +305,26 @@ class ModelEvaluator:
         """f for one-element perturbations of W_ih, W_hh, b_ih or b_hh (models/replica_lstm.py)."""
         rc = np.unravel_index(idx, self.theta[name].shape)
         args = (name, rc[0], rc[1] if len(rc) > 1 else None, deltas)
-
-        def candidates():                   # the real replica batch, its first few steps
-            theta, w = replica_lstm.prefix(self.theta, self.w, REPLICA_TIMING_STEPS)
-            return {r: functools.partial(replica_lstm.replica_losses, theta, w, *args, route=r)
-                    for r in kernels.REPLICA_ROUTES}
-        route = kernels.replica_route(self.dtype, len(deltas) * self.B,
-                                      self.theta["weight_hh_l0"].shape[1], candidates)
+        route = self._replica_route(replica_lstm.replica_losses, len(deltas) * self.B, args)
         return replica_lstm.replica_losses(self.theta, self.w, *args, route=route)
 
     def _run_sequence_replicas(self, name, idx, deltas, rest):
         """f for one-element perturbations of x, h0 or c0 by the loss-only replica forward: one
         column per replica, running only the sequence it perturbs (see _run_sequences)."""
         lead, b, col = np.unravel_index(idx, self.theta[name].shape)
-        route = kernels.replica_route(self.dtype, len(deltas), self.theta["weight_hh_l0"].shape[1],
-                                      lambda: self._sequence_candidates(name, lead, b, col, deltas))
-        return rest[b] + replica_lstm.sequence_losses(self.theta, self.w, name, lead, b, col,
-                                                      deltas, route=route)
+        args = (name, lead, b, col, deltas)
+        route = self._replica_route(replica_lstm.sequence_losses, len(deltas), args)
+        return rest[b] + replica_lstm.sequence_losses(self.theta, self.w, *args, route=route)
 
-    def _sequence_candidates(self, name, lead, b, col, deltas):
-        """{route: fn}: the real sequence replicas' first steps by each route (to time them)."""
-        theta, w = replica_lstm.prefix(self.theta, self.w, REPLICA_TIMING_STEPS)
-        return {r: functools.partial(replica_lstm.sequence_losses, theta, w, name, lead, b, col,
-                                     deltas, route=r) for r in kernels.REPLICA_ROUTES}
+    def _replica_route(self, losses, rows, args):
+        """kernels.replica_route for ``rows`` columns of ``losses(theta, w, *args, route=)``,
+        timed on the real replica batch's first few steps."""
+        def candidates():
+            theta, w = replica_lstm.prefix(self.theta, self.w, REPLICA_TIMING_STEPS)
+            return {r: functools.partial(losses, theta, w, *args, route=r)
+                    for r in kernels.REPLICA_ROUTES}
+        return kernels.replica_route(self.dtype, rows, self.theta["weight_hh_l0"].shape[1],
+                                     candidates)
 
     def _run_sequences(self, name, idx, deltas, cplx, rest):
         """f for one-element perturbations of x, h0 or c0. Sequences never interact, so such a

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .. import backend
 from . import kernels
 from ..errors import OptionError
 

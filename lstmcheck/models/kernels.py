@@ -135,6 +135,7 @@ def _cpuinfo() -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _blas_build() -> str:
     """NumPy's own BLAS (name, version, core type): the one its GEMMs run on. Other BLAS
     libraries in the process (scipy's, once scipy.linalg is imported) are not part of it, or a
@@ -258,7 +259,7 @@ def select(name: str, xp, dtype, shape: str, candidates, measure=None) -> str:
     if value:
         return value
     tag = name if choice.revision == 1 else f"{name}@{choice.revision}"
-    key = f"{tag}|{_machine_key(xp)}|{np.dtype(dtype).name}|{shape}"
+    key = f"{tag}|{_machine_key(xp)}|{_dtype_name(dtype)}|{shape}"
     if key in _cache:
         return _cache[key]
     with _lock:                 # threads of one process measure once, not against each other
@@ -279,6 +280,13 @@ def select(name: str, xp, dtype, shape: str, candidates, measure=None) -> str:
                 pass
         _cache[key] = value
         return value
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype_name(dtype) -> str:
+    # once per dtype: a choice asked once a step (sigmoid_route) pays select's lookup each time,
+    # and numpy's dtype.name alone took 1.5 us
+    return np.dtype(dtype).name
 
 
 def _stored(path) -> dict:
@@ -304,6 +312,16 @@ def exp_reciprocal(xp):
         out += 1.0
         xp.reciprocal(out, out=out)
         return out
+    return f
+
+
+def exp_sigmoid(xp):
+    """sigma(z) = F(-z) = 1/(1 + exp(-z)) in four passes, as f(z, out=None)."""
+    F = exp_reciprocal(xp)
+
+    def f(z, out=None):
+        out = xp.negative(z, out=out)
+        return F(out, out=out)
     return f
 
 
@@ -422,7 +440,6 @@ def blas_threads(xp, dtype, m, k, n) -> int | None:
         mm = min(m, 512)
         a = backend.asarray(r.standard_normal((mm, k)), xp, dtype)
         b = backend.asarray(r.standard_normal((k, n)), xp, dtype)
-        out = xp.empty((mm, n), dtype)
 
         def gemm(threads):                  # as the model runs it: parallel.matmul
             def go():
@@ -452,37 +469,17 @@ def logistic(xp, dtype):
     # float32 and float64 only: expit gives float64 for integers and float16, as it always has
     timed = np.dtype(dtype) in (np.float32, np.float64)
     route = sigmoid_route(xp, dtype) if backend.is_host(xp) and timed else "expit"
-    if route == "expit":
-        return backend.expit(xp)
-    F = exp_reciprocal(xp)
-
-    def f(z, out=None):
-        out = xp.negative(z, out=out)
-        return F(out, out=out)
-    return f
+    return backend.expit(xp) if route == "expit" else exp_sigmoid(xp)
 
 
 def sigmoid_route(xp, dtype) -> str:
-    """'expit' or 'exp': see logistic. Remembered per process too (one call a step asks)."""
-    env = os.environ.get(CHOICES["sigmoid_route"].env, "")
-    key = (backend.backend_name(xp), np.dtype(dtype).str, env)
-    route = _SIGMOID.get(key)
-    if route is None:
-        def candidates():
-            z = _block(xp, dtype)
-            out = xp.empty_like(z)
-            F = exp_reciprocal(xp)
-            expit = backend.expit(xp)
-
-            def exp_route():
-                xp.negative(z, out=out)
-                F(out, out=out)
-            return {"expit": lambda: expit(z, out=out), "exp": exp_route}
-        route = _SIGMOID[key] = select("sigmoid_route", xp, dtype, "any", candidates)
-    return route
-
-
-_SIGMOID: dict = {}
+    """'expit' or 'exp': see logistic."""
+    def candidates():
+        z = _block(xp, dtype)
+        out = xp.empty_like(z)
+        return {"expit": functools.partial(backend.expit(xp), z, out=out),
+                "exp": functools.partial(exp_sigmoid(xp), z, out=out)}
+    return select("sigmoid_route", xp, dtype, "any", candidates)
 
 
 def hh_layout(xp, dtype, rows, H, G) -> str:

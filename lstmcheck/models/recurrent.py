@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend
 from ..errors import DTypeError, NonFiniteError, OptionError, ParameterError, ShapeError
 from . import runner
 from .cell import Cell
@@ -467,9 +467,7 @@ class Recurrent:
 
         grads, dx, dstate0, tr = runner.stack_backward(self, tape, dy, dfinal, truncate=truncate,
                                                        trace=trace)
-        with parallel.blas_threads(1):   # BLAS's workers would spin after it, beside our threads
-            sq = sum(float(xp.vdot(g, g).real) for g in grads.values())
-        tr.grad_norm = sq ** 0.5
+        tr.grad_norm = runner.grad_norm(xp, grads)
         if clip_norm is not None and tr.grad_norm > clip_norm:
             scale = clip_norm / tr.grad_norm
             for n in grads:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from . import kernels
 
 PERTURBABLE = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
@@ -121,14 +122,8 @@ def _columns_forward(theta, w, seq, h0, c0, perturb, route, dt):
         s[2 * H:3 * H] = 2.0                 # g: 2z
         s *= -1.0 if route == "exp" else 1.0     # exp(-z) comes out of one exp pass
 
-    def sigmoid(a, out):                     # sigma of the unscaled a (route logistic or exp)
-        if route == "exp":
-            with np.errstate(over="ignore"):     # exp(-a) = inf gives sigma = 0, exactly
-                np.exp(a, out=out)
-            out += 1.0
-            np.divide(1.0, out, out=out)
-        else:
-            expit(a, out=out)
+    # sigma of the unscaled a: the exp route's sign is in the rows, so it is 1/(1 + e^a) there
+    sigmoid = kernels.exp_reciprocal(np) if route == "exp" else backend.expit(np)
     hscale = 2.0 if tanh else 1.0            # the recurrence carries h' = hscale h
     # Transposed: a column per batch row, so that every gate's block z[q H:(q+1) H] and h, c
     # are contiguous. In (rows, G) a gate is a strided column slice, and NumPy's passes over
@@ -149,7 +144,6 @@ def _columns_forward(theta, w, seq, h0, c0, perturb, route, dt):
     z, fw = zw[:G], zw[G:]                   # the gates; f's terms (b', r), used at b' = seq[r]
     cols = np.arange(R)
     tc = np.empty((H, R), dt)
-    expit = backend.expit(np)
     zi, zf, zg, zo = (z[q * H:(q + 1) * H] for q in range(4))
     wy = w["y"] / hscale                    # f's weights of h'
     f = np.zeros(R, dt)

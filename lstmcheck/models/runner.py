@@ -254,6 +254,13 @@ def layer_params(model, params, suffix):
     return {b: params[b + suffix] for b in model.base_names()}
 
 
+def grad_norm(xp, grads) -> float:
+    """The global norm of the parameter gradients {name: array}, its dot products on one BLAS
+    thread: a threaded one leaves OpenBLAS's workers spinning beside lstmcheck's threads."""
+    with parallel.blas_threads(1):
+        return sum(float(xp.vdot(g, g).real) for g in grads.values()) ** 0.5
+
+
 def _gemm_policy(model, x):
     """Threads for the model's whole-sequence GEMMs (the input projection, the weight gradients:
     parallel.matmul) and NumPy's BLAS, chosen by kernels.blas_threads for the largest of them;

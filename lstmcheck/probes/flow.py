@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend
 from .. import validate as V
 from ..errors import OptionError, ShapeError
 from . import _common as C
@@ -168,8 +168,7 @@ def gradient_norms(model, params, x, state=None, *, loss="last", truncate=None, 
         _accumulate(cell, grads, du, lt.xin, dp)
 
     if overflow_lag is None:
-        with parallel.blas_threads(1):   # BLAS's workers would spin after it, beside our threads
-            grad_norm = float(sum(float(xp.vdot(g, g).real) for g in grads.values())) ** 0.5
+        grad_norm = runner.grad_norm(xp, grads)
         scale = min(1.0, clip_norm / grad_norm) if clip_norm is not None and grad_norm > 0 \
             else 1.0
     else:                  # the parameter gradient is infinite: there is nothing to clip to
