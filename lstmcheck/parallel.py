@@ -13,7 +13,7 @@ import queue
 import threading
 
 
-from . import backend
+from . import backend, workspace
 from .errors import OptionError
 
 THREADS_ENV = "LSTMCHECK_THREADS"
@@ -202,7 +202,7 @@ def matmul(a, b):
     if k <= 1 or not backend.is_host(xp) or type(a) is not xp.ndarray \
             or type(b) is not xp.ndarray or a.ndim != 2 or b.ndim != 2:
         return a @ b
-    out = xp.empty((a.shape[0], b.shape[1]), xp.result_type(a, b))
+    out = workspace.empty(xp, (a.shape[0], b.shape[1]), xp.result_type(a, b))
     parallel_blocks(xp, a.shape[0], lambda lo, hi: xp.matmul(a[lo:hi], b, out=out[lo:hi]),
                     work=a.shape[1] + b.shape[1], threads=k)
     return out

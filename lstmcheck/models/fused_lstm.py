@@ -13,9 +13,11 @@ lengths; the runner falls back to the readable step otherwise.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend, parallel, workspace
 from . import kernels
 
 class FusedLSTM:
@@ -66,13 +68,14 @@ class FusedLSTM:
         h0, c0 = state0
         H = c0.shape[-1]
         dt = u.dtype
+        empty = functools.partial(workspace.empty, xp)    # recycled, not fresh pages
         tape = dict(act=u,                                 # z, then gate activations, in place
-                    c=xp.empty((T + 1, B, H), dt),
-                    hs=xp.empty((T + 1,) + h0.shape, dt),  # h_{t-1} for every step, h0 first
-                    ah=xp.empty((T, B, H), dt) if fl.act_h != "identity" else None,
-                    m=xp.empty((T, B, H), dt) if self.proj else None,
-                    zmask=xp.empty((T, B, GH), bool) if fl.clip is not None else None,
-                    cmask=xp.empty((T, B, H), bool) if fl.cell_clip is not None else None)
+                    c=empty((T + 1, B, H), dt),
+                    hs=empty((T + 1,) + h0.shape, dt),     # h_{t-1} for every step, h0 first
+                    ah=empty((T, B, H), dt) if fl.act_h != "identity" else None,
+                    m=empty((T, B, H), dt) if self.proj else None,
+                    zmask=empty((T, B, GH), bool) if fl.clip is not None else None,
+                    cmask=empty((T, B, H), bool) if fl.cell_clip is not None else None)
         tape["c"][0] = c0
         tape["hs"][0] = h0
         fused = self._fused(xp, np.dtype(dt), H)
@@ -213,9 +216,10 @@ class FusedLSTM:
         H = c.shape[-1]
         dt = act.dtype
         # dz_all[t] first holds dL/d(gate activations), then dL/d(pre-activations), block by block
-        bufs = dict(tape, dy=dy, dz=xp.empty((T, B, GH), dt),
-                    dH=xp.empty(hs[1:].shape, dt) if (trace or self.proj) else None,
-                    dC=xp.empty((T, B, H), dt) if trace else None)
+        empty = functools.partial(workspace.empty, xp)    # recycled, not fresh pages
+        bufs = dict(tape, dy=dy, dz=empty((T, B, GH), dt),
+                    dH=empty(hs[1:].shape, dt) if (trace or self.proj) else None,
+                    dC=empty((T, B, H), dt) if trace else None)
         carry = dict(dh=dfinal[0].copy(), dc=dfinal[1].copy())   # into step t from step t+1
         deriv = self._fused_derivative(xp, dt, H)
 
