@@ -42,29 +42,31 @@ def timeit_pair(fn_a, fn_b, repeat: int = 3, xp=np) -> tuple:
 SETTLE_S = 0.3     # idle BLAS/OpenMP workers spin this long at most before they sleep
 
 
-def timeit_pair_isolated(make_a, make_b, repeat: int = 3) -> dict:
-    """timeit_pair with each call built and run in a process of its own, alternating, after a
-    pause of SETTLE_S: a library's idle worker threads (OpenBLAS's, OpenMP's) spin for a while
-    after each call and would take the cores from the other library's next call, in one process
-    or across two. Each turn makes two calls in a row, since the first after a pause and one
-    right after another differ (a training loop or an audit makes the second kind; threads that
-    wait for each other start slowly after an idle spell on some virtual machines).
-    ``make_a``, ``make_b``: (module-level function, args) returning the callable to time.
-    Returns {"after_pause": (a, b), "back_to_back": (a, b)}, the best of each."""
+def timeit_isolated(*makes, repeat: int = 3) -> dict:
+    """Best wall times of several callables, each built and run in a process of its own, taking
+    turns, each turn after a pause of SETTLE_S: a library's idle worker threads (OpenBLAS's,
+    OpenMP's) spin for a while after each call and would take the cores from the next library's
+    call, in one process or across two. Each turn makes two calls in a row, since the first
+    after a pause and one right after another differ (a training loop or an audit makes the
+    second kind; threads that wait for each other start slowly after an idle spell on some
+    virtual machines). ``makes``: (module-level function, args) pairs, each returning the
+    callable to time. Returns {"after_pause": (t, ...), "back_to_back": (t, ...)}, the best of
+    each, in the order given."""
     import multiprocessing as mp
     ctx = mp.get_context("spawn")
     pipes, procs = [], []
+    n = len(makes)
     try:
-        for make in (make_a, make_b):         # one at a time: a process starting up (imports,
+        for make in makes:                    # one at a time: a process starting up (imports,
             parent, child = ctx.Pipe()          # a first call that measures its kernels) is
             proc = ctx.Process(target=_serve_timing, args=(child, make), daemon=True)
-            proc.start()                        # load beside the other's
+            proc.start()                        # load beside the others'
             pipes.append(parent)
             procs.append(proc)
             parent.send(True)                   # the warm-up calls, not timed
             parent.recv()
-        first = [float("inf"), float("inf")]
-        second = [float("inf"), float("inf")]
+        first = [float("inf")] * n
+        second = [float("inf")] * n
         for _ in range(repeat):
             for j, conn in enumerate(pipes):
                 time.sleep(SETTLE_S)

@@ -6,7 +6,10 @@ Each shape also gets two floors measured in the same run: the same GEMMs with no
 (per-step GEMMs split over the CPU threads as the model does, all-step GEMMs as parallel.matmul
 runs them),
 and those GEMMs plus the 5 T B H gate transcendentals at NumPy's best rate. A floor's ratio to
-PyTorch is the best any NumPy implementation of the cell can reach on this machine.
+PyTorch is the best any NumPy implementation of the cell can reach on this machine. A third
+floor runs the same GEMMs through PyTorch's own BLAS (MKL or oneDNN on x86), in a process of
+its own taking turns with the other two: no implementation whose GEMMs are no faster than
+PyTorch's gets under that ratio, whatever it does between them.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 import lstmcheck as lc
 from lstmcheck import parallel
 from .common import (SETTLE_S, gemm_gflops, row, timeit, timeit_pair,
-                     timeit_pair_isolated, transcendental_ns, transcendental_seconds)
+                     timeit_isolated, transcendental_ns, transcendental_seconds)
 
 SHAPES = [(64, 200, 128, 256), (32, 100, 64, 128)]   # (B, T, D, H)
 
@@ -35,6 +38,14 @@ def _ours(B, T, D, H, dtype):
         _, _, tape = m.forward(p, x)
         m.backward(tape, dy)
     return step
+
+
+def _ours_fresh(B, T, D, H, dtype):
+    """_ours with every large array fresh from the operating system (workspace.py off)."""
+    import os
+    from lstmcheck import workspace
+    os.environ[workspace.ENV] = "0"
+    return _ours(B, T, D, H, dtype)
 
 
 def _gemms(B, T, D, H, dtype):
@@ -63,6 +74,30 @@ def _gemms(B, T, D, H, dtype):
             parallel.matmul(dz2.T, hs.reshape(T * B, -1))
             parallel.matmul(dz2.T, X)
             parallel.matmul(dz2, W_ih)
+    return step
+
+
+def _torch_gemms(B, T, D, H, dtype):
+    """_gemms' GEMMs, the same shapes in the same arrangement, by PyTorch's BLAS on its threads."""
+    import torch
+    tdt = getattr(torch, dtype)
+    g = torch.Generator().manual_seed(0)
+    X, W_ih, W_hh, hs, dz = (torch.randn(*s, dtype=tdt, generator=g) for s in
+                             ((T * B, D), (4 * H, D), (4 * H, H), (T, B, H), (T, B, 4 * H)))
+    W_hh_T = W_hh.t().contiguous()
+    z, dh = torch.empty(B, 4 * H, dtype=tdt), torch.empty(B, H, dtype=tdt)
+
+    def step():
+        with torch.no_grad():
+            torch.mm(X, W_ih.t())
+            for t in range(T):
+                torch.mm(hs[t], W_hh_T, out=z)
+            for t in range(T):
+                torch.mm(dz[t], W_hh, out=dh)
+            dz2 = dz.reshape(T * B, -1)
+            torch.mm(dz2.t(), hs.reshape(T * B, -1))
+            torch.mm(dz2.t(), X)
+            torch.mm(dz2, W_ih)
     return step
 
 
@@ -109,10 +144,11 @@ def run(quick: bool = False) -> list[dict]:
             name = f"LSTM fwd+bwd {dtype} (B,T,D,H)=({B},{T},{D},{H})"
             args = (B, T, D, H, dtype)
             paused = None
-            if _has_torch():            # each in its own process, alternating (common.py)
-                pair = timeit_pair_isolated((_ours, args), (_torch, args), repeat)
-                t_ours, t_torch = pair["back_to_back"]
-                paused = pair["after_pause"]
+            if _has_torch():            # each in its own process, taking turns (common.py)
+                turns = timeit_isolated((_ours, args), (_torch, args), (_torch_gemms, args),
+                                        (_ours_fresh, args), repeat=repeat)
+                t_ours, t_torch, t_torch_gemm, t_fresh = turns["back_to_back"]
+                paused = turns["after_pause"]
             else:
                 t_ours, t_torch = timeit(_ours(*args), repeat), None
             t_gemm = timeit(_gemms(B, T, D, H, dtype), repeat)
@@ -127,11 +163,18 @@ def run(quick: bool = False) -> list[dict]:
                                 paused[0] / paused[1],
                                 f"time / PyTorch's first call after a {SETTLE_S} s pause "
                                 f"(torch {paused[1]:.3f}s)"))
+                rows.append(row("  with fresh memory each call", t_fresh, t_fresh / t_torch,
+                                f"/ PyTorch time; LSTMCHECK_WORKSPACE_MB=0 (recycled arrays "
+                                f"take {t_ours / t_fresh:.2f} of its time)"))
                 rows.append(row("  floor: its GEMMs alone", t_gemm, t_gemm / t_torch,
                                 "GEMM time / PyTorch time"))
                 rows.append(row(f"  floor: GEMMs + {5 * T * B * H} gate transcendentals",
                                 t_gemm + t_tr, (t_gemm + t_tr) / t_torch,
                                 f"/ PyTorch time; transcendentals alone {t_tr:.3f}s"))
+                rows.append(row("  floor: the same GEMMs by PyTorch's own BLAS", t_torch_gemm,
+                                t_torch_gemm / t_torch,
+                                f"/ PyTorch time: no implementation with GEMMs no faster than "
+                                f"PyTorch's gets under it (target {target})"))
             else:
                 rows.append(row(name, t_ours, frac, f"fraction of numpy {dtype} GEMM throughput "
                                                     "(PyTorch not installed)"))
