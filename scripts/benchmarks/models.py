@@ -8,7 +8,7 @@ runs them),
 and those GEMMs plus the 5 T B H gate transcendentals at NumPy's best rate. A floor's ratio to
 PyTorch is the best any NumPy implementation of the cell can reach on this machine. A third
 floor runs the same GEMMs through PyTorch's own BLAS (MKL or oneDNN on x86), in a process of
-its own taking turns with the other two: no implementation whose GEMMs are no faster than
+its own taking turns with ours and PyTorch's LSTM: no implementation whose GEMMs are no faster than
 PyTorch's gets under that ratio, whatever it does between them.
 """
 from __future__ import annotations
