@@ -42,7 +42,9 @@ def write_report(report, out, *, force: bool = False, meta: dict | None = None,
     """
     from .html import render_html
     from .markdown import render_markdown
-    from .style import FORMATS, save_figure
+    from . import style
+    from .figure_worker import save_figures
+    from .style import FORMATS
     from .tables import csv_text, figure_rows
 
     formats = tuple(formats or FORMATS)
@@ -51,11 +53,13 @@ def write_report(report, out, *, force: bool = False, meta: dict | None = None,
     tick = progress or (lambda label: None)
     meta = {k: v for k, v in (meta or {}).items()}
     with atomic_folder(out, force) as tmp:
-        for f in report.figures:
-            save_figure(f.figure, tmp / "figures", f.name, formats=formats)
+        figures = list(report.figures)
+        for f in figures:           # the numbers first: a figure's file may be saved elsewhere
             rows = f.table if f.table is not None else figure_rows(f.figure)
             write_text(tmp / "figures" / f"{f.name}.csv", csv_text(rows))
-            tick(f.name)
+        save_figures(figures, tmp / "figures", formats,
+                     lambda f: style.save_figure(f.figure, tmp / "figures", f.name, formats=formats),
+                     lambda f: tick(f.name))
         results = {"meta": meta, "summary": report.summary_dict(formats),
                    "results": report.results}
         write_json(tmp / "results.json", results, digits=RESULT_DIGITS, indent=None)
