@@ -2,8 +2,8 @@
 
 Saving a figure (matplotlib's layout and drawing, three formats) is Python under one interpreter
 lock, and it is most of a report's time on a slow CPU. So where lstmcheck may use two CPUs, a
-second interpreter (``python -m lstmcheck.report.figure_worker``: a fresh process that never
-re-runs the caller's script, as multiprocessing's spawn would) saves every other figure while
+second interpreter (a fresh ``python -c`` on this process's own module path, which never re-runs
+the caller's script as multiprocessing's spawn would) saves every other figure while
 this process saves the rest. It runs in a session of its own, so a terminal's Ctrl-C reaches
 only this process; whatever ends this process's part early (Ctrl-C, a full disk, an error) kills
 it before the caller's atomic folder is cleaned up, so it never writes into a folder that is
@@ -12,6 +12,7 @@ saved here; with one CPU (``LSTMCHECK_THREADS=1``) or few figures, all are.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -55,22 +56,23 @@ def _start(jobs):
     fd, path = tempfile.mkstemp(prefix="lstmcheck-figures-", suffix=".pickle")
     with os.fdopen(fd, "wb") as fh:
         pickle.dump(jobs, fh)
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])          # the folder holding lstmcheck
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "lstmcheck.report.figure_worker", path],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            start_new_session=True)
-    return proc, path
+    # this process's own module path, in its order: the same lstmcheck, nothing shadowed
+    boot = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+            "from lstmcheck.report.figure_worker import _serve; _serve(sys.argv[1])")
+    err = tempfile.TemporaryFile()        # a file, not a pipe: warnings can never stall it
+    proc = subprocess.Popen([sys.executable, "-c", boot, path, json.dumps(sys.path)],
+                            stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+    return proc, path, err
 
 
 def _finish(worker):
-    proc, _ = worker
-    out, err = proc.communicate()
+    proc, _, err = worker
+    out, _ = proc.communicate()
     try:
         status, exc = pickle.loads(out)
     except Exception:
-        words = err.decode(errors="replace").strip().splitlines()
+        err.seek(0)
+        words = err.read().decode(errors="replace").strip().splitlines()
         raise RuntimeError("the process saving the report's figures failed"
                            + (f": {words[-1]}" if words else "")) from None
     if status != "ok":
@@ -78,12 +80,12 @@ def _finish(worker):
 
 
 def _stop(worker):
-    proc, path = worker
+    proc, path, err = worker
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-    for fh in (proc.stdout, proc.stderr):
-        fh.close()
+    proc.stdout.close()
+    err.close()
     try:
         os.unlink(path)
     except OSError:
@@ -105,7 +107,3 @@ def _serve(path):
     except Exception:                                 # unpicklable: its words, at least
         data = pickle.dumps(("error", RuntimeError(f"{type(result[1]).__name__}: {result[1]}")))
     sys.stdout.buffer.write(data)
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1])

@@ -44,10 +44,9 @@ def write_report(report, out, *, force: bool = False, meta: dict | None = None,
     from .markdown import render_markdown
     from . import style
     from .figure_worker import save_figures
-    from .style import FORMATS
     from .tables import csv_text, figure_rows
 
-    formats = tuple(formats or FORMATS)
+    formats = tuple(formats or style.FORMATS)
     if "png" not in formats:
         raise ValueError("a report needs PNG figures (the index page shows them)")
     tick = progress or (lambda label: None)
